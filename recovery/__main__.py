@@ -1,0 +1,3 @@
+from recovery.ui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,185 @@
+"""One exception hierarchy for everything a technician can run into.
+
+Every error carries a stable exit code (the CLI's exit status), a one-line title that names
+the problem and the thing it happened to, and an action that says what to do about it.
+The README lists the codes; keep them stable, scripts depend on them.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class RecoveryError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+    code: ClassVar[int] = 1
+    kind: ClassVar[str] = "error"
+
+    def __init__(self, title: str, action: str = "") -> None:
+        super().__init__(title)
+        self.title = title
+        self.action = action
+
+    def __str__(self) -> str:
+        return f"{self.title} {self.action}".strip()
+
+    def as_dict(self) -> dict[str, object]:
+        return {"code": self.code, "kind": self.kind, "title": self.title, "action": self.action}
+
+
+class UsageError(RecoveryError):
+    code = 2
+    kind = "usage"
+
+
+# --- sources and devices -------------------------------------------------------------------
+class SourceError(RecoveryError):
+    """The disk or file to read is missing, unreadable or not a whole disk."""
+
+    code = 10
+    kind = "source"
+
+
+class DeviceIOError(RecoveryError):
+    """A read or write failed at the device level (bad sector, unplugged drive)."""
+
+    code = 11
+    kind = "device-io"
+
+
+class UnsupportedLayoutError(RecoveryError):
+    """The partition table or file system is one we cannot handle safely."""
+
+    code = 12
+    kind = "unsupported-layout"
+
+
+class ToolError(RecoveryError):
+    """An external program (sgdisk, ntfs-3g, ...) failed or is missing."""
+
+    code = 13
+    kind = "tool"
+
+
+# --- image store ---------------------------------------------------------------------------
+class StoreError(RecoveryError):
+    """The store path is not a usable image store."""
+
+    code = 20
+    kind = "store"
+
+
+class StoreFullError(StoreError):
+    code = 21
+    kind = "store-full"
+
+
+class ImageNotFoundError(StoreError):
+    code = 22
+    kind = "image-not-found"
+
+
+class ImageDamagedError(StoreError):
+    """Manifest, index or chunks do not match their hashes, or are missing."""
+
+    code = 23
+    kind = "image-damaged"
+
+
+class ImageIncompleteError(StoreError):
+    code = 24
+    kind = "image-incomplete"
+
+
+# --- safety gate ---------------------------------------------------------------------------
+class SafetyError(RecoveryError):
+    """A destructive action was refused before anything was written."""
+
+    code = 30
+    kind = "safety"
+
+
+class NotConfirmedError(SafetyError):
+    code = 31
+    kind = "not-confirmed"
+
+
+class TargetInUseError(SafetyError):
+    """Target holds the store, the live system, the source, or is mounted."""
+
+    code = 32
+    kind = "target-in-use"
+
+
+class TargetTooSmallError(SafetyError):
+    code = 33
+    kind = "target-too-small"
+
+
+class TargetReadOnlyError(SafetyError):
+    code = 34
+    kind = "target-read-only"
+
+
+class SectorSizeMismatchError(SafetyError):
+    code = 35
+    kind = "sector-size-mismatch"
+
+
+# --- verification --------------------------------------------------------------------------
+class VerificationError(RecoveryError):
+    """Read-back or image verification found differences; `problems` lists every one."""
+
+    code = 40
+    kind = "verification"
+
+    def __init__(self, title: str, action: str = "", problems: list[str] | None = None) -> None:
+        super().__init__(title, action)
+        self.problems = problems or []
+
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "problems": self.problems}
+
+
+# --- Windows volumes and registry ----------------------------------------------------------
+class VolumeStateError(RecoveryError):
+    """The Windows volume is hibernated, dirty, encrypted or mounted: writing would lose data."""
+
+    code = 50
+    kind = "volume-state"
+
+
+class HiveError(RecoveryError):
+    """A registry hive is corrupt or cannot be used."""
+
+    code = 51
+    kind = "hive"
+
+
+class RestorePointNotFoundError(RecoveryError):
+    code = 52
+    kind = "restore-point-not-found"
+
+
+class UndoError(RecoveryError):
+    code = 53
+    kind = "undo"
+
+
+class CancelledError(RecoveryError):
+    """The user (or a signal) stopped the job; what was done so far is safe."""
+
+    code = 130
+    kind = "cancelled"
+
+
+def all_error_classes() -> list[type[RecoveryError]]:
+    """Every error class, for the README table and for tests that keep codes unique."""
+    found: list[type[RecoveryError]] = []
+    pending: list[type[RecoveryError]] = [RecoveryError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return sorted(found, key=lambda c: c.code)

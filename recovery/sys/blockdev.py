@@ -1,0 +1,242 @@
+"""The one interface through which this program reads and writes disks.
+
+A `BlockDevice` is a whole disk given as a block device node (/dev/sda, /dev/nvme0n1,
+/dev/loop3) or as a raw disk-image file; the rest of the engine cannot tell them apart.
+Reads and writes are positional (pread/pwrite) so several threads can share one device.
+Any OSError from the kernel becomes a DeviceIOError that names the device and the offset,
+which is what a technician needs when a drive is failing or was pulled out.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import mmap
+import os
+import stat
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from recovery.errors import DeviceIOError, SourceError, TargetReadOnlyError
+from recovery.units import align_down, align_up
+
+BLKGETSIZE64 = 0x80081272
+BLKSSZGET = 0x1268
+BLKPBSZGET = 0x127B
+BLKROGET = 0x125E
+BLKFLSBUF = 0x1261
+
+_DIRECT_BUFFER = 4 * 1024 * 1024
+
+
+@dataclass
+class BlockDevice:
+    """An open whole disk. Use `BlockDevice.open(path)`; close it (or use `with`)."""
+
+    path: Path
+    writable: bool
+    fd: int
+    size: int
+    logical_sector_size: int
+    physical_sector_size: int
+    is_block_device: bool
+    kernel_read_only: bool
+    _direct_fd: int | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, path: str | Path, *, writable: bool = False,
+             sector_size: int | None = None) -> BlockDevice:
+        """Open read-only unless `writable`; files get `sector_size` (default: detected)."""
+        path = Path(path)
+        try:
+            info = os.stat(path)
+        except FileNotFoundError as exc:
+            raise SourceError(f"{path} does not exist.",
+                              "Check the device name with 'recovery disks'; the drive may "
+                              "have been unplugged.") from exc
+        except OSError as exc:
+            raise SourceError(f"{path} cannot be read: {exc.strerror}.",
+                              "Run as root and check the device.") from exc
+        is_block = stat.S_ISBLK(info.st_mode)
+        if not is_block and not stat.S_ISREG(info.st_mode):
+            raise SourceError(f"{path} is neither a disk nor a disk-image file.",
+                              "Give a whole disk such as /dev/sda or a raw .img file.")
+        flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags)
+        except OSError as exc:
+            if writable and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise TargetReadOnlyError(
+                    f"{path} is read-only and cannot be written.",
+                    "Remove the write protection (switch on the card or USB stick, "
+                    "'blockdev --setrw') or choose another disk.") from exc
+            raise SourceError(f"{path} cannot be opened: {exc.strerror}.",
+                              "Run as root and check that the disk is still connected.") from exc
+        try:
+            return cls._describe(path, fd, writable, is_block, info, sector_size)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    @classmethod
+    def _describe(cls, path: Path, fd: int, writable: bool, is_block: bool,
+                  info: os.stat_result, sector_size: int | None) -> BlockDevice:
+        if is_block:
+            size = _ioctl_u64(fd, BLKGETSIZE64)
+            logical = _ioctl_int(fd, BLKSSZGET)
+            physical = _ioctl_int(fd, BLKPBSZGET)
+            read_only = bool(_ioctl_int(fd, BLKROGET))
+        else:
+            size = info.st_size
+            logical = sector_size or detect_file_sector_size(fd)
+            physical = logical
+            read_only = not os.access(path, os.W_OK)
+        if writable and read_only:
+            os.close(fd)
+            raise TargetReadOnlyError(
+                f"{path} is write-protected.",
+                "Remove the write protection or choose another disk.")
+        return cls(path, writable, fd, size, logical, physical, is_block, read_only)
+
+    # --- context management -------------------------------------------------------------
+    def close(self) -> None:
+        for fd in (self._direct_fd, self.fd):
+            if fd is not None and fd >= 0:
+                os.close(fd)
+        self._direct_fd = None
+        self.fd = -1
+
+    def __enter__(self) -> BlockDevice:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # --- I/O ----------------------------------------------------------------------------
+    def read_at(self, offset: int, length: int) -> bytes:
+        """Exactly `length` bytes at `offset`; past the end is an error, never short data."""
+        if offset < 0 or offset + length > self.size:
+            raise DeviceIOError(
+                f"Read of {length} bytes at offset {offset} is outside {self.path} "
+                f"({self.size} bytes).", "The disk is smaller than expected; check the device.")
+        parts: list[bytes] = []
+        done = 0
+        while done < length:
+            try:
+                data = os.pread(self.fd, length - done, offset + done)
+            except OSError as exc:
+                raise self._io_error("read", offset + done, exc) from exc
+            if not data:
+                raise self._io_error("read", offset + done, OSError(errno.EIO, "short read"))
+            parts.append(data)
+            done += len(data)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def write_at(self, offset: int, data: bytes | memoryview) -> None:
+        if not self.writable:
+            raise TargetReadOnlyError(f"{self.path} was opened read-only.",
+                                      "This is a bug: writes must go through the safety gate.")
+        if offset < 0 or offset + len(data) > self.size:
+            raise DeviceIOError(f"Write at offset {offset} is outside {self.path}.",
+                                "The disk is smaller than expected; check the device.")
+        view = memoryview(data)
+        done = 0
+        while done < len(view):
+            try:
+                done += os.pwrite(self.fd, view[done:], offset + done)
+            except OSError as exc:
+                raise self._io_error("write", offset + done, exc) from exc
+
+    def flush(self) -> None:
+        """Make every write durable on the medium (or in the image file)."""
+        try:
+            os.fsync(self.fd)
+        except OSError as exc:
+            raise self._io_error("flush", 0, exc) from exc
+
+    def read_uncached(self, offset: int, length: int) -> bytes:
+        """Read what the medium holds, not what the page cache remembers we wrote.
+
+        O_DIRECT where the device allows it; otherwise drop the cached pages first.
+        """
+        direct = self._direct()
+        if direct is None:
+            self.drop_cache(offset, length)
+            return self.read_at(offset, length)
+        return self._read_direct(direct, offset, length)
+
+    def drop_cache(self, offset: int = 0, length: int = 0) -> None:
+        try:
+            os.fsync(self.fd)
+            os.posix_fadvise(self.fd, offset, length, os.POSIX_FADV_DONTNEED)
+        except OSError as exc:
+            raise self._io_error("flush", offset, exc) from exc
+
+    def _direct(self) -> int | None:
+        if self._direct_fd is None:
+            try:
+                self._direct_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECT | os.O_CLOEXEC)
+            except OSError:
+                self._direct_fd = -1
+        return None if self._direct_fd < 0 else self._direct_fd
+
+    def _read_direct(self, fd: int, offset: int, length: int) -> bytes:
+        align = max(self.logical_sector_size, 4096)
+        start, end = align_down(offset, align), min(align_up(offset + length, align), self.size)
+        if (end - start) % self.logical_sector_size:
+            self.drop_cache(offset, length)  # odd-sized tail of an image file
+            return self.read_at(offset, length)
+        out = bytearray()
+        buffer = mmap.mmap(-1, min(_DIRECT_BUFFER, align_up(end - start, align)))
+        try:
+            position = start
+            while position < end:
+                want = min(len(buffer), end - position)
+                try:
+                    got = os.preadv(fd, [memoryview(buffer)[:want]], position)
+                except OSError as exc:
+                    if exc.errno == errno.EINVAL:  # file system refuses O_DIRECT after all
+                        self._direct_fd = -1
+                        os.close(fd)
+                        return self.read_uncached(offset, length)
+                    raise self._io_error("read", position, exc) from exc
+                if got <= 0:
+                    raise self._io_error("read", position, OSError(errno.EIO, "short read"))
+                out += buffer[:got]
+                position += got
+        finally:
+            buffer.close()
+        return bytes(out[offset - start: offset - start + length])
+
+    def _io_error(self, what: str, offset: int, exc: OSError) -> DeviceIOError:
+        gone = exc.errno in (errno.ENODEV, errno.ENXIO, errno.ENOENT)
+        hint = ("The disk disappeared: reconnect it and run the same command again."
+                if gone else
+                "The disk may be failing or was disconnected; check the cable, then run the "
+                "same command again (it resumes).")
+        return DeviceIOError(f"I/O error on {self.path} during {what} at byte offset {offset} "
+                             f"(sector {offset // self.logical_sector_size}): {exc.strerror}.",
+                             hint)
+
+
+def detect_file_sector_size(fd: int) -> int:
+    """A disk-image file has no sector size of its own: 4096 when a GPT header sits there."""
+    try:
+        if os.pread(fd, 8, 4096) == b"EFI PART" and os.pread(fd, 8, 512) != b"EFI PART":
+            return 4096
+    except OSError:
+        pass
+    return 512
+
+
+def _ioctl_u64(fd: int, request: int) -> int:
+    value: int = struct.unpack("Q", fcntl.ioctl(fd, request, b"\0" * 8))[0]
+    return value
+
+
+def _ioctl_int(fd: int, request: int) -> int:
+    value: int = struct.unpack("i", fcntl.ioctl(fd, request, b"\0" * 4))[0]
+    return value

@@ -1,0 +1,59 @@
+"""The one way this program starts external tools: logged, checked, with a clear error."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import shutil
+import subprocess
+from collections.abc import Sequence
+
+from recovery.errors import ToolError
+
+log = logging.getLogger(__name__)
+
+# Debian package that ships each tool, so a missing tool names what to install.
+PACKAGE_OF = {
+    "sgdisk": "gdisk", "sfdisk": "fdisk", "partx": "util-linux", "losetup": "util-linux",
+    "blockdev": "util-linux", "mkntfs": "ntfs-3g", "ntfs-3g": "ntfs-3g", "ntfsclone": "ntfs-3g",
+    "ntfsfix": "ntfs-3g", "ntfsinfo": "ntfs-3g", "mkfs.fat": "dosfstools",
+    "fsck.fat": "dosfstools", "mcopy": "mtools", "mmd": "mtools", "mdir": "mtools",
+    "partclone.ntfs": "partclone", "udevadm": "udev", "qemu-img": "qemu-utils",
+    "fusermount": "fuse3", "vshadowinfo": "libvshadow-utils",
+}
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        package = PACKAGE_OF.get(name, name)
+        raise ToolError(f"The program '{name}' is not installed.",
+                        f"Install the Debian package '{package}' (apt-get install {package}).")
+    return path
+
+
+def run(argv: Sequence[str], *, input_bytes: bytes | None = None, check: bool = True,
+        timeout: float | None = 600) -> subprocess.CompletedProcess[bytes]:
+    """Run a tool, log its command line and output, raise ToolError when it fails."""
+    require_tool(argv[0])
+    line = shlex.join(argv)
+    log.debug("run: %s", line)
+    try:
+        result = subprocess.run(list(argv), input=input_bytes, capture_output=True,
+                                timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise ToolError(f"'{argv[0]}' did not finish within {timeout:.0f} s.",
+                        "The device may be failing or hung; check its cabling and retry.") from exc
+    if result.stdout:
+        log.debug("stdout: %s", result.stdout.decode(errors="replace").strip())
+    if result.stderr:
+        log.debug("stderr: %s", result.stderr.decode(errors="replace").strip())
+    if check and result.returncode != 0:
+        message = (result.stderr or result.stdout).decode(errors="replace").strip()
+        raise ToolError(f"'{line}' failed (exit {result.returncode}): {message[-400:]}",
+                        "See the log for the full output.")
+    return result
+
+
+def run_text(argv: Sequence[str], **kwargs: object) -> str:
+    return run(argv, **kwargs).stdout.decode(errors="replace")  # type: ignore[arg-type]

@@ -1,0 +1,56 @@
+"""Shared test fixtures: real loop devices, real file systems, the shared Windows data."""
+
+from __future__ import annotations
+
+import lzma
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from recovery.sys import losetup
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.geteuid() != 0:
+        raise pytest.UsageError("the tests use loop devices and mkfs: run them as root")
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    if not FIXTURES.is_dir():
+        pytest.fail(f"shared fixtures missing at {FIXTURES}")
+    return FIXTURES
+
+
+def unpack_hive(name: str, dest: Path) -> Path:
+    """A hive from ../shared/fixtures/hives, decompressed into `dest`."""
+    source = FIXTURES / "hives" / name
+    target = dest / name.removesuffix(".xz")
+    if name.endswith(".xz"):
+        target.write_bytes(lzma.decompress(source.read_bytes()))
+    else:
+        target.write_bytes(source.read_bytes())
+    return target
+
+
+@pytest.fixture
+def make_loop(tmp_path: Path) -> Iterator[object]:
+    """Factory: make_loop(size_bytes, sector_size=512) -> (image_path, /dev/loopN)."""
+    attached: list[Path] = []
+
+    def factory(size: int, sector_size: int = 512, name: str = "disk.img"
+                ) -> tuple[Path, Path]:
+        image = tmp_path / name
+        with open(image, "wb") as handle:
+            handle.truncate(size)
+        device = losetup.attach(image, sector_size=sector_size)
+        attached.append(device)
+        return image, device
+
+    yield factory
+    for device in attached:
+        losetup.detach(device)

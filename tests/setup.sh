@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs everything the demo and the tests need on Debian 12 (run as root); safe to repeat.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  ntfs-3g gdisk fdisk parted dosfstools mtools partclone udev util-linux
+  libparted-dev pkg-config libvshadow-utils qemu-utils xz-utils zstd fuse3
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 \
+  | grep -v -e "is ignored: it is neither" -e "Running pip as the 'root'" >&2 || true
+command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+
+# udev is not running on a fresh machine; the disk listing and its tests need its database.
+if ! pgrep -x systemd-udevd >/dev/null 2>&1; then
+  /lib/systemd/systemd-udevd --daemon >/dev/null 2>&1 || true
+  udevadm trigger >/dev/null 2>&1 || true
+  udevadm settle --timeout=30 >/dev/null 2>&1 || true
+fi
