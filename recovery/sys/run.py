@@ -6,7 +6,8 @@ import logging
 import shlex
 import shutil
 import subprocess
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 
 from recovery.errors import ToolError
 
@@ -20,6 +21,7 @@ PACKAGE_OF = {
     "fsck.fat": "dosfstools", "mcopy": "mtools", "mmd": "mtools", "mdir": "mtools",
     "partclone.ntfs": "partclone", "udevadm": "udev", "qemu-img": "qemu-utils",
     "fusermount": "fuse3", "vshadowinfo": "libvshadow-utils",
+    "partclone.fat": "partclone", "mdel": "mtools", "mtype": "mtools", "umount": "mount",
 }
 
 
@@ -57,3 +59,27 @@ def run(argv: Sequence[str], *, input_bytes: bytes | None = None, check: bool = 
 
 def run_text(argv: Sequence[str], **kwargs: object) -> str:
     return run(argv, **kwargs).stdout.decode(errors="replace")  # type: ignore[arg-type]
+
+
+def run_streaming(argv: Sequence[str], consume: Callable[[bytes], None], *,
+                  chunk_size: int = 1 << 20) -> str:
+    """Run a tool whose stdout is too big to hold (an image stream); feed it to `consume`.
+
+    stderr goes to a temporary file so a chatty tool cannot block on a full pipe; it is
+    returned as text. A failing tool raises ToolError like `run`.
+    """
+    require_tool(argv[0])
+    line = shlex.join(argv)
+    log.debug("run (streaming): %s", line)
+    with tempfile.TemporaryFile() as errors:
+        with subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=errors) as process:
+            assert process.stdout is not None
+            while block := process.stdout.read(chunk_size):
+                consume(block)
+        errors.seek(0)
+        stderr = errors.read().decode(errors="replace")
+    log.debug("stderr: %s", stderr.strip())
+    if process.returncode != 0:
+        raise ToolError(f"'{line}' failed (exit {process.returncode}): {stderr.strip()[-400:]}",
+                        "See the log for the full output.")
+    return stderr
