@@ -1,0 +1,120 @@
+"""What an image is: the facts a manifest records about one capture (format 1).
+
+Plain frozen dataclasses; reading and writing them as YAML, and their hashes, live in
+recovery/store/manifest.py. Sizes and offsets are bytes; times are ISO 8601 UTC strings
+("2026-11-25T15:30:00Z") so they round-trip through YAML unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from recovery.model.layout import PartitionTable, Role
+
+MANIFEST_FORMAT = 1
+
+
+def utc_timestamp(when: datetime | None = None) -> str:
+    """ISO 8601 UTC to the second, the form every manifest uses."""
+    moment = (when or datetime.now(UTC)).astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class SourceIdentity:
+    """The disk an image came from, as `recovery disks` identified it."""
+
+    stable_id: str  # ID_SERIAL / ID_WWN / ID_PATH, never /dev/sdX
+    model: str
+    serial: str
+    bus: str
+    size: int
+    logical_sector_size: int
+    node: str  # where it was at capture time, for the technician only
+
+
+@dataclass(frozen=True)
+class RawArea:
+    """Bytes outside any partition that booting needs (LBA 0, the post-MBR gap).
+
+    Stored as one chunk under `digest` (BLAKE3 of the raw bytes).
+    """
+
+    name: str
+    offset: int
+    size: int
+    digest: str  # 64 hex digits
+
+
+@dataclass(frozen=True)
+class PartitionImage:
+    """One partition of the source; `captured` False when the technician left it out."""
+
+    number: int
+    role: Role
+    fs_type: str
+    label: str
+    start: int
+    size: int
+    used_bytes: int
+    captured: bool
+    warnings: tuple[str, ...] = ()
+    chunk_count: int = 0  # chunks in the index, zero chunks included
+    stored_bytes: int = 0  # compressed bytes of the chunks this capture added
+
+
+@dataclass(frozen=True)
+class CaptureStats:
+    bytes_read: int = 0
+    bytes_stored: int = 0
+    chunks_new: int = 0
+    chunks_reused: int = 0
+    chunks_zero: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageManifest:
+    """Everything needed to restore and verify an image, except the chunk list (index.bin).
+
+    `index_file`, `index_blake3`, `index_size` and `manifest_blake3` are filled in by
+    `ImageWriter.commit`; the engine leaves them empty. Keyword-only: fields are in the
+    order the YAML shows them.
+    """
+
+    format: int = MANIFEST_FORMAT
+    name: str
+    created: str
+    tool_version: str
+    host: str
+    chunk_size: int
+    source: SourceIdentity
+    table: PartitionTable
+    raw_areas: tuple[RawArea, ...] = ()
+    partitions: tuple[PartitionImage, ...] = ()
+    index_file: str = ""
+    index_blake3: str = ""
+    index_size: int = 0
+    stats: CaptureStats = field(default_factory=CaptureStats)
+    manifest_blake3: str = ""
+
+    @classmethod
+    def build(cls, *, name: str, created: datetime, tool_version: str, host: str,
+              chunk_size: int, source: SourceIdentity, table: PartitionTable,
+              raw_areas: tuple[RawArea, ...] = (), partitions: tuple[PartitionImage, ...] = (),
+              stats: CaptureStats | None = None) -> ImageManifest:
+        """A new, unsealed manifest; `created` becomes ISO 8601 UTC."""
+        return cls(name=name, created=utc_timestamp(created), tool_version=tool_version,
+                   host=host, chunk_size=chunk_size, source=source, table=table,
+                   raw_areas=raw_areas, partitions=partitions, stats=stats or CaptureStats())
+
+    def partition(self, number: int) -> PartitionImage:
+        for part in self.partitions:
+            if part.number == number:
+                return part
+        raise KeyError(number)
+
+    @property
+    def captured_partitions(self) -> tuple[PartitionImage, ...]:
+        return tuple(p for p in self.partitions if p.captured)

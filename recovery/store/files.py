@@ -1,0 +1,80 @@
+"""Crash-safe file writes on the store drive: temp file, fsync, rename, fsync the directory.
+
+A store lives on a USB drive that may be pulled or lose power at any moment; a file is
+either absent or complete, never half written under its real name.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import threading
+from pathlib import Path
+
+from recovery.errors import StoreError, StoreFullError
+from recovery.units import human_size
+
+_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_counter = iter(range(1, 2**63))
+_counter_lock = threading.Lock()
+
+
+def temp_name(final: Path) -> Path:
+    """A name in the same directory (so rename is atomic) that no other writer uses."""
+    with _counter_lock:
+        serial = next(_counter)
+    return final.with_name(f".{final.name}.{os.getpid()}-{serial}.tmp")
+
+
+def free_bytes(path: Path) -> int:
+    stats = os.statvfs(path)
+    return stats.f_bavail * stats.f_frsize
+
+
+def full_error(root: Path, needed: int | None = None) -> StoreFullError:
+    free = free_bytes(root) if root.exists() else 0
+    need = f", {human_size(needed)} more is needed" if needed else ""
+    return StoreFullError(
+        f"The store {root} is full: {human_size(free)} free{need}.",
+        "Free space on the store drive (delete old images) or use a larger drive, then run "
+        "the same capture command again: chunks already stored are reused.")
+
+
+def write_error(path: Path, root: Path, exc: OSError) -> StoreError:
+    if exc.errno in _SPACE_ERRNOS:
+        return full_error(root)
+    return StoreError(f"Cannot write {path} in the store {root}: {exc.strerror}.",
+                      "Check that the store drive is connected and mounted read-write.")
+
+
+def write_atomic(path: Path, data: bytes, root: Path) -> None:
+    """Write `data` as `path` (temp + fsync + rename); the directory is not fsynced here."""
+    temp = temp_name(path)
+    try:
+        with open(temp, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise write_error(path, root, exc) from exc
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in `path` survive a power cut."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        # Some file systems (FAT over FUSE, network shares) refuse fsync on directories;
+        # their renames are as durable as they can be made.
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,206 @@
+"""The image store: a directory of content-addressed, zstd-compressed chunks and images.
+
+    STORE/recovery-store.yaml        marker: format 1, created
+    STORE/chunks/ab/<64 hex>         one zstd frame (level 1) per chunk, named by the BLAKE3
+                                     of its uncompressed content
+    STORE/images/NAME/               manifest.yaml + index.bin of a complete image
+    STORE/images/NAME.partial/       a capture in progress or interrupted (resumable)
+
+A chunk is stored once per store whatever number of images use it; all-zero chunks are
+never stored (the index flags them). Methods are safe to call from worker threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import blake3
+import yaml
+import zstandard
+
+from recovery.errors import ImageDamagedError, StoreError
+from recovery.model.manifest import ImageManifest, utc_timestamp
+from recovery.store import files, images
+from recovery.store.images import default_image_name
+from recovery.store.index import ImageIndex
+from recovery.units import MiB
+
+MARKER = "recovery-store.yaml"
+STORE_FORMAT = 1
+ZSTD_LEVEL = 1
+# Room kept for index.bin, manifest.yaml and file-system metadata when checking space.
+METADATA_RESERVE = 16 * MiB
+_LOCK_STRIPES = 256
+
+__all__ = ["ChunkStore", "default_image_name"]
+
+
+class ChunkStore:
+    """An open store. `ChunkStore.open(path)`; nothing to close."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.chunks_dir = root / "chunks"
+        self.images_dir = root / "images"
+        self._local = threading.local()
+        self._stripes = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        self._dirty_lock = threading.Lock()
+        self._dirty_dirs: set[Path] = set()
+        self._known_dirs: set[Path] = set()
+
+    def __repr__(self) -> str:
+        return f"ChunkStore({str(self.root)!r})"
+
+    # --- opening -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: Path, create: bool = False) -> ChunkStore:
+        path = Path(path)
+        if create:
+            _create(path)
+        elif not path.is_dir():
+            what = "is not a directory" if path.exists() else "does not exist"
+            raise StoreError(f"The store path {path} {what}.",
+                             "Mount the store drive and give the folder that holds "
+                             f"{MARKER}; create a store with `recovery capture ... "
+                             "--store PATH`.")
+        _check_marker(path)
+        return cls(path)
+
+    # --- chunks --------------------------------------------------------------------------
+    def chunk_path(self, digest: bytes) -> Path:
+        name = digest.hex()
+        return self.chunks_dir / name[:2] / name
+
+    def has(self, digest: bytes) -> bool:
+        return self.chunk_path(digest).is_file()
+
+    def compress(self, data: bytes) -> bytes:
+        compressor = getattr(self._local, "compressor", None)
+        if compressor is None:
+            compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True)
+            self._local.compressor = compressor
+        compressed: bytes = compressor.compress(data)
+        return compressed
+
+    def put(self, digest: bytes, compressed: bytes) -> bool:
+        """Store a compressed chunk under its digest; True when it was not there before."""
+        final = self.chunk_path(digest)
+        with self._stripes[digest[0] % _LOCK_STRIPES]:
+            if final.is_file():
+                return False
+            self._ensure_dir(final.parent)
+            files.write_atomic(final, compressed, self.root)
+        with self._dirty_lock:
+            self._dirty_dirs.add(final.parent)
+        return True
+
+    def read_compressed(self, digest: bytes) -> bytes:
+        path = self.chunk_path(digest)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError as exc:
+            raise ImageDamagedError(
+                f"Chunk {digest.hex()} is missing from the store {self.root}.",
+                "The store is damaged: run `recovery verify` on its images to see which "
+                "are affected, and capture the disk again.") from exc
+        except OSError as exc:
+            raise ImageDamagedError(
+                f"Chunk {digest.hex()} in the store {self.root} cannot be read: "
+                f"{exc.strerror}.",
+                "The store drive may be failing or unplugged; check it and retry.") from exc
+
+    def get(self, digest: bytes) -> bytes:
+        """The uncompressed chunk, checked against its BLAKE3."""
+        compressed = self.read_compressed(digest)
+        decompressor = getattr(self._local, "decompressor", None)
+        if decompressor is None:
+            decompressor = zstandard.ZstdDecompressor()
+            self._local.decompressor = decompressor
+        try:
+            data: bytes = decompressor.decompress(compressed)
+        except zstandard.ZstdError as exc:
+            raise self._corrupt(digest, f"it does not decompress ({exc})") from exc
+        if blake3.blake3(data).digest() != digest:
+            raise self._corrupt(digest, "its content does not match its hash")
+        return data
+
+    def _corrupt(self, digest: bytes, why: str) -> ImageDamagedError:
+        return ImageDamagedError(
+            f"Chunk {digest.hex()} in the store {self.root} is corrupt: {why}.",
+            "Delete that chunk file and capture the disk again to replace it; run "
+            "`recovery verify` on the store's images to see which are affected.")
+
+    # --- space and durability ------------------------------------------------------------
+    def free_bytes(self) -> int:
+        return files.free_bytes(self.root)
+
+    def ensure_space(self, needed: int) -> None:
+        """StoreFullError before writing when `needed` bytes (plus metadata) do not fit."""
+        if self.free_bytes() < needed + METADATA_RESERVE:
+            raise files.full_error(self.root, needed)
+
+    def sync(self) -> None:
+        """fsync every chunk directory written to since the last sync (batched, cheap)."""
+        with self._dirty_lock:
+            dirty, self._dirty_dirs = self._dirty_dirs, set()
+        for directory in sorted(dirty):
+            files.fsync_dir(directory)
+
+    def _ensure_dir(self, directory: Path) -> None:
+        if directory in self._known_dirs:
+            return
+        try:
+            directory.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise files.write_error(directory, self.root, exc) from exc
+        self._known_dirs.add(directory)
+        with self._dirty_lock:
+            self._dirty_dirs.add(directory.parent)
+
+    # --- images --------------------------------------------------------------------------
+    def begin_image(self, name: str) -> images.ImageWriter:
+        return images.begin(self, name)
+
+    def list_images(self) -> list[images.ImageInfo]:
+        return images.list_all(self.images_dir)
+
+    def load_image(self, name: str) -> tuple[ImageManifest, ImageIndex]:
+        return images.load(self.images_dir, name)
+
+
+def _create(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        for sub in ("chunks", "images"):
+            (path / sub).mkdir(exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"Cannot create a store in {path}: {exc.strerror}.",
+                         "Check that the drive is mounted read-write and the path is a "
+                         "folder.") from exc
+    marker = path / MARKER
+    if not marker.exists():
+        text = yaml.safe_dump({"format": STORE_FORMAT, "created": utc_timestamp()},
+                              sort_keys=False)
+        files.write_atomic(marker, text.encode(), path)
+        files.fsync_dir(path)
+
+
+def _check_marker(path: Path) -> None:
+    marker = path / MARKER
+    try:
+        document = yaml.safe_load(marker.read_text())
+    except FileNotFoundError as exc:
+        raise StoreError(
+            f"{path} has no {MARKER}: it is not an image store. Is this the right drive?",
+            "Give the folder that holds recovery-store.yaml, or create a store with "
+            "`recovery capture SOURCE --store PATH`.") from exc
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise StoreError(f"The store marker {marker} cannot be read ({exc}).",
+                         "Check the store drive; if the file was damaged, write a new one "
+                         f"containing 'format: {STORE_FORMAT}'.") from exc
+    fmt = document.get("format") if isinstance(document, dict) else None
+    if fmt != STORE_FORMAT:
+        raise StoreError(f"The store {path} has format {fmt!r}; this version of recovery "
+                         f"reads format {STORE_FORMAT}.",
+                         "Use the recovery version that created the store.")

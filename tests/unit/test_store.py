@@ -1,0 +1,326 @@
+"""The chunk store and the image lifecycle, on a real directory with real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+
+import blake3
+import pytest
+
+from recovery.errors import (
+    ImageDamagedError,
+    ImageIncompleteError,
+    ImageNotFoundError,
+    StoreError,
+    UsageError,
+)
+from recovery.model.layout import PartitionTable, TablePartition
+from recovery.model.manifest import (
+    CaptureStats,
+    ImageManifest,
+    PartitionImage,
+    RawArea,
+    SourceIdentity,
+)
+from recovery.store import ChunkRef, ChunkStore, ImageIndex, PartitionIndex, default_image_name
+
+ROOT = Path(__file__).resolve().parents[2]
+CHUNK = 1024 * 1024
+
+
+def digest_of(data: bytes) -> bytes:
+    result: bytes = blake3.blake3(data).digest()
+    return result
+
+
+def put_data(store: ChunkStore, data: bytes) -> bytes:
+    digest = digest_of(data)
+    store.put(digest, store.compress(data))
+    return digest
+
+
+def sample_source() -> SourceIdentity:
+    return SourceIdentity(stable_id="WDC_WD2500AAKS-00V1A0_WD-WCAWF1234567",
+                          model="WDC WD2500AAKS-00V1A0", serial="WD-WCAWF1234567", bus="ata",
+                          size=250_059_350_016, logical_sector_size=512, node="/dev/sda")
+
+
+def sample_manifest(raw_digest: bytes, chunk_size: int = CHUNK) -> ImageManifest:
+    table = PartitionTable(
+        scheme="gpt", sector_size=512, disk_size=250_059_350_016,
+        disk_id="0F1E2D3C-4B5A-4978-8695-A4B3C2D1E0F9",
+        partitions=(
+            TablePartition(1, 1_048_576, 104_857_600, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+                           "11111111-2222-4333-8444-555555555555", "EFI system partition",
+                           0x8000000000000001),
+            TablePartition(2, 105_906_176, 16_777_216, "E3C9E316-0B5C-4DB8-817D-F92DF00215AE",
+                           "66666666-7777-4888-9999-AAAAAAAAAAAA", "Microsoft reserved")),
+        first_usable_lba=34, last_usable_lba=488_397_134)
+    parts = (
+        PartitionImage(number=1, role="boot", fs_type="vfat", label="SYSTEM", start=1_048_576,
+                       size=104_857_600, used_bytes=3 * chunk_size, captured=True,
+                       warnings=("file system marked dirty",)),
+        PartitionImage(number=2, role="reserved", fs_type="", label="", start=105_906_176,
+                       size=16_777_216, used_bytes=16_777_216, captured=False))
+    return ImageManifest.build(
+        name="ignored", created=datetime(2026, 11, 25, 15, 30), tool_version="0.1.0",
+        host="recovery-live", chunk_size=chunk_size, source=sample_source(), table=table,
+        raw_areas=(RawArea("lba0", 0, 512, raw_digest.hex()),), partitions=parts,
+        stats=CaptureStats(bytes_read=3 * chunk_size, bytes_stored=1000, chunks_new=2,
+                           chunks_zero=1, seconds=1.23456))
+
+
+def write_image(store: ChunkStore, name: str) -> tuple[ImageManifest, ImageIndex]:
+    """A small complete image: two data chunks, one zero chunk, one boot area."""
+    chunks = [os.urandom(CHUNK), b"windows" * (CHUNK // 7) + bytes(CHUNK % 7)]
+    digests = [put_data(store, data) for data in chunks]
+    raw = put_data(store, b"\x33\xc0" + bytes(510))
+    index = ImageIndex((PartitionIndex(1, ((0, 3 * CHUNK),), (
+        ChunkRef(0, digests[0], False), ChunkRef(1, digests[1], False),
+        ChunkRef(2, digest_of(bytes(CHUNK)), True))),))
+    manifest = store.begin_image(name).commit(sample_manifest(raw), index)
+    return manifest, index
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ChunkStore:
+    return ChunkStore.open(tmp_path / "store", create=True)
+
+
+# --- chunks --------------------------------------------------------------------------------
+def test_put_get_round_trip_and_dedupe(store: ChunkStore) -> None:
+    data = os.urandom(CHUNK // 2) + bytes(CHUNK // 2)
+    digest = digest_of(data)
+    assert not store.has(digest)
+    assert store.put(digest, store.compress(data)) is True
+    assert store.put(digest, store.compress(data)) is False
+    assert store.has(digest)
+    assert store.get(digest) == data
+    files = [p for p in (store.root / "chunks").rglob("*") if p.is_file()]
+    assert files == [store.root / "chunks" / digest.hex()[:2] / digest.hex()]
+    assert len(store.read_compressed(digest)) < len(data)
+
+
+def test_concurrent_puts_of_one_digest_store_it_once(store: ChunkStore) -> None:
+    data = os.urandom(CHUNK)
+    digest = digest_of(data)
+    barrier = threading.Barrier(12)
+    results: list[bool] = []
+
+    def worker() -> None:
+        blob = store.compress(data)
+        barrier.wait()
+        results.append(store.put(digest, blob))
+
+    threads = [threading.Thread(target=worker) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 11 + [True]
+    assert store.get(digest) == data
+    assert list(store.chunk_path(digest).parent.iterdir()) == [store.chunk_path(digest)]
+
+
+def test_concurrent_puts_of_many_chunks(store: ChunkStore) -> None:
+    blobs = [os.urandom(64 * 1024) for _ in range(64)]
+
+    def worker(part: list[bytes]) -> None:
+        for data in part:
+            put_data(store, data)
+
+    threads = [threading.Thread(target=worker, args=(blobs[i::4],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    store.sync()
+    assert all(store.get(digest_of(data)) == data for data in blobs)
+
+
+def test_damaged_chunk_is_named(store: ChunkStore) -> None:
+    data = b"registry hive " * 50_000
+    digest = put_data(store, data)
+    path = store.chunk_path(digest)
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 0x40
+    path.write_bytes(bytes(blob))
+    with pytest.raises(ImageDamagedError) as caught:
+        store.get(digest)
+    assert digest.hex() in caught.value.title
+    assert "corrupt" in caught.value.title
+
+
+def test_chunk_with_other_content_fails_its_hash(store: ChunkStore) -> None:
+    digest = put_data(store, b"A" * 4096)
+    store.chunk_path(digest).write_bytes(store.compress(b"B" * 4096))
+    with pytest.raises(ImageDamagedError, match="does not match its hash"):
+        store.get(digest)
+
+
+def test_missing_chunk_is_named(store: ChunkStore) -> None:
+    digest = digest_of(b"never stored")
+    with pytest.raises(ImageDamagedError) as caught:
+        store.get(digest)
+    assert digest.hex() in caught.value.title and "missing" in caught.value.title
+
+
+# --- opening -------------------------------------------------------------------------------
+def test_wrong_store_paths(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="does not exist"):
+        ChunkStore.open(tmp_path / "nowhere")
+    (tmp_path / "usb").mkdir()
+    with pytest.raises(StoreError) as caught:
+        ChunkStore.open(tmp_path / "usb")
+    assert "recovery-store.yaml" in caught.value.title and str(tmp_path / "usb") in str(
+        caught.value)
+    assert "--store" in caught.value.action
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match="not a directory"):
+        ChunkStore.open(tmp_path / "file")
+
+
+def test_create_in_existing_directory_and_reopen(tmp_path: Path) -> None:
+    (tmp_path / "usb").mkdir()
+    (tmp_path / "usb" / "holiday.jpg").write_bytes(b"jpeg")
+    created = ChunkStore.open(tmp_path / "usb", create=True)
+    digest = put_data(created, b"x" * 1000)
+    again = ChunkStore.open(tmp_path / "usb")
+    assert again.get(digest) == b"x" * 1000
+    assert ChunkStore.open(tmp_path / "usb", create=True).has(digest)
+    assert (tmp_path / "usb" / "holiday.jpg").read_bytes() == b"jpeg"
+
+
+def test_store_of_a_newer_format_is_refused(tmp_path: Path) -> None:
+    ChunkStore.open(tmp_path, create=True)
+    (tmp_path / "recovery-store.yaml").write_text("format: 2\n")
+    with pytest.raises(StoreError, match="format 2"):
+        ChunkStore.open(tmp_path)
+
+
+# --- image lifecycle -----------------------------------------------------------------------
+def test_commit_then_load_round_trip(store: ChunkStore) -> None:
+    manifest, index = write_image(store, "office-pc")
+    loaded, loaded_index = store.load_image("office-pc")
+    assert loaded == manifest
+    assert loaded_index == index
+    assert loaded.name == "office-pc"
+    assert loaded.partition(1).chunk_count == 3
+    assert loaded.stats.seconds == 1.235
+    assert not (store.images_dir / "office-pc.partial").exists()
+    text = (store.images_dir / "office-pc" / "manifest.yaml").read_text()
+    assert "disk_id: 0F1E2D3C-4B5A-4978-8695-A4B3C2D1E0F9" in text
+    assert "size_human: 250.1 GB" in text
+    assert text.rstrip().splitlines()[-1].startswith("manifest_blake3: ")
+
+
+def test_list_images_complete_incomplete_damaged(store: ChunkStore) -> None:
+    write_image(store, "good")
+    write_image(store, "edited")
+    path = store.images_dir / "edited" / "manifest.yaml"
+    path.write_text(path.read_text().replace("label: SYSTEM", "label: SYSTEN"))
+    store.begin_image("running").abort()
+    infos = {info.name: info for info in store.list_images()}
+    assert infos["good"].complete and infos["good"].manifest is not None
+    assert infos["good"].source_id == sample_source().stable_id
+    assert infos["running"].state == "incomplete" and not infos["running"].complete
+    assert infos["running"].created.endswith("Z")
+    assert infos["edited"].state == "damaged"
+    assert "hash mismatch" in infos["edited"].problem
+    json.dumps([info.to_dict() for info in infos.values()])
+
+
+def test_existing_name_is_refused(store: ChunkStore) -> None:
+    write_image(store, "pc")
+    with pytest.raises(StoreError, match="An image named pc already exists"):
+        store.begin_image("pc")
+
+
+@pytest.mark.parametrize("name", ["", "../escape", "a/b", ".hidden", "x.partial", "a b"])
+def test_bad_names_are_refused(store: ChunkStore, name: str) -> None:
+    with pytest.raises(UsageError):
+        store.begin_image(name)
+
+
+def test_unknown_image_lists_available(store: ChunkStore) -> None:
+    write_image(store, "first")
+    write_image(store, "second")
+    with pytest.raises(ImageNotFoundError) as caught:
+        store.load_image("third")
+    assert "third" in caught.value.title
+    assert "first, second" in caught.value.action
+
+
+def test_incomplete_image_cannot_be_loaded_and_resumes(store: ChunkStore) -> None:
+    writer = store.begin_image("pc")
+    writer.abort()
+    with pytest.raises(ImageIncompleteError, match="interrupted"):
+        store.load_image("pc")
+    resumed = store.begin_image("pc")
+    assert resumed.resumed and resumed.started == writer.started
+    raw = put_data(store, bytes(511) + b"\x01")
+    data = os.urandom(1000)
+    index = ImageIndex((PartitionIndex(1, ((0, 1000),), (ChunkRef(0, put_data(store, data),
+                                                                    False),)),))
+    resumed.commit(sample_manifest(raw), index)
+    assert [info.state for info in store.list_images()] == ["complete"]
+
+
+def test_commit_refuses_an_index_pointing_to_missing_chunks(store: ChunkStore) -> None:
+    raw = put_data(store, b"boot" * 128)
+    index = ImageIndex((PartitionIndex(1, ((0, 10),), (ChunkRef(0, digest_of(b"lost"),
+                                                                False),)),))
+    with pytest.raises(ImageDamagedError, match="not in the store"):
+        store.begin_image("pc").commit(sample_manifest(raw), index)
+    assert [info.state for info in store.list_images()] == ["incomplete"]
+
+
+def _run_killed_capture(store: Path, stage: str) -> None:
+    """A real process that writes an image and is SIGKILLed at `stage`."""
+    script = f"""
+import os, signal, blake3
+from pathlib import Path
+from recovery.store import ChunkStore, ChunkRef, ImageIndex, PartitionIndex
+from recovery.store import manifest as codec
+from tests.unit.test_store import sample_manifest, put_data
+store = ChunkStore.open(Path({str(store)!r}), create=True)
+writer = store.begin_image("pc")
+digest = put_data(store, os.urandom(4096))
+raw = put_data(store, b"boot" * 128)
+if {stage!r} == "chunks":
+    os.kill(os.getpid(), signal.SIGKILL)
+codec.dump = lambda manifest: os.kill(os.getpid(), signal.SIGKILL)
+index = ImageIndex((PartitionIndex(1, ((0, 4096),), (ChunkRef(0, digest, False),)),))
+writer.commit(sample_manifest(raw), index)
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == -9, result.stderr
+
+
+@pytest.mark.parametrize("stage", ["chunks", "index"])
+def test_killed_capture_is_listed_as_incomplete(tmp_path: Path, stage: str) -> None:
+    _run_killed_capture(tmp_path, stage)
+    store = ChunkStore.open(tmp_path)
+    infos = store.list_images()
+    assert [(info.name, info.state) for info in infos] == [("pc", "incomplete")]
+    assert (tmp_path / "images" / "pc.partial" / "index.bin").exists() == (stage == "index")
+    with pytest.raises(ImageIncompleteError):
+        store.load_image("pc")
+
+
+def test_default_image_name() -> None:
+    when = datetime(2026, 11, 25, 15, 30)
+    assert default_image_name(sample_source(), when) == "WDC-WD2500AAKS-00V1A0-20261125-1530"
+    nvme = SourceIdentity("x", "Samsung SSD 970 EVO Plus 1TB (NVMe) / extra words", "s",
+                          "nvme", 1, 512, "/dev/nvme0n1")
+    name = default_image_name(nvme, when)
+    assert name == "Samsung-SSD-970-EVO-Plus-1TB-20261125-1530"
+    blank = SourceIdentity("x", "", "", "", 1, 512, "/tmp/disk.img")
+    assert default_image_name(blank, when) == "disk-20261125-1530"
