@@ -21,7 +21,7 @@ import zstandard
 
 from recovery.errors import ImageDamagedError, StoreError
 from recovery.model.manifest import ImageManifest, utc_timestamp
-from recovery.store import files, images
+from recovery.store import files, images, prune
 from recovery.store.images import default_image_name
 from recovery.store.index import ImageIndex
 from recovery.units import MiB
@@ -167,6 +167,12 @@ class ChunkStore:
 
     def load_image(self, name: str) -> tuple[ImageManifest, ImageIndex]:
         return images.load(self.images_dir, name)
+
+    def remove_image(self, name: str) -> None:
+        prune.remove_image(self, name)
+
+    def collect_garbage(self) -> prune.PruneReport:
+        return prune.collect(self)
 
 
 def _create(path: Path) -> None:

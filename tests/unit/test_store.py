@@ -324,3 +324,45 @@ def test_default_image_name() -> None:
     assert name == "Samsung-SSD-970-EVO-Plus-1TB-20261125-1530"
     blank = SourceIdentity("x", "", "", "", 1, 512, "/tmp/disk.img")
     assert default_image_name(blank, when) == "disk-20261125-1530"
+
+
+# --- deleting images and reclaiming chunks -------------------------------------------------
+def test_remove_image_then_collect_keeps_shared_chunks(store: ChunkStore) -> None:
+    _, first_index = write_image(store, "monday")
+    _, second_index = write_image(store, "tuesday")
+    shared = put_data(store, b"shared")
+    assert store.collect_garbage().chunks_removed == 1  # `shared` belongs to no image
+    assert not store.has(shared)
+    store.remove_image("monday")
+    assert [info.name for info in store.list_images()] == ["tuesday"]
+    report = store.collect_garbage()
+    only_monday = first_index.stored_digests() - second_index.stored_digests()
+    assert len(only_monday) == 1  # the random chunk; the other one both images share
+    assert report.chunks_removed == 1 and report.bytes_freed > 1_000_000
+    assert all(store.has(digest) for digest in second_index.stored_digests())
+    assert not any(store.has(digest) for digest in only_monday)
+    store.load_image("tuesday")
+    with pytest.raises(ImageNotFoundError, match="monday"):
+        store.remove_image("monday")
+
+
+def test_collect_refuses_while_a_capture_is_incomplete(store: ChunkStore) -> None:
+    store.begin_image("pc")
+    needed_by_resume = put_data(store, b"captured before the interruption")
+    with pytest.raises(StoreError, match=r"pc .* is incomplete"):
+        store.collect_garbage()
+    assert store.has(needed_by_resume)
+    store.remove_image("pc")
+    assert store.collect_garbage().chunks_removed == 1
+
+
+def test_collect_removes_temp_files_of_dead_writers(store: ChunkStore) -> None:
+    digest = put_data(store, b"x" * 100)
+    folder = store.chunk_path(digest).parent
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = folder / f".{digest.hex()}.{dead}-1.tmp"
+    stale.write_bytes(b"half a chunk")
+    report = store.collect_garbage()
+    assert report.temp_files_removed == 1 and not stale.exists()
+    assert report.chunks_kept == 0 and report.chunks_removed == 1
