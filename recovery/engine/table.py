@@ -1,0 +1,288 @@
+"""Partition tables: read every identifier Windows relies on, write them back exactly.
+
+Reading combines libparted (which partitions exist, MBR extended/logical structure) with
+the raw GPT/MBR fields libparted does not expose (recovery.model.gpt). Writing goes through
+sgdisk (GPT) and sfdisk (MBR) with sector-exact starts and never asks the kernel to re-read
+the table: this kernel cannot for loop devices and the restore writes by offset anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from recovery.errors import (
+    SectorSizeMismatchError,
+    TargetTooSmallError,
+    UnsupportedLayoutError,
+)
+from recovery.model import gpt
+from recovery.model.layout import PartitionTable, TablePartition
+from recovery.sys import losetup, parted, sfdisk, sgdisk
+from recovery.sys.blockdev import BlockDevice
+from recovery.units import human_size
+
+log = logging.getLogger(__name__)
+
+MAX_POST_MBR_GAP = 16 * 1024 * 1024  # boot loaders (GRUB core, TrueCrypt) fit far below this
+
+
+# --- reading -----------------------------------------------------------------------------
+def read_table(device: BlockDevice) -> PartitionTable:
+    """The partition table of the whole disk `device` (never written to).
+
+    Raises UnsupportedLayoutError when there is no GPT or MBR table, when the disk holds a
+    bare file system (a partition given instead of a disk), or when the GPT is damaged.
+    """
+    sector = device.logical_sector_size
+    if device.size < 2 * sector:
+        raise _no_table(describe(device))
+    lba0 = device.read_at(0, sector)
+    bare = _bare_file_system(device, lba0)
+    if bare:
+        raise UnsupportedLayoutError(
+            f"{device.path} starts with a {bare} file system, not a partition table: it is a "
+            "single partition, not a whole disk.",
+            "Give the whole disk (for example /dev/sdb, not /dev/sdb1); 'recovery disks' "
+            "lists them.")
+    seen = parted.read_disk(device.path, image_file=not device.is_block_device,
+                            sector_size=sector)
+    name = describe(device, seen.model)
+    if seen.label == "gpt":
+        return _gpt_table(device, seen, name)
+    if seen.label == "msdos" and not gpt.parse_mbr(lba0).protective:
+        return _mbr_table(device, seen, lba0, name)
+    if seen.label in ("", "msdos"):
+        raise _no_table(name)
+    raise UnsupportedLayoutError(
+        f"{name} has a '{seen.label}' partition table, which Windows does not use.",
+        "Only GPT and MBR (DOS) disks can be captured; check that this is the right disk.")
+
+
+def looks_like_partition(device: BlockDevice) -> bool:
+    """True when `device` starts with a file system instead of a table (e.g. /dev/sdb1)."""
+    sector = device.logical_sector_size
+    if device.size < 2 * sector:
+        return False
+    return _bare_file_system(device, device.read_at(0, sector)) is not None
+
+
+def describe(device: BlockDevice, model: str = "") -> str:
+    """How error messages name the disk: its path, and its model when it has a real one."""
+    return f"{device.path} ({model})" if model and device.is_block_device else str(device.path)
+
+
+def _bare_file_system(device: BlockDevice, lba0: bytes) -> str | None:
+    sector = device.logical_sector_size
+    if device.read_at(sector, 8) == gpt.GPT_SIGNATURE:
+        return None
+    return gpt.looks_like_boot_sector(lba0)
+
+
+def _no_table(name: str) -> UnsupportedLayoutError:
+    return UnsupportedLayoutError(
+        f"No partition table on {name}: this does not look like a Windows disk.",
+        "Check that you chose the right disk ('recovery disks' lists them); a new or wiped "
+        "disk has nothing to capture.")
+
+
+def _disagree(name: str, number: int) -> UnsupportedLayoutError:
+    return UnsupportedLayoutError(
+        f"The partition table on {name} is inconsistent: libparted and the raw table "
+        f"disagree about partition {number}.",
+        "The table may be damaged; check it with 'sgdisk -v' or 'sfdisk -V' before capturing.")
+
+
+def _gpt_table(device: BlockDevice, seen: parted.PartedDisk, name: str) -> PartitionTable:
+    sector = device.logical_sector_size
+    found = gpt.read_gpt(device.read_at, sector, device.size // sector)
+    if found is None:
+        raise UnsupportedLayoutError(
+            f"The GPT on {name} is damaged: neither the primary nor the backup copy passes "
+            "its checksum.", "Repair the table (e.g. with gdisk) before capturing this disk.")
+    header, entries = found
+    by_number = {entry.number: entry for entry in entries}
+    partitions: list[TablePartition] = []
+    for part in seen.partitions:
+        entry = by_number.get(part.number)
+        if entry is None or entry.first_lba != part.start_sector \
+                or entry.last_lba - entry.first_lba + 1 != part.sectors:
+            raise _disagree(name, part.number)
+        partitions.append(TablePartition(
+            number=entry.number, start=entry.first_lba * sector,
+            size=(entry.last_lba - entry.first_lba + 1) * sector, type_id=entry.type_guid,
+            guid=entry.guid, name=entry.name, attributes=entry.attributes))
+    if len(partitions) != len(entries):
+        missing = sorted(set(by_number) - {p.number for p in partitions})
+        raise _disagree(name, missing[0])
+    return PartitionTable(
+        scheme="gpt", sector_size=sector, disk_size=device.size, disk_id=header.disk_guid,
+        partitions=tuple(partitions), first_usable_lba=header.first_usable_lba,
+        last_usable_lba=header.last_usable_lba, entry_count=header.entry_count,
+        entry_size=header.entry_size)
+
+
+def _mbr_table(device: BlockDevice, seen: parted.PartedDisk, lba0: bytes, name: str
+               ) -> PartitionTable:
+    sector = device.logical_sector_size
+    mbr = gpt.parse_mbr(lba0)
+    raw: dict[tuple[str, int], gpt.MbrEntry] = {}
+    for entry in mbr.entries:
+        raw["primary", entry.slot] = entry
+        if entry.type_id in gpt.EXTENDED_TYPES:
+            for logical in gpt.read_logical_entries(device.read_at, sector, entry):
+                raw["logical", logical.start_lba] = logical
+    partitions: list[TablePartition] = []
+    for part in seen.partitions:
+        key = ("logical", part.start_sector) if part.kind == "logical" else ("primary",
+                                                                               part.number)
+        match = raw.pop(key) if key in raw else None
+        if match is None or match.start_lba != part.start_sector or match.sectors != part.sectors:
+            raise _disagree(name, part.number)
+        partitions.append(TablePartition(
+            number=part.number, start=match.start_lba * sector, size=match.sectors * sector,
+            type_id=f"{match.type_id:02X}", bootable=match.bootable, kind=part.kind))
+    return PartitionTable(scheme="mbr", sector_size=sector, disk_size=device.size,
+                          disk_id=f"{mbr.signature:08X}", partitions=tuple(partitions),
+                          entry_count=4, entry_size=16)
+
+
+# --- raw areas ---------------------------------------------------------------------------
+def boot_areas(table: PartitionTable) -> list[tuple[str, int, int]]:
+    """(name, offset, length) of the raw bytes a restore must bring back besides partitions.
+
+    Only bytes 0..439 of LBA 0: the table and disk signature after them are written by
+    write_table. On MBR disks boot loaders also live between LBA 1 and the first partition.
+    """
+    areas = [("mbr-boot-code", 0, gpt.BOOT_CODE_SIZE)]
+    if table.scheme == "mbr" and table.partitions:
+        first = min(part.start for part in table.partitions)
+        gap_end = min(first, table.sector_size + MAX_POST_MBR_GAP)
+        if gap_end > table.sector_size:
+            areas.append(("post-mbr-gap", table.sector_size, gap_end - table.sector_size))
+    return areas
+
+
+# --- writing -----------------------------------------------------------------------------
+def write_table(path: Path, table: PartitionTable) -> None:
+    """Write `table` to the whole disk or image file `path`, replacing what is there.
+
+    An image file has no sector size of its own: it gets the table's. A disk must have the
+    table's logical sector size (SectorSizeMismatchError otherwise) and be big enough
+    (TargetTooSmallError). On a larger disk the GPT backup goes to the new end.
+    """
+    with BlockDevice.open(path) as target:
+        _check_target(target, table)
+        image_file = not target.is_block_device
+        same_size = target.size == table.disk_size
+    with _writable_node(path, image_file, table.sector_size) as node:
+        sgdisk.zap(node)
+        if table.scheme == "gpt":
+            sgdisk.write_gpt(node, table)
+        else:
+            sfdisk.write_mbr(node, table)
+    if table.scheme == "gpt":
+        _restore_usable_range(path, table, same_size)
+
+
+def _check_target(target: BlockDevice, table: PartitionTable) -> None:
+    if target.is_block_device and target.logical_sector_size != table.sector_size:
+        raise SectorSizeMismatchError(
+            f"{target.path} has {target.logical_sector_size}-byte sectors, but the image's "
+            f"partition table was made for {table.sector_size}-byte sectors.",
+            "Partition positions and the GPT are counted in sectors, so this layout cannot be "
+            f"written as is. Restore to a disk with {table.sector_size}-byte logical sectors.")
+    needed = table.end_of_last_partition
+    if target.size < needed:
+        raise TargetTooSmallError(
+            f"Target disk is too small: the partition table needs {human_size(needed)}, "
+            f"{target.path} has {human_size(target.size)}.", "Choose a larger disk.")
+
+
+@contextmanager
+def _writable_node(path: Path, image_file: bool, sector_size: int) -> Iterator[Path]:
+    """sgdisk and sfdisk assume 512-byte sectors in image files: give them a loop device."""
+    if image_file and sector_size != 512:
+        with losetup.loop_device(path, sector_size=sector_size) as node:
+            yield node
+    else:
+        yield path
+
+
+def _restore_usable_range(path: Path, table: PartitionTable, same_size: bool) -> None:
+    """Put back first/last usable LBA where sgdisk's own choice differs from the original."""
+    if not table.first_usable_lba:
+        return
+    sector = table.sector_size
+    with BlockDevice.open(path, writable=True, sector_size=sector) as disk:
+        found = gpt.read_gpt(disk.read_at, sector, disk.size // sector)
+        if found is None:
+            raise UnsupportedLayoutError(f"sgdisk wrote no readable GPT to {path}.",
+                                         "See the log for sgdisk's output.")
+        header = found[0]
+        last = table.last_usable_lba if same_size else header.last_usable_lba
+        if (header.first_usable_lba, header.last_usable_lba) == (table.first_usable_lba, last):
+            return
+        log.debug("restoring usable LBAs %d..%d on %s", table.first_usable_lba, last, path)
+        for lba in (header.current_lba, header.backup_lba):
+            original = disk.read_at(lba * sector, sector)
+            disk.write_at(lba * sector, gpt.with_usable_range(original, table.first_usable_lba,
+                                                              last))
+        disk.flush()
+
+
+# --- comparing ---------------------------------------------------------------------------
+def compare_tables(expected: PartitionTable, actual: PartitionTable) -> list[str]:
+    """Every identifier that differs, as sentences a technician can act on ([] = equal).
+
+    The last usable LBA follows the disk size (backup GPT at the end), so it is only
+    compared when both disks have the same size.
+    """
+    if expected.scheme != actual.scheme:
+        return [f"partition table type differs: expected {expected.scheme.upper()}, "
+                f"disk has {actual.scheme.upper()}"]
+    problems = _differences("disk", [
+        ("sector size", expected.sector_size, actual.sector_size),
+        ("disk GUID" if expected.scheme == "gpt" else "disk signature",
+         expected.disk_id.upper(), actual.disk_id.upper()),
+    ])
+    if expected.scheme == "gpt":
+        fields: list[tuple[str, object, object]] = [
+            ("first usable LBA", expected.first_usable_lba, actual.first_usable_lba),
+            ("partition entry count", expected.entry_count, actual.entry_count),
+            ("partition entry size", expected.entry_size, actual.entry_size)]
+        if expected.disk_size == actual.disk_size:
+            fields.append(("last usable LBA", expected.last_usable_lba, actual.last_usable_lba))
+        elif actual.last_usable_lba * actual.sector_size < max(
+                (p.end - 1 for p in expected.partitions), default=0):
+            problems.append(f"disk: last usable LBA {actual.last_usable_lba} ends before the "
+                            "last partition")
+        problems += _differences("disk", fields)
+    return problems + _compare_partitions(expected, actual)
+
+
+def _compare_partitions(expected: PartitionTable, actual: PartitionTable) -> list[str]:
+    problems: list[str] = []
+    have = {part.number: part for part in actual.partitions}
+    for want in expected.partitions:
+        got = have.pop(want.number, None)
+        if got is None:
+            problems.append(f"partition {want.number} is missing (expected at byte "
+                            f"{want.start}, {human_size(want.size)})")
+            continue
+        problems += _differences(f"partition {want.number}", [
+            ("start", want.start, got.start), ("size", want.size, got.size),
+            ("type", want.type_id.upper(), got.type_id.upper()),
+            ("GUID", want.guid.upper(), got.guid.upper()), ("name", want.name, got.name),
+            ("attribute value", f"0x{want.attributes:016X}", f"0x{got.attributes:016X}"),
+            ("active flag", want.bootable, got.bootable), ("kind", want.kind, got.kind)])
+    for extra in sorted(have):
+        problems.append(f"partition {extra} is on the disk but not in the image")
+    return problems
+
+
+def _differences(what: str, fields: list[tuple[str, object, object]]) -> list[str]:
+    return [f"{what}: {label} differs: expected {want}, disk has {got}"
+            for label, want, got in fields if want != got]
