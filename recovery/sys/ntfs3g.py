@@ -8,6 +8,7 @@ for the partition; this kernel has no partition parsers for loop devices anyway.
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import blake3
 
-from recovery.errors import ToolError
+from recovery.errors import ToolError, VolumeStateError
 from recovery.sys import losetup
 from recovery.sys.run import run, run_streaming, run_text
 
@@ -78,20 +79,32 @@ def mount(source: Path, offset: int, mountpoint: Path, read_write: bool, *, size
           options: tuple[str, ...] = ()) -> Iterator[Path]:
     """Mount the NTFS volume at `offset` in `source` with ntfs-3g; unmounts on exit.
 
-    ntfs-3g refuses read-write mounts of hibernated or dirty volumes; that refusal surfaces
-    as a ToolError carrying its message.
+    ntfs-3g does not mount hibernated (Fast Startup) or unclean volumes read-write: it
+    falls back to read-only and says so on stderr. A caller that asked for read-write gets
+    a VolumeStateError with ntfs-3g's reason instead of a silently read-only mount.
     """
     mountpoint.mkdir(parents=True, exist_ok=True)
     with volume_device(source, offset, size, read_only=not read_write) as device:
         mode = "rw" if read_write else "ro"
-        run(["ntfs-3g", "-o", ",".join([mode, *options]), str(device), str(mountpoint)])
+        result = run(["ntfs-3g", "-o", ",".join([mode, *options]), str(device),
+                      str(mountpoint)])
         try:
+            if read_write and os.statvfs(mountpoint).f_flag & os.ST_RDONLY:
+                raise _refused_read_write(source, offset, result.stderr)
             yield mountpoint
         finally:
             unmount(mountpoint)
             # The FUSE daemon may still hold the loop device for a moment; push its writes
             # through to the backing file before the loop device goes away.
             run(["blockdev", "--flushbufs", str(device)], check=False)
+
+
+def _refused_read_write(source: Path, offset: int, stderr: bytes) -> VolumeStateError:
+    reason = " ".join(stderr.decode(errors="replace").split())
+    return VolumeStateError(
+        f"The NTFS volume at byte {offset} of {source} cannot be written: {reason}",
+        "Boot Windows and shut it down fully (hold Shift while choosing Shut down, or run "
+        "'shutdown /s /t 0'; turn off Fast Startup), or run 'chkdsk /f', then try again.")
 
 
 def unmount(mountpoint: Path) -> None:
