@@ -241,7 +241,16 @@ def _shared_loop_mountpoints(record: Record, machine: _Machine) -> list[str]:
     return found
 
 
-def _disk(record: Record, machine: _Machine, live_nodes: list[str]) -> Disk:
+def _holds_live_medium(record: Record, live_nodes: list[str], live_medium: Path) -> bool:
+    """The disk under the live medium, or a loop device reading the live system from it
+    (the squashfs root), is part of the running recovery system."""
+    backing = _backing_file(record)
+    return record.get("DEVNAME") in live_nodes or (
+        backing is not None and backing.is_relative_to(live_medium))
+
+
+def _disk(record: Record, machine: _Machine, live_nodes: list[str], live_medium: Path
+          ) -> Disk:
     bus = _bus(record)
     partitions = sorted((_partition(p, machine) for p in machine.partitions_of(record)),
                         key=lambda p: (p.start, p.number))
@@ -257,7 +266,7 @@ def _disk(record: Record, machine: _Machine, live_nodes: list[str]) -> Disk:
         removable=record.get("removable") == "1" or bus == "usb",
         read_only=record.get("ro") == "1", partitions=tuple(partitions),
         mountpoints=tuple(mountpoints), backing_file=_backing_file(record),
-        holds_live_medium=any(h.get("DEVNAME") in live_nodes for h in machine.holders(record)))
+        holds_live_medium=_holds_live_medium(record, live_nodes, live_medium))
 
 
 def _listing_order(disk: Disk) -> tuple[bool, list[tuple[int, str]]]:
@@ -283,7 +292,7 @@ def list_disks(source: UdevSource | None = None, mounts: list[Mount] | None = No
     """
     machine = _machine(source, mounts)
     live_nodes = machine.live_medium_disks(live_medium)
-    disks = [_disk(r, machine, live_nodes) for r in machine.records
+    disks = [_disk(r, machine, live_nodes, live_medium) for r in machine.records
              if _is_listed(r) and "DEVNAME" in r]
     return sorted(disks, key=_listing_order)
 
@@ -329,12 +338,12 @@ def _record_holding(path: Path, machine: _Machine) -> Record | None:
     return record
 
 
-def disks_holding(path: Path, disks: list[Disk], source: UdevSource | None = None
-                  ) -> list[Disk]:
+def disks_holding(path: Path, disks: list[Disk], source: UdevSource | None = None,
+                  mounts: list[Mount] | None = None) -> list[Disk]:
     """Every disk whose loss would destroy `path`: the disk of its file system first; for a
     file system on a loop device also the other loop devices over that image file and the
     disk that holds the image file. Empty when `path` lives in RAM (tmpfs) or nowhere."""
-    machine = _machine(source, None)
+    machine = _machine(source, mounts)
     record = _record_holding(_existing_ancestor(path), machine)
     if record is None:
         return []

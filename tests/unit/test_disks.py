@@ -127,6 +127,21 @@ def test_mounted_partition_makes_disk_and_image_file_mounted(gpt_loop: Partition
     assert not the_disk(gpt_loop.device).is_mounted
 
 
+def test_disk_mounted_as_live_medium_is_marked(gpt_loop: PartitionedLoop, tmp_path: Path
+                                               ) -> None:
+    with ntfs_mounted(gpt_loop.data, tmp_path / "medium") as medium:
+        disks = list_disks(live_medium=medium)
+        # Like an ISO file booted with live-boot's findiso=: the disk under the image file
+        # holds the running system as well.
+        under_image = disk_holding(gpt_loop.image, disks)
+        assert under_image is not None
+        assert {d.node for d in disks if d.holds_live_medium} == {gpt_loop.device,
+                                                                  under_image.node}
+        as_file = describe_node(gpt_loop.image, disks)
+        assert as_file is not None and as_file.holds_live_medium
+        assert not any(d.holds_live_medium for d in list_disks(live_medium=tmp_path / "x"))
+
+
 def test_mount_through_second_loop_over_the_image_counts_for_the_image(
         gpt_loop: PartitionedLoop, tmp_path: Path) -> None:
     """A technician's `losetup -o OFFSET image` + mount must not go unnoticed."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recovery.engine.disks import find_disk, list_disks
+from recovery.engine.disks import disks_holding, find_disk, list_disks
 from recovery.errors import SourceError
 from recovery.model.disk import Disk
 from recovery.sys.mounts import Mount, parse_mountinfo
@@ -177,3 +177,17 @@ def test_recording_in_unknown_format_is_refused(tmp_path: Path) -> None:
     wrong.write_text("{not json")
     with pytest.raises(SourceError, match="cannot be read"):
         RecordedUdev(wrong)
+
+
+def test_path_on_a_file_system_with_anonymous_device_is_traced_through_its_mount(
+        tmp_path: Path) -> None:
+    """FUSE file systems (exFAT, ntfs-3g as plain fuse) report no real device in st_dev."""
+    records = [disk_record("sdq", MINOR="240", ID_SERIAL="USB_Store_Disk"),
+               {**disk_record("sdq1", MINOR="241", DEVTYPE="partition"), "parent": "/dev/sdq"}]
+    mounts = [Mount(mount_id=90, parent_id=1, major=0, minor=999, root="/",
+                    mountpoint=str(tmp_path), fs_type="fuse", source="/dev/sdq1")]
+    disks = list_disks(Devices(*records), mounts=mounts)
+    holding = disks_holding(tmp_path / "store" / "not-yet-created", disks, Devices(*records),
+                            mounts)
+    assert [d.stable_id for d in holding] == ["USB_Store_Disk"]
+    assert disks[0].partitions[0].mountpoints == (str(tmp_path),)
