@@ -20,7 +20,7 @@ import yaml
 import zstandard
 
 from recovery.errors import ImageDamagedError, StoreError
-from recovery.model.manifest import ImageManifest, utc_timestamp
+from recovery.model.manifest import ImageManifest, RawArea, utc_timestamp
 from recovery.store import files, images, prune
 from recovery.store.images import default_image_name
 from recovery.store.index import ImageIndex
@@ -123,6 +123,15 @@ class ChunkStore:
             raise self._corrupt(digest, f"it does not decompress ({exc})") from exc
         if blake3.blake3(data).digest() != digest:
             raise self._corrupt(digest, "its content does not match its hash")
+        return data
+
+    def read_area(self, area: RawArea) -> bytes:
+        """A boot area's bytes, checked against its digest and its size."""
+        data = self.get(bytes.fromhex(area.digest))
+        if len(data) != area.size:
+            raise self._corrupt(bytes.fromhex(area.digest),
+                                f"boot area {area.name} should be {area.size} bytes, the "
+                                f"chunk has {len(data)}")
         return data
 
     def _corrupt(self, digest: bytes, why: str) -> ImageDamagedError:

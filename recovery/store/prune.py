@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from recovery.errors import StoreError
 from recovery.store import files
-from recovery.store.images import PARTIAL, check_name, list_all, load
+from recovery.store.images import PARTIAL, check_name, list_all, load, stored_area_digests
 
 if TYPE_CHECKING:
     from recovery.store.objects import ChunkStore
@@ -59,7 +59,7 @@ def collect(store: ChunkStore) -> PruneReport:
                 "retry.")
         manifest, index = load(store.images_dir, info.name)
         needed |= index.stored_digests()
-        needed |= {bytes.fromhex(area.digest) for area in manifest.raw_areas}
+        needed |= stored_area_digests(manifest)
     removed = freed = kept = temps = 0
     for directory in sorted(store.chunks_dir.iterdir()):
         if not directory.is_dir():

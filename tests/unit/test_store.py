@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -366,3 +367,22 @@ def test_collect_removes_temp_files_of_dead_writers(store: ChunkStore) -> None:
     report = store.collect_garbage()
     assert report.temp_files_removed == 1 and not stale.exists()
     assert report.chunks_kept == 0 and report.chunks_removed == 1
+
+
+def test_all_zero_boot_area_is_stored_by_commit(store: ChunkStore) -> None:
+    """GPT disks made by Linux tools have no boot code: LBA 0's first 440 bytes are zero,
+    and the engine does not store zero chunks; the image must still be complete."""
+    zero_area = RawArea("mbr-boot-code", 0, 440, digest_of(bytes(440)).hex())
+    data = os.urandom(4096)
+    index = ImageIndex((PartitionIndex(1, ((0, 4096),), (ChunkRef(0, put_data(store, data),
+                                                                    False),)),))
+    manifest = dataclasses.replace(sample_manifest(digest_of(b"unused")),
+                                   raw_areas=(zero_area,))
+    store.begin_image("pc").commit(manifest, index)
+    loaded, _ = store.load_image("pc")
+    assert store.read_area(loaded.raw_areas[0]) == bytes(440)
+    assert store.get(bytes.fromhex(zero_area.digest)) == bytes(440)
+    boot = RawArea("mbr-boot-code", 0, 440, put_data(store, b"\xeb" * 440).hex())
+    assert store.read_area(boot) == b"\xeb" * 440
+    with pytest.raises(ImageDamagedError, match="should be 512 bytes"):
+        store.read_area(dataclasses.replace(boot, size=512))
