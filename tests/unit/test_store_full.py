@@ -10,19 +10,29 @@ import pytest
 
 from recovery.errors import ImageIncompleteError, StoreFullError
 from recovery.store import ChunkRef, ChunkStore, ImageIndex, PartitionIndex
+from recovery.sys import ntfs3g
 from recovery.sys.run import run
 from tests.unit.test_store import digest_of, put_data, sample_manifest
 
 MiB = 1024 * 1024
 
 
-@pytest.fixture
-def small_drive(make_loop: Callable[..., tuple[Path, Path]], tmp_path: Path
-                ) -> Iterator[Path]:
-    """A 64 MiB ext4 file system on a loop device, mounted; unmounted even on failure."""
+@pytest.fixture(params=["ext4", "ntfs"])
+def small_drive(request: pytest.FixtureRequest, make_loop: Callable[..., tuple[Path, Path]],
+                tmp_path: Path) -> Iterator[Path]:
+    """A 64 MiB USB drive as technicians format them (ext4, or NTFS through ntfs-3g),
+    mounted; unmounted even on failure."""
+    mountpoint = tmp_path / "usb"
+    if request.param == "ntfs":
+        image = tmp_path / "usb-ntfs.img"
+        image.write_bytes(b"")
+        os.truncate(image, 64 * MiB)
+        ntfs3g.mkntfs(image, label="USBSTORE")
+        with ntfs3g.mount(image, 0, mountpoint, read_write=True):
+            yield mountpoint
+        return
     _, device = make_loop(64 * MiB, name="usb.img")
     run(["mkfs.ext4", "-q", "-F", "-m", "0", str(device)])
-    mountpoint = tmp_path / "usb"
     mountpoint.mkdir()
     run(["mount", str(device), str(mountpoint)])
     try:
