@@ -1,10 +1,188 @@
-"""The `recovery` command line: translates arguments into engine calls, renders events."""
+"""The `recovery` command line: translates arguments into engine calls and renders events.
+
+Every command prints one JSON document on stdout with --json (for scripts and the
+unattended mode), or progress bars on stderr and a short summary otherwise. The exit
+status is 0 only on full success, else the error's code (README: "Exit codes").
+"""
 
 from __future__ import annotations
 
+import argparse
+import logging
 import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from recovery import __version__
+from recovery.engine.capture import DEFAULT_CHUNK_SIZE, CaptureRequest, capture
+from recovery.engine.disks import list_disks
+from recovery.engine.restore import RestoreRequest, plan_restore, restore
+from recovery.engine.roles import parse_roles
+from recovery.engine.verify import verify
+from recovery.errors import CancelledError, NotConfirmedError, RecoveryError, VerificationError
+from recovery.events import EventSink, discard
+from recovery.store.objects import ChunkStore
+from recovery.ui import text
+from recovery.ui.render import ProgressRenderer, print_error, print_json
+from recovery.units import parse_size
+
+Handler = Callable[[argparse.Namespace, EventSink], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recovery", description="Capture, restore and verify Windows disks; roll back "
+        "registry hives offline.")
+    parser.add_argument("--version", action="version", version=f"recovery {__version__}")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log every tool call")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    disks = commands.add_parser("disks", help="list whole disks")
+    _json_flag(disks).set_defaults(handler=cmd_disks)
+
+    cap = commands.add_parser("capture", help="capture a disk into an image store")
+    cap.add_argument("source", type=Path, help="whole disk (/dev/sda) or raw disk-image file")
+    cap.add_argument("--store", type=Path, required=True, help="image store directory")
+    cap.add_argument("--name", help="image name (default: model and date)")
+    cap.add_argument("--partitions", default="all", metavar="ROLE,...|all",
+                     help="roles to capture: boot,reserved,system,data,unknown (default all)")
+    cap.add_argument("--chunk-size", type=parse_size, default=DEFAULT_CHUNK_SIZE,
+                     help=argparse.SUPPRESS)
+    _json_flag(cap).set_defaults(handler=cmd_capture)
+
+    images = commands.add_parser("images", help="list the images in a store")
+    images.add_argument("--store", type=Path, required=True)
+    _json_flag(images).set_defaults(handler=cmd_images)
+
+    ver = commands.add_parser("verify", help="check an image, and optionally a disk against it")
+    ver.add_argument("--store", type=Path, required=True)
+    ver.add_argument("name", help="image name")
+    ver.add_argument("--target", type=Path, help="also compare this disk with the image")
+    _json_flag(ver).set_defaults(handler=cmd_verify)
+
+    res = commands.add_parser("restore", help="restore an image onto a whole disk")
+    res.add_argument("--store", type=Path, required=True)
+    res.add_argument("name", help="image name")
+    res.add_argument("target", type=Path, help="whole disk or raw disk-image file to overwrite")
+    res.add_argument("--delta", action="store_true",
+                     help="write only the chunks that differ (also resumes a restore)")
+    res.add_argument("--yes", action="store_true", help="confirm overwriting the target")
+    _json_flag(res).set_defaults(handler=cmd_restore)
+
+    demo = commands.add_parser("demo", help="build a Windows-like disk and run every job on it")
+    demo.add_argument("--workdir", type=Path, help="where to put the demo files (default: tmp)")
+    _json_flag(demo).set_defaults(handler=cmd_demo)
+
+    tui = commands.add_parser("tui", help="start the full-screen interface")
+    tui.set_defaults(handler=cmd_tui, json=False)
+    _register_optional(commands)
+    return parser
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    return parser
+
+
+def _register_optional(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Command groups that live in their own modules."""
+    import importlib
+
+    try:
+        module = importlib.import_module("recovery.ui.cli_restore_points")
+    except ImportError:
+        return
+    module.register(commands)
 
 
 def main(argv: list[str] | None = None) -> int:
-    print("recovery: not implemented yet", file=sys.stderr)
-    return 1
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    handler: Handler = args.handler
+    as_json = bool(getattr(args, "json", False))
+    try:
+        if as_json or not sys.stderr.isatty():
+            return handler(args, discard)
+        with ProgressRenderer() as renderer:
+            return handler(args, renderer)
+    except KeyboardInterrupt:
+        print_error(CancelledError("Stopped by Ctrl-C.", "Nothing half-done is shown as "
+                                   "complete; run the same command again to continue."),
+                    as_json)
+        return CancelledError.code
+    except RecoveryError as error:
+        print_error(error, as_json)
+        return error.code
+
+
+def cmd_disks(args: argparse.Namespace, events: EventSink) -> int:
+    disks = list_disks()
+    if args.json:
+        print_json({"disks": [disk.to_dict() for disk in disks]})
+    else:
+        print(text.disks(disks))
+    return 0
+
+
+def cmd_capture(args: argparse.Namespace, events: EventSink) -> int:
+    request = CaptureRequest(source=args.source, store=args.store, name=args.name,
+                             roles=parse_roles(args.partitions), chunk_size=args.chunk_size)
+    summary = capture(request, events)
+    if args.json:
+        print_json({"ok": True, **summary.to_dict()})
+    else:
+        print(text.capture_summary(summary))
+    return 0
+
+
+def cmd_images(args: argparse.Namespace, events: EventSink) -> int:
+    images = ChunkStore.open(args.store).list_images()
+    if args.json:
+        print_json({"store": str(args.store), "images": [i.to_dict() for i in images]})
+    else:
+        print(text.images(images))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, events: EventSink) -> int:
+    summary = verify(args.store, args.name, args.target, events)
+    if args.json:
+        print_json(summary.to_dict())
+    else:
+        print(text.verify_summary(summary))
+    return 0 if summary.ok else VerificationError.code
+
+
+def cmd_restore(args: argparse.Namespace, events: EventSink) -> int:
+    request = RestoreRequest(store=args.store, image=args.name, target=args.target,
+                             delta=args.delta, confirmed=args.yes)
+    if not args.yes:
+        plan = plan_restore(request)
+        if not args.json:
+            print(text.restore_plan(plan))
+        blocking = [r for r in plan.refusals if not isinstance(r, NotConfirmedError)]
+        raise (blocking or plan.refusals)[0]
+    summary = restore(request, events)
+    if args.json:
+        print_json({"ok": True, **summary.to_dict()})
+    else:
+        print(text.restore_summary(summary))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, events: EventSink) -> int:
+    from recovery.demo.run import run_demo
+
+    report = run_demo(args.workdir, events)
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print(report.text())
+    return 0 if report.ok else 1
+
+
+def cmd_tui(args: argparse.Namespace, events: EventSink) -> int:
+    from recovery.ui.tui.app import run_tui
+
+    return run_tui([])

@@ -1,0 +1,256 @@
+"""Capture: read a Windows disk (never writing to it) into the image store.
+
+plan_capture() looks at the disk and says what would be captured; capture() does it:
+boot areas and partition table first, then each selected partition's used blocks cut into
+chunks on all cores, then the index and, last, the manifest — so an interrupted capture is
+never listed as an image, and running the same command again resumes it (chunks already in
+the store are not written twice).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from recovery import __version__
+from recovery.engine.chunking import ChunkSpan, chunk_spans, digest, read_masked, zero_digest
+from recovery.engine.devices import resolve_disk
+from recovery.engine.pipeline import ordered_map
+from recovery.engine.roles import classify
+from recovery.engine.table import boot_areas, read_table
+from recovery.errors import UnsupportedLayoutError
+from recovery.events import EventSink, Notice, discard, phase
+from recovery.fs.probe import VolumeInfo, probe_volume
+from recovery.model.disk import Disk
+from recovery.model.layout import PartitionTable, Role, TablePartition
+from recovery.model.manifest import (
+    CaptureStats,
+    ImageManifest,
+    PartitionImage,
+    RawArea,
+    SourceIdentity,
+)
+from recovery.store.images import default_image_name
+from recovery.store.index import ChunkRef, ImageIndex, PartitionIndex
+from recovery.store.objects import ChunkStore
+from recovery.sys.blockdev import BlockDevice
+from recovery.units import MiB, human_size
+
+DEFAULT_CHUNK_SIZE = 4 * MiB
+
+
+@dataclass(frozen=True)
+class CaptureRequest:
+    source: Path
+    store: Path
+    name: str | None = None
+    roles: frozenset[Role] | None = None  # None: every partition
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+
+
+@dataclass(frozen=True)
+class PlannedPartition:
+    partition: TablePartition
+    role: Role
+    volume: VolumeInfo
+    selected: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return {"number": self.partition.number, "role": self.role,
+                "fs_type": self.volume.fs_type, "label": self.volume.label,
+                "start": self.partition.start, "size": self.partition.size,
+                "used_bytes": self.volume.used_bytes, "selected": self.selected,
+                "warnings": list(self.volume.warnings)}
+
+
+@dataclass(frozen=True)
+class CapturePlan:
+    disk: Disk
+    table: PartitionTable
+    partitions: tuple[PlannedPartition, ...]
+
+    @property
+    def selected(self) -> list[PlannedPartition]:
+        return [p for p in self.partitions if p.selected]
+
+    @property
+    def used_bytes(self) -> int:
+        return sum(p.volume.used_bytes for p in self.selected)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [f"Partition {p.partition.number} ({p.role}): {w}"
+                for p in self.selected for w in p.volume.warnings]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"source": self.disk.to_dict(), "scheme": self.table.scheme,
+                "partitions": [p.to_dict() for p in self.partitions],
+                "used_bytes": self.used_bytes, "warnings": self.warnings}
+
+
+@dataclass
+class CaptureSummary:
+    image: str
+    store: str
+    partitions: list[dict[str, object]]
+    stats: CaptureStats
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"image": self.image, "store": self.store, "partitions": self.partitions,
+                **asdict(self.stats), "warnings": self.warnings}
+
+
+def plan_capture(request: CaptureRequest) -> CapturePlan:
+    disk = resolve_disk(request.source)
+    with BlockDevice.open(request.source) as device:
+        table = read_table(device)
+        planned = []
+        for partition in table.data_partitions():
+            volume = probe_volume(device, partition.start, partition.size)
+            role = classify(partition, table.scheme, volume)
+            selected = request.roles is None or role in request.roles
+            planned.append(PlannedPartition(partition, role, volume, selected))
+    if not any(p.selected for p in planned):
+        raise UnsupportedLayoutError(
+            f"No partition of {disk.describe()} matches the roles asked for.",
+            "Run 'recovery capture' with --partitions all, or see 'recovery disks'.")
+    return CapturePlan(disk, table, tuple(planned))
+
+
+def capture(request: CaptureRequest, events: EventSink = discard,
+            cancel: threading.Event | None = None) -> CaptureSummary:
+    started = time.monotonic()
+    plan = plan_capture(request)
+    for warning in plan.warnings:
+        events(Notice(warning, "warning"))
+    store = ChunkStore.open(request.store, create=True)
+    _check_space(store, plan, events)
+    identity = source_identity(plan.disk)
+    name = request.name or default_image_name(identity, datetime.now(UTC))
+    writer = store.begin_image(name)
+    counter = _Counter()
+    with BlockDevice.open(request.source) as device:
+        raw_areas = _capture_boot_areas(device, plan.table, store, counter)
+        parts_index, parts_meta = [], []
+        with phase(events, "capture", f"Capturing {plan.disk.describe()}",
+                   plan.used_bytes) as tracker:
+            for planned in plan.partitions:
+                index, meta = _capture_partition(device, planned, request.chunk_size, store,
+                                                 counter, tracker.advance, cancel)
+                parts_index.extend(index)
+                parts_meta.append(meta)
+    stats = counter.stats(time.monotonic() - started)
+    manifest = ImageManifest.build(
+        name=name, created=datetime.now(UTC), tool_version=__version__,
+        host=socket.gethostname(), chunk_size=request.chunk_size, source=identity,
+        table=plan.table, raw_areas=tuple(raw_areas), partitions=tuple(parts_meta),
+        stats=stats)
+    writer.commit(manifest, ImageIndex(partitions=tuple(parts_index)))
+    return CaptureSummary(name, str(request.store), [p.to_dict() for p in plan.partitions],
+                          stats, plan.warnings)
+
+
+def source_identity(disk: Disk) -> SourceIdentity:
+    return SourceIdentity(stable_id=disk.stable_id, model=disk.model, serial=disk.serial,
+                          bus=disk.bus, size=disk.size,
+                          logical_sector_size=disk.logical_sector_size, node=str(disk.node))
+
+
+def _check_space(store: ChunkStore, plan: CapturePlan, events: EventSink) -> None:
+    """A first capture may need all of the used data; a repeat mostly reuses chunks."""
+    free = store.free_bytes()
+    known_source = any(image.source_id == plan.disk.stable_id
+                       for image in store.list_images())
+    if not known_source:
+        store.ensure_space(plan.used_bytes // 2)
+        if free < plan.used_bytes:
+            events(Notice(f"The store has {human_size(free)} free and the selected partitions "
+                          f"hold {human_size(plan.used_bytes)}; it fits only if the data "
+                          "compresses well.", "warning"))
+
+
+class _Counter:
+    """Totals updated from worker threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.bytes_read = self.bytes_stored = 0
+        self.chunks_new = self.chunks_reused = self.chunks_zero = 0
+
+    def add(self, read: int, stored: int, new: bool, reused: bool, zero: bool) -> None:
+        with self.lock:
+            self.bytes_read += read
+            self.bytes_stored += stored
+            self.chunks_new += new
+            self.chunks_reused += reused
+            self.chunks_zero += zero
+
+    def stats(self, seconds: float) -> CaptureStats:
+        return CaptureStats(bytes_read=self.bytes_read, bytes_stored=self.bytes_stored,
+                            chunks_new=self.chunks_new, chunks_reused=self.chunks_reused,
+                            chunks_zero=self.chunks_zero, seconds=round(seconds, 3))
+
+
+def _store_chunk(store: ChunkStore, data: bytes, counter: _Counter,
+                 keep_zero: bool = False) -> tuple[bytes, bool]:
+    """Hash, and store unless the store has it already; returns (digest, is_zero).
+
+    All-zero chunks are not stored (restore writes zeros) unless `keep_zero`: boot areas
+    are restored verbatim from the store, zero or not.
+    """
+    chunk_digest = digest(data)
+    if not keep_zero and chunk_digest == zero_digest(len(data)):
+        counter.add(len(data), 0, False, False, True)
+        return chunk_digest, True
+    if store.has(chunk_digest):
+        counter.add(len(data), 0, False, True, False)
+        return chunk_digest, False
+    blob = store.compress(data)
+    new = store.put(chunk_digest, blob)
+    counter.add(len(data), len(blob) if new else 0, new, not new, False)
+    return chunk_digest, False
+
+
+def _capture_boot_areas(device: BlockDevice, table: PartitionTable, store: ChunkStore,
+                        counter: _Counter) -> list[RawArea]:
+    areas = []
+    for area_name, offset, length in boot_areas(table):
+        data = device.read_at(offset, length)
+        area_digest, _ = _store_chunk(store, data, counter, keep_zero=True)
+        areas.append(RawArea(name=area_name, offset=offset, size=length,
+                             digest=area_digest.hex()))
+    return areas
+
+
+def _capture_partition(device: BlockDevice, planned: PlannedPartition, chunk_size: int,
+                       store: ChunkStore, counter: _Counter, advance: Callable[[int], None],
+                       cancel: threading.Event | None
+                       ) -> tuple[list[PartitionIndex], PartitionImage]:
+    part, volume = planned.partition, planned.volume
+    refs: list[ChunkRef] = []
+    stored_before = counter.bytes_stored
+
+    def work(span: ChunkSpan) -> tuple[ChunkRef, int]:
+        data = read_masked(device, part.start, span)
+        chunk_digest, zero = _store_chunk(store, data, counter)
+        return ChunkRef(span.number, chunk_digest, zero), span.used_bytes
+
+    if planned.selected:
+        spans = chunk_spans(part.size, chunk_size, volume.used)
+        for ref, used in ordered_map(work, spans, cancel=cancel):
+            refs.append(ref)
+            advance(used)
+    meta = PartitionImage(number=part.number, role=planned.role, fs_type=volume.fs_type,
+                          label=volume.label, start=part.start, size=part.size,
+                          used_bytes=volume.used_bytes, captured=planned.selected,
+                          warnings=tuple(volume.warnings), chunk_count=len(refs),
+                          stored_bytes=counter.bytes_stored - stored_before)
+    if not planned.selected:
+        return [], meta
+    return [PartitionIndex(part.number, tuple(volume.used), tuple(refs))], meta

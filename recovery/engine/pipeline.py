@@ -1,0 +1,52 @@
+"""Overlap reading, hashing, compressing and writing on all cores, results kept in order.
+
+BLAKE3, zstd and pread/pwrite release the GIL, so plain threads keep both cores busy; the
+window bounds memory (a few chunks per worker), and results come back in submission order
+so an index can be written as the disk is walked.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+from recovery.errors import CancelledError
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+def default_workers() -> int:
+    return max(2, os.cpu_count() or 2)
+
+
+def ordered_map(work: Callable[[In], Out], items: Iterable[In], *,
+                workers: int | None = None, cancel: threading.Event | None = None,
+                window_per_worker: int = 3) -> Iterator[Out]:
+    """Like map(), on a thread pool, at most `workers * window_per_worker` items in flight.
+
+    An exception in any item is raised from the iterator (after the items submitted before
+    it are drained), so the caller sees the first failure, in order.
+    """
+    workers = workers or default_workers()
+    window = workers * window_per_worker
+    pending: deque[Future[Out]] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recovery") as pool:
+        try:
+            for item in items:
+                if cancel is not None and cancel.is_set():
+                    raise CancelledError("Stopped on request.",
+                                         "Nothing half-done is shown as complete; run the "
+                                         "same command again to continue.")
+                pending.append(pool.submit(work, item))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()

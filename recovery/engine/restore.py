@@ -1,0 +1,175 @@
+"""Restore: put an image back on a disk, identifiers and all, and prove it by reading back.
+
+Order: safety gate (nothing is touched before it passes), partition table with the same
+identifiers, boot code and post-MBR gap, then every captured partition's used ranges at
+their offsets (unused ranges left alone), flush, and read every written range back from
+the medium to compare its BLAKE3 with the image. With `delta`, chunks the target already
+holds are not written: that is also how an interrupted restore resumes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recovery.engine import safety
+from recovery.engine.chunking import digest, read_masked, write_used
+from recovery.engine.devices import resolve_disk
+from recovery.engine.pipeline import ordered_map
+from recovery.engine.table import compare_tables, read_table, write_table
+from recovery.engine.verify import PlacedChunk, all_placed, check_boot_areas, check_on_disk
+from recovery.errors import ImageDamagedError, SafetyError, VerificationError
+from recovery.events import EventSink, Notice, discard, phase
+from recovery.model.disk import Disk
+from recovery.model.manifest import ImageManifest
+from recovery.store.index import ImageIndex
+from recovery.store.objects import ChunkStore
+from recovery.sys.blockdev import BlockDevice
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    store: Path
+    image: str
+    target: Path
+    delta: bool = False
+    confirmed: bool = False  # the technician said yes (TUI dialog or --yes)
+    verify: bool = True
+
+
+@dataclass
+class RestorePlan:
+    target: Disk
+    manifest: ImageManifest
+    index: ImageIndex = field(repr=False)
+    refusals: list[SafetyError]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"image": self.manifest.name, "target": self.target.to_dict(),
+                "will_overwrite": [p.to_dict() for p in self.target.partitions],
+                "image_partitions": [
+                    {"number": p.number, "role": p.role, "fs_type": p.fs_type,
+                     "label": p.label, "size": p.size, "used_bytes": p.used_bytes,
+                     "captured": p.captured} for p in self.manifest.partitions],
+                "refusals": [r.as_dict() for r in self.refusals]}
+
+
+@dataclass
+class RestoreSummary:
+    image: str
+    target: str
+    delta: bool
+    bytes_written: int = 0
+    chunks_written: int = 0
+    chunks_skipped: int = 0
+    verified: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {"image": self.image, "target": self.target, "delta": self.delta,
+                "bytes_written": self.bytes_written, "chunks_written": self.chunks_written,
+                "chunks_skipped": self.chunks_skipped, "verified": self.verified,
+                "seconds": round(self.seconds, 3)}
+
+
+def plan_restore(request: RestoreRequest) -> RestorePlan:
+    store = ChunkStore.open(request.store)
+    manifest, index = store.load_image(request.image)
+    target = resolve_disk(request.target)
+    gate = safety.GateInput(target=target, required_size=manifest.table.end_of_last_partition,
+                            sector_size=manifest.table.sector_size, store=request.store)
+    refusals = safety.refusals(gate) + safety.confirmation_refusal(target, request.confirmed)
+    return RestorePlan(target, manifest, index, refusals)
+
+
+def restore(request: RestoreRequest, events: EventSink = discard,
+            cancel: threading.Event | None = None) -> RestoreSummary:
+    started = time.monotonic()
+    plan = plan_restore(request)
+    if plan.refusals:
+        raise plan.refusals[0]
+    manifest = plan.manifest
+    store = ChunkStore.open(request.store)
+    _check_chunks_present(store, plan)
+    summary = RestoreSummary(manifest.name, plan.target.describe(), request.delta)
+    write_table(request.target, manifest.table)
+    with BlockDevice.open(request.target, writable=True,
+                          sector_size=manifest.table.sector_size) as device:
+        _write_boot_areas(device, manifest, store)
+        written = _write_partitions(device, plan, store, request.delta, summary, events, cancel)
+        device.flush()
+        if request.verify:
+            _read_back(device, manifest, written, events, cancel)
+            summary.verified = True
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _check_chunks_present(store: ChunkStore, plan: RestorePlan) -> None:
+    """Refuse a damaged image before the target is touched, not halfway through."""
+    needed = {bytes.fromhex(area.digest) for area in plan.manifest.raw_areas}
+    needed |= plan.index.stored_digests()
+    missing = [d.hex() for d in needed if not store.has(d)]
+    if missing:
+        raise ImageDamagedError(
+            f"Image {plan.manifest.name} is missing {len(missing)} chunk(s) in the store "
+            f"(first: {missing[0]}); nothing was written to the target.",
+            f"Run 'recovery verify --store {store.root} {plan.manifest.name}' to see the "
+            "damage; restore another image or capture the disk again.")
+
+
+def _write_boot_areas(device: BlockDevice, manifest: ImageManifest, store: ChunkStore) -> None:
+    for area in manifest.raw_areas:
+        data = store.get(bytes.fromhex(area.digest))
+        if len(data) != area.size:
+            raise ImageDamagedError(f"Boot area {area.name} of image {manifest.name} has the "
+                                    "wrong size.", "The image is damaged; use another image.")
+        device.write_at(area.offset, data)
+
+
+def _write_partitions(device: BlockDevice, plan: RestorePlan, store: ChunkStore, delta: bool,
+                      summary: RestoreSummary, events: EventSink,
+                      cancel: threading.Event | None) -> list[PlacedChunk]:
+    """Write each chunk's used ranges; returns the chunks written (for read-back)."""
+    def work(chunk: PlacedChunk) -> tuple[PlacedChunk, int]:
+        if delta and digest(read_masked(device, chunk.partition_offset, chunk.span,
+                                        uncached=True)) == chunk.ref.digest:
+            return chunk, 0
+        data = bytes(chunk.span.length) if chunk.ref.zero else store.get(chunk.ref.digest)
+        return chunk, write_used(device, chunk.partition_offset, chunk.span, data)
+
+    written: list[PlacedChunk] = []
+    total = sum(p.used_bytes for p in plan.manifest.captured_partitions)
+    with phase(events, "restore", f"Writing {plan.manifest.name} to {plan.target.describe()}",
+               total) as tracker:
+        chunks = all_placed(plan.manifest, plan.index)
+        for chunk, nbytes in ordered_map(work, chunks, cancel=cancel):
+            tracker.advance(chunk.span.used_bytes)
+            if nbytes:
+                written.append(chunk)
+                summary.bytes_written += nbytes
+                summary.chunks_written += 1
+            else:
+                summary.chunks_skipped += 1
+    if delta:
+        events(Notice(f"Delta restore: {summary.chunks_skipped} chunks were already right, "
+                      f"{summary.chunks_written} written."))
+    return written
+
+
+def _read_back(device: BlockDevice, manifest: ImageManifest, written: list[PlacedChunk],
+               events: EventSink, cancel: threading.Event | None) -> None:
+    problems = compare_tables(manifest.table, read_table(device))
+    problems += check_boot_areas(device, manifest)
+    total = sum(chunk.span.used_bytes for chunk in written)
+    with phase(events, "read-back", "Reading back every written block", total) as tracker:
+        problems += [problem for _chunk, problem in
+                     check_on_disk(device, iter(written), tracker.advance, cancel) if problem]
+    if problems:
+        raise VerificationError(
+            f"Read-back verification of {device.path} found {len(problems)} problem(s); "
+            f"first: {problems[0]}.",
+            "The disk did not keep what was written: it may be failing. Run the restore "
+            "again, or use another disk.", problems)

@@ -1,0 +1,161 @@
+"""Verify: is the image whole, and does a disk hold exactly what the image says?
+
+Image check: the manifest's own hash and the index's hash (checked on load), then every
+chunk the image uses is read, decompressed and hashed. Disk check: partition table
+identifiers, boot areas, and every used range of every captured partition hashed as it is
+on the medium (page cache bypassed). Every problem is collected, not just the first.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recovery.engine.chunking import ChunkSpan, chunk_spans, digest, read_masked
+from recovery.engine.pipeline import ordered_map
+from recovery.engine.table import compare_tables, read_table
+from recovery.errors import DeviceIOError, ImageDamagedError, RecoveryError
+from recovery.events import EventSink, discard, phase
+from recovery.model.manifest import ImageManifest
+from recovery.store.index import ChunkRef, ImageIndex, PartitionIndex
+from recovery.store.objects import ChunkStore
+from recovery.sys.blockdev import BlockDevice
+
+
+@dataclass
+class VerifySummary:
+    image: str
+    target: str | None
+    chunks_checked: int = 0
+    bytes_checked: int = 0
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, object]:
+        return {"image": self.image, "target": self.target, "ok": self.ok,
+                "chunks_checked": self.chunks_checked, "bytes_checked": self.bytes_checked,
+                "problems": self.problems, "seconds": round(self.seconds, 3)}
+
+
+@dataclass(frozen=True)
+class PlacedChunk:
+    """A chunk with where it lives on the disk: enough to read, write or check it."""
+
+    partition: int
+    partition_offset: int
+    span: ChunkSpan
+    ref: ChunkRef
+
+    def where(self) -> str:
+        offset = self.partition_offset + self.span.start
+        return (f"partition {self.partition}, chunk {self.span.number} "
+                f"(disk offset {offset}, {self.span.length} bytes)")
+
+
+def placed_chunks(manifest: ImageManifest, part: PartitionIndex) -> Iterator[PlacedChunk]:
+    """Pair each index entry with its span; both are in ascending chunk order."""
+    meta = manifest.partition(part.number)
+    spans = chunk_spans(meta.size, manifest.chunk_size, list(part.extents))
+    for ref, span in zip(part.chunks, spans, strict=True):
+        if ref.number != span.number:
+            raise ImageDamagedError(
+                f"Index of image {manifest.name} does not match partition {part.number}'s "
+                "used-block map.", "The image is damaged; capture the disk again.")
+        yield PlacedChunk(part.number, meta.start, span, ref)
+
+
+def all_placed(manifest: ImageManifest, index: ImageIndex) -> Iterator[PlacedChunk]:
+    for part in index.partitions:
+        yield from placed_chunks(manifest, part)
+
+
+def check_on_disk(device: BlockDevice, chunks: Iterator[PlacedChunk],
+                  advance: Callable[[int], None], cancel: threading.Event | None
+                  ) -> Iterator[tuple[PlacedChunk, str | None]]:
+    """Hash each chunk's used ranges as the medium holds them; yields (chunk, problem)."""
+    def check(chunk: PlacedChunk) -> tuple[PlacedChunk, str | None]:
+        try:
+            data = read_masked(device, chunk.partition_offset, chunk.span, uncached=True)
+        except DeviceIOError as exc:
+            return chunk, f"{chunk.where()}: {exc.title}"
+        if digest(data) != chunk.ref.digest:
+            return chunk, f"{chunk.where()}: content differs from the image"
+        return chunk, None
+
+    for chunk, problem in ordered_map(check, chunks, cancel=cancel):
+        advance(chunk.span.used_bytes)
+        yield chunk, problem
+
+
+def verify(store_path: Path, image: str, target: Path | None = None,
+           events: EventSink = discard, cancel: threading.Event | None = None
+           ) -> VerifySummary:
+    started = time.monotonic()
+    store = ChunkStore.open(store_path)
+    manifest, index = store.load_image(image)
+    summary = VerifySummary(image, str(target) if target else None)
+    _check_store_chunks(store, manifest, index, summary, events, cancel)
+    if target is not None:
+        _check_target(target, manifest, index, summary, events, cancel)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _check_store_chunks(store: ChunkStore, manifest: ImageManifest, index: ImageIndex,
+                        summary: VerifySummary, events: EventSink,
+                        cancel: threading.Event | None) -> None:
+    needed: dict[bytes, str] = {}
+    for chunk in all_placed(manifest, index):
+        if not chunk.ref.zero:
+            needed.setdefault(chunk.ref.digest, chunk.where())
+    for area in manifest.raw_areas:
+        needed.setdefault(bytes.fromhex(area.digest), f"boot area {area.name}")
+
+    def check(item: tuple[bytes, str]) -> tuple[int, str | None]:
+        try:
+            return len(store.get(item[0])), None
+        except RecoveryError as exc:
+            return 0, f"{item[1]}: {exc.title}"
+
+    with phase(events, "verify-image", f"Checking chunks of {manifest.name}",
+               len(needed)) as tracker:
+        for size, problem in ordered_map(check, needed.items(), cancel=cancel):
+            summary.chunks_checked += 1
+            summary.bytes_checked += size
+            tracker.advance(1)
+            if problem:
+                summary.problems.append(problem)
+
+
+def _check_target(target: Path, manifest: ImageManifest, index: ImageIndex,
+                  summary: VerifySummary, events: EventSink,
+                  cancel: threading.Event | None) -> None:
+    with BlockDevice.open(target, sector_size=manifest.table.sector_size) as device:
+        try:
+            summary.problems.extend(compare_tables(manifest.table, read_table(device)))
+        except RecoveryError as exc:
+            summary.problems.append(f"partition table: {exc.title}")
+        summary.problems.extend(check_boot_areas(device, manifest))
+        total = sum(p.used_bytes for p in manifest.captured_partitions)
+        with phase(events, "verify-disk", f"Comparing {target} with {manifest.name}",
+                   total) as tracker:
+            for _chunk, problem in check_on_disk(device, all_placed(manifest, index),
+                                                 tracker.advance, cancel):
+                if problem:
+                    summary.problems.append(problem)
+
+
+def check_boot_areas(device: BlockDevice, manifest: ImageManifest) -> list[str]:
+    problems = []
+    for area in manifest.raw_areas:
+        if digest(device.read_uncached(area.offset, area.size)).hex() != area.digest:
+            problems.append(f"boot area {area.name} (offset {area.offset}, {area.size} bytes) "
+                            "differs from the image")
+    return problems

@@ -1,0 +1,78 @@
+"""Rendering engine events and results for a terminal: progress bars on stderr, text on stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from recovery.errors import RecoveryError, VerificationError
+from recovery.events import Event, Notice, PhaseFinished, PhaseStarted
+from recovery.events import Progress as ProgressEvent
+
+
+class ProgressRenderer:
+    """An EventSink that draws one bar per phase with rate and ETA on stderr."""
+
+    def __init__(self) -> None:
+        self.console = Console(stderr=True)
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 DownloadColumn(binary_units=False), TransferSpeedColumn(),
+                                 TimeRemainingColumn(), console=self.console, transient=False)
+        self.tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> ProgressRenderer:
+        self.progress.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, PhaseStarted):
+            self.tasks[event.phase] = self.progress.add_task(event.description,
+                                                             total=event.total_bytes or None)
+        elif isinstance(event, ProgressEvent) and event.phase in self.tasks:
+            self.progress.update(self.tasks[event.phase], completed=event.done_bytes)
+        elif isinstance(event, PhaseFinished) and event.phase in self.tasks:
+            task = self.tasks[event.phase]
+            total = self.progress.tasks[task].total
+            self.progress.update(task, completed=total if total else event.done_bytes)
+        elif isinstance(event, Notice):
+            style = "yellow" if event.level == "warning" else "cyan"
+            prefix = "warning: " if event.level == "warning" else ""
+            self.progress.console.print(f"[{style}]{prefix}{event.message}[/{style}]",
+                                        markup=True, highlight=False)
+
+
+def print_json(document: Any) -> None:
+    json.dump(document, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def print_error(error: RecoveryError, as_json: bool) -> None:
+    if as_json:
+        print_json({"ok": False, "error": error.as_dict()})
+        return
+    console = Console(stderr=True, highlight=False)
+    console.print(f"[bold red]error {error.code}:[/bold red] {error.title}", markup=True)
+    if isinstance(error, VerificationError):
+        for problem in error.problems[:50]:
+            console.print(f"  - {problem}", markup=False)
+        if len(error.problems) > 50:
+            console.print(f"  ... and {len(error.problems) - 50} more", markup=False)
+    if error.action:
+        console.print(f"[bold]what to do:[/bold] {error.action}", markup=True)

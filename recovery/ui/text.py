@@ -1,0 +1,92 @@
+"""Short plain-text renderings of engine results for the terminal."""
+
+from __future__ import annotations
+
+from recovery.engine.capture import CaptureSummary
+from recovery.engine.restore import RestorePlan, RestoreSummary
+from recovery.engine.verify import VerifySummary
+from recovery.model.disk import Disk
+from recovery.store.images import ImageInfo
+from recovery.units import human_rate, human_size
+
+
+def disks(found: list[Disk]) -> str:
+    if not found:
+        return "No disks found. Is the drive connected (and udev running)?"
+    lines = []
+    for disk in found:
+        flags = [flag for flag, on in (("removable", disk.removable),
+                                       ("read-only", disk.read_only),
+                                       ("live medium", disk.holds_live_medium),
+                                       ("mounted", disk.is_mounted)) if on]
+        extra = f"  [{', '.join(flags)}]" if flags else ""
+        lines.append(f"{disk.node}  {disk.describe()}{extra}")
+        lines.append(f"    id {disk.stable_id}, sectors {disk.logical_sector_size}/"
+                     f"{disk.physical_sector_size}")
+        for part in disk.partitions:
+            where = f" on {', '.join(part.mountpoints)}" if part.mountpoints else ""
+            label = f" '{part.fs_label}'" if part.fs_label else ""
+            lines.append(f"    {part.number:>2}  {human_size(part.size):>10}  "
+                         f"{part.fs_type or '-':<8}{label}  {part.part_name}{where}")
+    return "\n".join(lines)
+
+
+def capture_summary(summary: CaptureSummary) -> str:
+    stats = summary.stats
+    rate = stats.bytes_read / stats.seconds if stats.seconds else 0.0
+    lines = [f"Captured image '{summary.image}' into {summary.store}",
+             f"  read {human_size(stats.bytes_read)} in {stats.seconds:.1f} s "
+             f"({human_rate(rate)}), stored {human_size(stats.bytes_stored)} new",
+             f"  chunks: {stats.chunks_new} new, {stats.chunks_reused} reused, "
+             f"{stats.chunks_zero} zero"]
+    for part in summary.partitions:
+        mark = "captured" if part["selected"] else "left out"
+        lines.append(f"  partition {part['number']}: {part['role']:<8} {part['fs_type']:<9} "
+                     f"used {human_size(int(str(part['used_bytes'])))} ({mark})")
+    lines += [f"  warning: {warning}" for warning in summary.warnings]
+    return "\n".join(lines)
+
+
+def images(found: list[ImageInfo]) -> str:
+    if not found:
+        return "No images in this store yet."
+    lines = []
+    for info in found:
+        if info.manifest is None:
+            why = f": {info.problem}" if info.problem else ""
+            lines.append(f"{info.name}  ({info.state}, started {info.created}){why}")
+            continue
+        manifest = info.manifest
+        parts = ", ".join(f"{p.number}:{p.role}" for p in manifest.captured_partitions)
+        lines.append(f"{info.name}  {manifest.created}  {manifest.source.model} "
+                     f"(serial {manifest.source.serial or '-'}) "
+                     f"{human_size(manifest.source.size)}  partitions {parts}")
+    return "\n".join(lines)
+
+
+def verify_summary(summary: VerifySummary) -> str:
+    where = f" and disk {summary.target}" if summary.target else ""
+    if summary.ok:
+        return (f"Image '{summary.image}'{where}: OK ({summary.chunks_checked} chunks, "
+                f"{human_size(summary.bytes_checked)} checked in {summary.seconds:.1f} s)")
+    lines = [f"Image '{summary.image}'{where}: {len(summary.problems)} problem(s):"]
+    lines += [f"  - {problem}" for problem in summary.problems]
+    return "\n".join(lines)
+
+
+def restore_plan(plan: RestorePlan) -> str:
+    target = plan.target
+    lines = [f"Restore '{plan.manifest.name}' onto {target.node}: {target.describe()}",
+             "This will overwrite:"]
+    lines += [f"  partition {p.number}: {human_size(p.size)} {p.fs_type or '-'} "
+              f"{p.fs_label} {p.part_name}".rstrip() for p in target.partitions] \
+        or ["  (no partitions found on it)"]
+    lines += [f"refused: {r.title} {r.action}" for r in plan.refusals]
+    return "\n".join(lines)
+
+
+def restore_summary(summary: RestoreSummary) -> str:
+    verified = "verified by read-back" if summary.verified else "NOT verified"
+    return (f"Restored '{summary.image}' onto {summary.target} in {summary.seconds:.1f} s: "
+            f"{human_size(summary.bytes_written)} written, {summary.chunks_written} chunks "
+            f"written, {summary.chunks_skipped} already right; {verified}.")
