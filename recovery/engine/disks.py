@@ -13,8 +13,10 @@ import re
 import stat
 from pathlib import Path
 
-from recovery.errors import SourceError
+from recovery.errors import RecoveryError, SourceError
+from recovery.model import gpt
 from recovery.model.disk import Disk, DiskPartition
+from recovery.sys.blockdev import BlockDevice
 from recovery.sys.mounts import Mount, mount_containing, read_mounts, read_swaps
 from recovery.sys.udev import LiveUdev, MountSource, UdevSource
 
@@ -198,6 +200,56 @@ class _Machine:
         return []
 
 
+# --- partitions the kernel has no nodes for ----------------------------------------------
+_FS_NAMES = {"NTFS": "ntfs", "FAT32": "vfat", "FAT16": "vfat", "FAT12": "vfat",
+             "exFAT": "exfat", "BitLocker": "BitLocker"}
+
+
+def _peeked(device: BlockDevice, number: int, start: int, size: int, type_id: str,
+            guid: str, name: str) -> DiskPartition:
+    sector = device.logical_sector_size
+    boot = device.read_at(start, sector) if start + sector <= device.size else b""
+    fs_type = _FS_NAMES.get(gpt.looks_like_boot_sector(boot) or "", "") if boot else ""
+    return DiskPartition(number=number, node=None, start=start, size=size, fs_type=fs_type,
+                         fs_label="", fs_uuid="", part_uuid=guid, part_type=type_id,
+                         part_name=name)
+
+
+def _read_partitions(device: BlockDevice) -> list[DiskPartition]:
+    sector = device.logical_sector_size
+    found = gpt.read_gpt(device.read_at, sector, device.size // sector)
+    if found is not None:
+        return [_peeked(device, e.number, e.first_lba * sector,
+                        (e.last_lba - e.first_lba + 1) * sector, e.type_guid, e.guid, e.name)
+                for e in found[1]]
+    lba0 = device.read_at(0, sector)
+    # A bare file system (an offset loop over one partition) also ends its first sector in
+    # 55 AA, but its "partition entries" are boot code.
+    if gpt.looks_like_boot_sector(lba0):
+        return []
+    mbr = gpt.parse_mbr(lba0)
+    if not mbr.valid or mbr.protective:
+        return []
+    entries = [e for e in mbr.entries if e.type_id not in gpt.EXTENDED_TYPES]
+    for extended in (e for e in mbr.entries if e.type_id in gpt.EXTENDED_TYPES):
+        entries += gpt.read_logical_entries(device.read_at, sector, extended)
+    return [_peeked(device, e.slot, e.start_lba * sector, e.sectors * sector,
+                    f"{e.type_id:02X}", f"{mbr.signature:08X}-{e.slot:02d}", "")
+            for e in entries]
+
+
+def partitions_from_table(path: Path) -> tuple[DiskPartition, ...]:
+    """Partitions read from the table bytes of a disk or image file (read-only, no loop
+    device, no udev event): for loop devices without partx nodes and for image files.
+    File-system labels stay empty; the type comes from the boot sector. Empty when the
+    table cannot be read."""
+    try:
+        with BlockDevice.open(path) as device:
+            return tuple(_read_partitions(device))
+    except (RecoveryError, OSError, ValueError):
+        return ()
+
+
 # --- building Disk objects ---------------------------------------------------------------
 def _partition(record: Record, machine: _Machine) -> DiskPartition:
     # sysfs and blkid both count in 512-byte units, whatever the logical sector size.
@@ -254,6 +306,8 @@ def _disk(record: Record, machine: _Machine, live_nodes: list[str], live_medium:
     bus = _bus(record)
     partitions = sorted((_partition(p, machine) for p in machine.partitions_of(record)),
                         key=lambda p: (p.start, p.number))
+    if not partitions and bus == "loop" and machine.resolve_paths:
+        partitions = list(partitions_from_table(Path(record["DEVNAME"])))
     mountpoints = machine.own_mountpoints(record)
     mountpoints += [m for m in _shared_loop_mountpoints(record, machine) if m not in mountpoints]
     logical = _int(record, "queue/logical_block_size", 512)
@@ -378,6 +432,7 @@ def describe_node(path: Path, disks: list[Disk] | None = None) -> Disk | None:
     return Disk(stable_id=f"file:{real}", node=real, model=real.name, serial="", wwn="",
                 bus="file", size=info.st_size, logical_sector_size=512,
                 physical_sector_size=512, removable=False,
-                read_only=not os.access(real, os.W_OK), partitions=(),
+                read_only=not os.access(real, os.W_OK),
+                partitions=partitions_from_table(real),
                 mountpoints=tuple(mountpoints), backing_file=real,
                 holds_live_medium=any(loop.holds_live_medium for loop in loops))

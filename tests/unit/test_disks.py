@@ -238,3 +238,49 @@ def test_recorder_output_reads_back_as_this_machine(gpt_loop: PartitionedLoop,
     live = the_disk(gpt_loop.device)
     assert disk.partitions == live.partitions
     assert (disk.stable_id, disk.size, disk.bus) == (live.stable_id, live.size, live.bus)
+
+
+def test_partitions_without_kernel_nodes_come_from_the_table(make_loop: MakeLoop) -> None:
+    """No partx: the kernel here has no partition nodes for loop devices, the listing still
+    shows what restoring over this disk would destroy."""
+    image, device = make_loop(64 * MiB)
+    run(["sgdisk", "-n1:2048:+20M", "-t1:ef00", "-c1:EFI system", "-n2:0:0", "-t2:0700",
+         str(device)])
+    run(["mkfs.fat", "-F", "32", "--offset", "2048", str(device), str(20 * 1024)])
+    disk = the_disk(device)
+    esp, data = disk.partitions
+    assert (esp.node, esp.number, esp.start, esp.size) == (None, 1, MiB, 20 * MiB)
+    assert (esp.fs_type, esp.part_type, esp.part_name) == ("vfat", ESP_TYPE, "EFI system")
+    assert esp.part_uuid == sgdisk_partition_guid(device, 1)
+    assert (data.number, data.fs_type, data.part_type) == (2, "", BASIC_DATA_TYPE)
+    as_file = describe_node(image)
+    assert as_file is not None and as_file.partitions == disk.partitions
+
+
+def test_mbr_image_file_with_logical_partitions(tmp_path: Path) -> None:
+    image = tmp_path / "mbr.img"
+    with open(image, "wb") as handle:
+        handle.truncate(64 * MiB)
+    script = ("label: dos\nlabel-id: 0x1234abcd\n"
+              "start=2048, size=20480, type=7, bootable\n"
+              "start=22528, type=5\n"
+              "start=24576, size=10240, type=83\n"
+              "start=36864, type=7\n")
+    run(["sfdisk", "--no-reread", "--no-tell-kernel", str(image)], input_bytes=script.encode())
+    run(["mkfs.fat", "-F", "16", "--offset", "2048", str(image), str(10 * 1024)])
+    disk = describe_node(image)
+    assert disk is not None
+    assert [(p.number, p.start // 512, p.part_type, p.part_uuid, p.fs_type)
+            for p in disk.partitions] == [
+        (1, 2048, "07", "1234ABCD-01", "vfat"), (5, 24576, "83", "1234ABCD-05", ""),
+        (6, 36864, "07", "1234ABCD-06", "")]
+    assert disk.partitions[1].size == 10240 * 512
+
+
+def test_bare_file_system_image_has_no_partitions(tmp_path: Path) -> None:
+    volume = tmp_path / "volume.img"
+    with open(volume, "wb") as handle:
+        handle.truncate(16 * MiB)
+    run(["mkntfs", "-Q", "-F", str(volume)])
+    disk = describe_node(volume)
+    assert disk is not None and disk.partitions == ()
