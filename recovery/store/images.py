@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -52,6 +53,7 @@ class ImageInfo:
     created: str  # the manifest's time, or when an incomplete capture started
     manifest: ImageManifest | None = None  # set for complete images
     problem: str = ""  # why a damaged image cannot be used
+    capture_source: str = ""  # incomplete images: the source disk's stable id
 
     @property
     def complete(self) -> bool:
@@ -59,14 +61,16 @@ class ImageInfo:
 
     @property
     def source_id(self) -> str:
-        """The source disk's stable id ("" unless complete): has this PC been captured?"""
-        return self.manifest.source.stable_id if self.manifest else ""
+        """The source disk's stable id ("" when damaged): has this PC been captured?"""
+        return self.manifest.source.stable_id if self.manifest else self.capture_source
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "state": self.state,
                                "complete": self.complete, "created": self.created}
         if self.problem:
             out["problem"] = self.problem
+        if self.source_id:
+            out["source_id"] = self.source_id
         if self.manifest is not None:
             plain = manifest_codec.to_plain(self.manifest)
             for key in ("source", "chunk_size", "host", "tool_version", "partitions",
@@ -131,20 +135,21 @@ class ImageWriter:
         self.finished = True
 
 
-def begin(store: ChunkStore, name: str) -> ImageWriter:
+def begin(store: ChunkStore, name: str, source_id: str = "") -> ImageWriter:
     check_name(name)
     if (store.images_dir / name).exists():
         raise _exists_error(name, store.root)
     path = store.images_dir / f"{name}{PARTIAL}"
     resumed = path.is_dir()
-    started = _read_started(path) if resumed else ""
+    started = _capture_state(path).get("started", "") if resumed else ""
     if not started:
         started = utc_timestamp()
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise files.write_error(path, store.root, exc) from exc
-        state = yaml.safe_dump({"name": name, "started": started}, sort_keys=False)
+        state = yaml.safe_dump({"name": name, "started": started, "source": source_id},
+                               sort_keys=False)
         files.write_atomic(path / CAPTURE_STATE, state.encode(), store.root)
         files.fsync_dir(path)
         files.fsync_dir(store.images_dir)
@@ -158,12 +163,26 @@ def check_name(name: str) -> None:
                          "a letter or digit, e.g. --name office-pc-2026-11.")
 
 
-def default_image_name(source: SourceIdentity, when: datetime) -> str:
-    """'WDC-WD2500-20261125-1530': the disk model and the local time of the capture."""
+def default_image_name(source: SourceIdentity, when: datetime,
+                       taken: Collection[str] = ()) -> str:
+    """'WDC-WD2500-20261125-1530': the disk model and the local time of the capture;
+    '-2', '-3', ... appended when `taken` (names already in the store) has it."""
     model = re.sub(r"[^A-Za-z0-9]+", "-", source.model).strip("-")
     if len(model) > 32:
         model = model[:32].rsplit("-", 1)[0]
-    return f"{model or 'disk'}-{when.strftime('%Y%m%d-%H%M')}"
+    base = f"{model or 'disk'}-{when.strftime('%Y%m%d-%H%M')}"
+    name, serial = base, 1
+    while name in taken:
+        serial += 1
+        name = f"{base}-{serial}"
+    return name
+
+
+def resumable(images_dir: Path, source_id: str) -> str | None:
+    """The newest interrupted capture of the disk `source_id`, to continue it."""
+    candidates = [info for info in list_all(images_dir)
+                  if info.state == "incomplete" and source_id and info.source_id == source_id]
+    return max(candidates, key=lambda info: info.created).name if candidates else None
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -194,9 +213,10 @@ def list_all(images_dir: Path) -> list[ImageInfo]:
         if entry.name.startswith(".") or not entry.is_dir():
             continue
         if entry.name.endswith(PARTIAL):
-            name = entry.name.removesuffix(PARTIAL)
-            found.append(ImageInfo(name, "incomplete", _read_started(entry)
-                                   or _mtime_timestamp(entry)))
+            state = _capture_state(entry)
+            found.append(ImageInfo(entry.name.removesuffix(PARTIAL), "incomplete",
+                                   state.get("started") or _mtime_timestamp(entry),
+                                   capture_source=state.get("source", "")))
         else:
             found.append(_describe(entry))
     return found
@@ -312,13 +332,15 @@ def _exists_error(name: str, root: Path) -> StoreError:
                       "disk model and the time.")
 
 
-def _read_started(folder: Path) -> str:
+def _capture_state(folder: Path) -> dict[str, str]:
+    """capture.yaml of an incomplete image (started, source); {} when unreadable."""
     try:
         document = yaml.safe_load((folder / CAPTURE_STATE).read_text())
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return ""
-    started = document.get("started") if isinstance(document, dict) else None
-    return started if isinstance(started, str) else ""
+        return {}
+    if not isinstance(document, dict):
+        return {}
+    return {str(key): value for key, value in document.items() if isinstance(value, str)}
 
 
 def _mtime_timestamp(folder: Path) -> str:

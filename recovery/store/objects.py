@@ -20,7 +20,7 @@ import yaml
 import zstandard
 
 from recovery.errors import ImageDamagedError, StoreError
-from recovery.model.manifest import ImageManifest, RawArea, utc_timestamp
+from recovery.model.manifest import ImageManifest, RawArea, SourceIdentity, utc_timestamp
 from recovery.store import files, images, prune
 from recovery.store.images import default_image_name
 from recovery.store.index import ImageIndex
@@ -168,8 +168,15 @@ class ChunkStore:
             self._dirty_dirs.add(directory.parent)
 
     # --- images --------------------------------------------------------------------------
-    def begin_image(self, name: str) -> images.ImageWriter:
-        return images.begin(self, name)
+    def begin_image(self, name: str, source: SourceIdentity | None = None
+                    ) -> images.ImageWriter:
+        """Start (or resume) capturing image `name`; `source` lets a repeated capture of the
+        same disk find this one again (`resumable_image`)."""
+        return images.begin(self, name, source.stable_id if source else "")
+
+    def resumable_image(self, source: SourceIdentity) -> str | None:
+        """Name of the newest interrupted capture of `source`, or None."""
+        return images.resumable(self.images_dir, source.stable_id)
 
     def list_images(self) -> list[images.ImageInfo]:
         return images.list_all(self.images_dir)

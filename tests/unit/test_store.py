@@ -386,3 +386,21 @@ def test_all_zero_boot_area_is_stored_by_commit(store: ChunkStore) -> None:
     assert store.read_area(boot) == b"\xeb" * 440
     with pytest.raises(ImageDamagedError, match="should be 512 bytes"):
         store.read_area(dataclasses.replace(boot, size=512))
+
+
+def test_interrupted_capture_of_the_same_disk_is_found_to_resume(store: ChunkStore) -> None:
+    other = dataclasses.replace(sample_source(), stable_id="Samsung_SSD_970_S4EWNX0M123456")
+    store.begin_image("laptop", source=other).abort()
+    assert store.resumable_image(sample_source()) is None
+    store.begin_image("office-pc", source=sample_source()).abort()
+    assert store.resumable_image(sample_source()) == "office-pc"
+    info = {i.name: i for i in store.list_images()}["office-pc"]
+    assert info.source_id == sample_source().stable_id and not info.complete
+    assert store.begin_image("office-pc").resumed
+
+
+def test_default_name_avoids_names_in_use() -> None:
+    when = datetime(2026, 11, 25, 15, 30)
+    base = "WDC-WD2500AAKS-00V1A0-20261125-1530"
+    assert default_image_name(sample_source(), when, {"other"}) == base
+    assert default_image_name(sample_source(), when, {base, f"{base}-2"}) == f"{base}-3"
