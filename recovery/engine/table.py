@@ -52,6 +52,11 @@ def read_table(device: BlockDevice) -> PartitionTable:
     name = describe(device, seen.model)
     if seen.label == "gpt":
         return _gpt_table(device, seen, name)
+    if seen.label in ("", "msdos") and gpt.parse_mbr(lba0).protective:
+        # libparted 3.5 gives up when the primary header is gone; firmware and Windows use
+        # the backup, and so do we (the raw entries then list the partitions alone).
+        log.warning("primary GPT header on %s is unreadable; using the backup", name)
+        return _gpt_table(device, None, name)
     if seen.label == "msdos" and not gpt.parse_mbr(lba0).protective:
         return _mbr_table(device, seen, lba0, name)
     if seen.label in ("", "msdos"):
@@ -95,7 +100,9 @@ def _disagree(name: str, number: int) -> UnsupportedLayoutError:
         "The table may be damaged; check it with 'sgdisk -v' or 'sfdisk -V' before capturing.")
 
 
-def _gpt_table(device: BlockDevice, seen: parted.PartedDisk, name: str) -> PartitionTable:
+def _gpt_table(device: BlockDevice, seen: parted.PartedDisk | None, name: str
+               ) -> PartitionTable:
+    """`seen` (libparted's view) must list exactly the raw entries; None: raw entries only."""
     sector = device.logical_sector_size
     found = gpt.read_gpt(device.read_at, sector, device.size // sector)
     if found is None:
@@ -103,25 +110,28 @@ def _gpt_table(device: BlockDevice, seen: parted.PartedDisk, name: str) -> Parti
             f"The GPT on {name} is damaged: neither the primary nor the backup copy passes "
             "its checksum.", "Repair the table (e.g. with gdisk) before capturing this disk.")
     header, entries = found
+    if seen is not None:
+        _check_agreement(seen, entries, name)
+    partitions = tuple(TablePartition(
+        number=entry.number, start=entry.first_lba * sector,
+        size=(entry.last_lba - entry.first_lba + 1) * sector, type_id=entry.type_guid,
+        guid=entry.guid, name=entry.name, attributes=entry.attributes) for entry in entries)
+    return PartitionTable(
+        scheme="gpt", sector_size=sector, disk_size=device.size, disk_id=header.disk_guid,
+        partitions=partitions, first_usable_lba=header.first_usable_lba,
+        last_usable_lba=header.last_usable_lba, entry_count=header.entry_count,
+        entry_size=header.entry_size)
+
+
+def _check_agreement(seen: parted.PartedDisk, entries: list[gpt.GptEntry], name: str) -> None:
     by_number = {entry.number: entry for entry in entries}
-    partitions: list[TablePartition] = []
     for part in seen.partitions:
-        entry = by_number.get(part.number)
+        entry = by_number.pop(part.number, None)
         if entry is None or entry.first_lba != part.start_sector \
                 or entry.last_lba - entry.first_lba + 1 != part.sectors:
             raise _disagree(name, part.number)
-        partitions.append(TablePartition(
-            number=entry.number, start=entry.first_lba * sector,
-            size=(entry.last_lba - entry.first_lba + 1) * sector, type_id=entry.type_guid,
-            guid=entry.guid, name=entry.name, attributes=entry.attributes))
-    if len(partitions) != len(entries):
-        missing = sorted(set(by_number) - {p.number for p in partitions})
-        raise _disagree(name, missing[0])
-    return PartitionTable(
-        scheme="gpt", sector_size=sector, disk_size=device.size, disk_id=header.disk_guid,
-        partitions=tuple(partitions), first_usable_lba=header.first_usable_lba,
-        last_usable_lba=header.last_usable_lba, entry_count=header.entry_count,
-        entry_size=header.entry_size)
+    if by_number:
+        raise _disagree(name, min(by_number))
 
 
 def _mbr_table(device: BlockDevice, seen: parted.PartedDisk, lba0: bytes, name: str
@@ -181,6 +191,9 @@ def write_table(path: Path, table: PartitionTable) -> None:
         sgdisk.zap(node)
         if table.scheme == "gpt":
             sgdisk.write_gpt(node, table)
+            for part in table.partitions:
+                if ":" in part.name:
+                    sfdisk.set_gpt_name(node, part.number, part.name)
         else:
             sfdisk.write_mbr(node, table)
     if table.scheme == "gpt":

@@ -38,3 +38,9 @@ def mbr_script(table: PartitionTable) -> str:
 def dump(device: Path) -> str:
     """`sfdisk --dump` output, for logs and for tests that check what we wrote."""
     return run_text(["sfdisk", "--dump", str(device)])
+
+
+def set_gpt_name(device: Path, number: int, name: str) -> None:
+    """Name a GPT partition: sgdisk's `-c N:NAME` cuts names at a colon, sfdisk does not."""
+    run(["sfdisk", "--no-reread", "--no-tell-kernel", "--quiet", "--part-label", str(device),
+         str(number), name])

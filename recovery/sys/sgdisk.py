@@ -36,7 +36,7 @@ def gpt_arguments(table: PartitionTable) -> list[str]:
         argv += [f"--new={n}:{part.start // sector}:{part.end // sector - 1}",
                  f"--typecode={n}:{part.type_id}",
                  f"--partition-guid={n}:{part.guid}"]
-        if part.name:
+        if part.name and ":" not in part.name:  # see sfdisk.set_gpt_name
             argv.append(f"--change-name={n}:{part.name}")
         if part.attributes:
             argv.append(f"--attributes={n}:=:{part.attributes:016X}")

@@ -82,13 +82,14 @@ def tool_node(path: Path, sector: int) -> Iterator[Path]:
         yield path
 
 
-def sgdisk_facts(node: Path, with_usable_range: bool = True) -> list[str]:
+def sgdisk_facts(node: Path, with_usable_range: bool = True,
+                 numbers: tuple[int, ...] = (1, 2, 3, 4)) -> list[str]:
     printed = run_text(["sgdisk", "-p", str(node)]).splitlines()
     keep: tuple[str, ...] = ("Disk identifier", "Partition table holds")
     if with_usable_range:
         keep += ("First usable sector",)
     facts = [line for line in printed if line.startswith(keep)]
-    for number, *_ in GPT_LAYOUT:
+    for number in numbers:
         info = run_text(["sgdisk", "-i", str(number), str(node)]).splitlines()
         facts += [f"{number}: {line}" for line in info
                   if line.startswith(("Partition GUID code", "Partition unique GUID",
@@ -264,6 +265,38 @@ def test_same_size_restore_keeps_an_unusual_usable_range(tmp_path: Path) -> None
     write_table(target, table)
     assert read(target).last_usable_lba == table.last_usable_lba
     assert independent_facts("gpt", target, 512) == independent_facts("gpt", source, 512)
+
+
+def test_names_with_colons_and_gaps_in_numbering_come_back(tmp_path: Path) -> None:
+    source = tmp_path / "source.img"
+    with open(source, "wb") as handle:
+        handle.truncate(DISK)
+    run(["sgdisk", "--new=2:2048:4095", "--new=5:8192:16383", "--change-name=2:Données",
+         str(source)])
+    run(["sfdisk", "--no-reread", "--no-tell-kernel", "-q", "--part-label", str(source), "5",
+         "Backup: D"])
+    table = read(source)
+    assert [(p.number, p.name) for p in table.partitions] == [(2, "Données"), (5, "Backup: D")]
+    target = tmp_path / "target.img"
+    with open(target, "wb") as handle:
+        handle.truncate(DISK)
+    write_table(target, table)
+    assert compare_tables(table, read(target)) == []
+    assert sgdisk_facts(target, numbers=(2, 5)) == sgdisk_facts(source, numbers=(2, 5))
+
+
+@pytest.mark.parametrize("damage", [(512, bytes(512)), (512 + 56, b"\xff")],
+                         ids=["header-wiped", "header-checksum-wrong"])
+def test_damaged_primary_gpt_is_read_from_backup_without_repairing(
+        make_loop: MakeLoop, damage: tuple[int, bytes]) -> None:
+    image, node = source_disk(make_loop, "gpt", 512)
+    intact = read(node)
+    with open(image, "r+b") as handle:  # the loop device reads through the same page cache
+        handle.seek(damage[0])
+        handle.write(damage[1])
+    before = sha256(image)
+    assert read(image) == intact
+    assert sha256(image) == before
 
 
 def test_sector_size_mismatch_is_refused_before_writing(make_loop: MakeLoop,
