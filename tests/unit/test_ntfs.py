@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from recovery.fs.ntfs import (
     parse_boot_sector,
     read_ntfs,
 )
-from recovery.model.extents import total
+from recovery.model.extents import from_bitmap, normalise, total
 from recovery.sys import ntfs3g, partclone
 from tests.fsbuild import (
     BuiltVolume,
@@ -150,3 +151,19 @@ def test_runlist_decoding() -> None:
 def test_not_ntfs_is_refused() -> None:
     with pytest.raises(UnsupportedLayoutError, match="no NTFS boot sector"):
         parse_boot_sector(b"\0" * 512)
+
+
+def test_bitmap_runs_match_a_bit_by_bit_reading() -> None:
+    """$Bitmap decoding (from_bitmap's fast paths: zero blocks, 0xFF runs, mixed bytes)
+    against the obvious loop over every bit."""
+    rng = random.Random(3)
+    for trial in range(40):
+        size = rng.randrange(1, 20_000) if trial % 8 else 70_000  # 64 KiB blocks
+        data = bytearray(size)
+        for _ in range(rng.randrange(0, 40)):
+            start = rng.randrange(size)
+            data[start: start + rng.randrange(1, 3000)] = rng.choice(
+                [b"\xff" * 3000, rng.randbytes(3000), bytes([rng.randrange(256)]) * 3000])
+        count = rng.randrange(0, size * 8 + 1)
+        expected = [(bit, 1) for bit in range(count) if data[bit // 8] >> (bit % 8) & 1]
+        assert from_bitmap(bytes(data), 1, count) == normalise(expected)
