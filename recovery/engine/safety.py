@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from recovery.engine.disks import disk_holding, list_disks
+from recovery.engine.disks import disks_holding, list_disks
 from recovery.errors import (
     NotConfirmedError,
     SafetyError,
@@ -41,7 +41,10 @@ def refusals(gate: GateInput, disks: list[Disk] | None = None) -> list[SafetyErr
         found.append(TargetInUseError(
             f"{name} holds the running recovery system.",
             "Choose another disk; the USB stick you booted from cannot be a target."))
-    if gate.store is not None and _same_disk(disk_holding(gate.store, disks), target):
+    # disks_holding follows loop devices to the disk under their image file, so a store
+    # inside an image on the target is caught too.
+    if gate.store is not None and any(_same_disk(holder, target)
+                                      for holder in disks_holding(gate.store, disks)):
         found.append(TargetInUseError(
             f"{name} holds the image store {gate.store}.",
             "Put the store on another drive, or choose another target disk."))

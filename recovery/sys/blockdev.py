@@ -223,12 +223,30 @@ class BlockDevice:
 
 
 def detect_file_sector_size(fd: int) -> int:
-    """A disk-image file has no sector size of its own: 4096 when a GPT header sits there."""
+    """A disk-image file has no sector size of its own; find the one its table was made for.
+
+    GPT: the header sits in LBA 1, at byte 512 or 4096. MBR: entries count in sectors, so
+    the first partition's boot sector (0x55AA) lies at start*512 or at start*4096.
+    """
     try:
         if os.pread(fd, 8, 4096) == b"EFI PART" and os.pread(fd, 8, 512) != b"EFI PART":
             return 4096
+        mbr = os.pread(fd, 512, 0)
+        if len(mbr) == 512 and mbr[510:512] == b"\x55\xaa":
+            for entry in range(4):
+                raw = mbr[446 + 16 * entry: 462 + 16 * entry]
+                start = int.from_bytes(raw[8:12], "little")
+                if raw[4] not in (0, 0xEE) and start:
+                    return _sector_size_of_partition(fd, start)
     except OSError:
         pass
+    return 512
+
+
+def _sector_size_of_partition(fd: int, start_lba: int) -> int:
+    for size in (512, 4096):
+        if os.pread(fd, 2, start_lba * size + 510) == b"\x55\xaa":
+            return size
     return 512
 
 
