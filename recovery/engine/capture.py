@@ -197,7 +197,7 @@ class _Counter:
                             chunks_zero=self.chunks_zero, seconds=round(seconds, 3))
 
 
-def _store_chunk(store: ChunkStore, data: bytes, counter: _Counter,
+def _store_chunk(store: ChunkStore, data: bytes, counter: _Counter, used: int,
                  keep_zero: bool = False) -> tuple[bytes, bool]:
     """Hash, and store unless the store has it already; returns (digest, is_zero).
 
@@ -206,14 +206,14 @@ def _store_chunk(store: ChunkStore, data: bytes, counter: _Counter,
     """
     chunk_digest = digest(data)
     if not keep_zero and chunk_digest == zero_digest(len(data)):
-        counter.add(len(data), 0, False, False, True)
+        counter.add(used, 0, False, False, True)
         return chunk_digest, True
     if store.has(chunk_digest):
-        counter.add(len(data), 0, False, True, False)
+        counter.add(used, 0, False, True, False)
         return chunk_digest, False
     blob = store.compress(data)
     new = store.put(chunk_digest, blob)
-    counter.add(len(data), len(blob) if new else 0, new, not new, False)
+    counter.add(used, len(blob) if new else 0, new, not new, False)
     return chunk_digest, False
 
 
@@ -222,7 +222,7 @@ def _capture_boot_areas(device: BlockDevice, table: PartitionTable, store: Chunk
     areas = []
     for area_name, offset, length in boot_areas(table):
         data = device.read_at(offset, length)
-        area_digest, _ = _store_chunk(store, data, counter, keep_zero=True)
+        area_digest, _ = _store_chunk(store, data, counter, length, keep_zero=True)
         areas.append(RawArea(name=area_name, offset=offset, size=length,
                              digest=area_digest.hex()))
     return areas
@@ -238,7 +238,7 @@ def _capture_partition(device: BlockDevice, planned: PlannedPartition, chunk_siz
 
     def work(span: ChunkSpan) -> tuple[ChunkRef, int]:
         data = read_masked(device, part.start, span)
-        chunk_digest, zero = _store_chunk(store, data, counter)
+        chunk_digest, zero = _store_chunk(store, data, counter, span.used_bytes)
         return ChunkRef(span.number, chunk_digest, zero), span.used_bytes
 
     if planned.selected:
