@@ -36,42 +36,66 @@ def read_table(device: BlockDevice) -> PartitionTable:
     Raises UnsupportedLayoutError when there is no GPT or MBR table, when the disk holds a
     bare file system (a partition given instead of a disk), or when the GPT is damaged.
     """
-    sector = device.logical_sector_size
-    if device.size < 2 * sector:
+    if device.size < 2 * 4096:
         raise _no_table(describe(device))
-    lba0 = device.read_at(0, sector)
-    bare = _bare_file_system(device, lba0)
-    if bare:
-        raise UnsupportedLayoutError(
-            f"{device.path} starts with a {bare} file system, not a partition table: it is a "
-            "single partition, not a whole disk.",
-            "Give the whole disk (for example /dev/sdb, not /dev/sdb1); 'recovery disks' "
-            "lists them.")
+    lba0 = device.read_at(0, 512)
+    _refuse_bare_file_system(device, lba0)
+    sector = table_sector_size(device)
     seen = parted.read_disk(device.path, image_file=not device.is_block_device,
                             sector_size=sector)
     name = describe(device, seen.model)
     if seen.label == "gpt":
-        return _gpt_table(device, seen, name)
+        return _gpt_table(device, sector, seen, name)
     if seen.label in ("", "msdos") and gpt.parse_mbr(lba0).protective:
         # libparted 3.5 gives up when the primary header is gone; firmware and Windows use
         # the backup, and so do we (the raw entries then list the partitions alone).
         log.warning("primary GPT header on %s is unreadable; using the backup", name)
-        return _gpt_table(device, None, name)
-    if seen.label == "msdos" and not gpt.parse_mbr(lba0).protective:
-        return _mbr_table(device, seen, lba0, name)
-    if seen.label in ("", "msdos"):
+        return _gpt_table(device, sector, None, name)
+    if seen.label == "msdos":
+        return _mbr_table(device, sector, seen, lba0, name)
+    if seen.label == "":
         raise _no_table(name)
     raise UnsupportedLayoutError(
         f"{name} has a '{seen.label}' partition table, which Windows does not use.",
         "Only GPT and MBR (DOS) disks can be captured; check that this is the right disk.")
 
 
+def table_sector_size(device: BlockDevice) -> int:
+    """The sector size the table on `device` counts in.
+
+    A disk's own logical sector size; an image file has none, so it is inferred: where the
+    GPT header sits, or for MBR which sector size puts boot sectors / EBRs at the partition
+    starts (a 4K-sector MBR read as 512 points into the middle of nowhere). Ties keep the
+    size `device` was opened with.
+    """
+    if device.is_block_device:
+        return device.logical_sector_size
+    for size in (512, 4096):
+        if device.read_at(size, 8) == gpt.GPT_SIGNATURE:
+            return size
+    mbr = gpt.parse_mbr(device.read_at(0, 512))
+    if not mbr.valid or mbr.protective:
+        return device.logical_sector_size
+    evidence = {size: _starts_with_boot_records(device, mbr, size) for size in (512, 4096)}
+    if evidence[512] == evidence[4096]:
+        return device.logical_sector_size
+    return 512 if evidence[512] > evidence[4096] else 4096
+
+
+def _starts_with_boot_records(device: BlockDevice, mbr: gpt.MbrSector, sector: int) -> int:
+    found = 0
+    for entry in mbr.entries:
+        offset = entry.start_lba * sector
+        if offset + sector <= device.size and device.read_at(offset + 510, 2) == b"\x55\xaa":
+            found += 1
+    return found
+
+
 def looks_like_partition(device: BlockDevice) -> bool:
     """True when `device` starts with a file system instead of a table (e.g. /dev/sdb1)."""
-    sector = device.logical_sector_size
-    if device.size < 2 * sector:
+    if device.size < 2 * 4096:
         return False
-    return _bare_file_system(device, device.read_at(0, sector)) is not None
+    return _bare_file_system(device, device.read_at(0, 512)) is not None
 
 
 def describe(device: BlockDevice, model: str = "") -> str:
@@ -79,10 +103,20 @@ def describe(device: BlockDevice, model: str = "") -> str:
     return f"{device.path} ({model})" if model and device.is_block_device else str(device.path)
 
 
+def _refuse_bare_file_system(device: BlockDevice, lba0: bytes) -> None:
+    bare = _bare_file_system(device, lba0)
+    if bare:
+        raise UnsupportedLayoutError(
+            f"{device.path} starts with a file system ({bare}), not a partition table: it is "
+            "a single partition, not a whole disk.",
+            "Give the whole disk (for example /dev/sdb, not /dev/sdb1); 'recovery disks' "
+            "lists them.")
+
+
 def _bare_file_system(device: BlockDevice, lba0: bytes) -> str | None:
-    sector = device.logical_sector_size
-    if device.read_at(sector, 8) == gpt.GPT_SIGNATURE:
-        return None
+    for size in {512, device.logical_sector_size}:
+        if device.read_at(size, 8) == gpt.GPT_SIGNATURE:
+            return None
     return gpt.looks_like_boot_sector(lba0)
 
 
@@ -100,10 +134,9 @@ def _disagree(name: str, number: int) -> UnsupportedLayoutError:
         "The table may be damaged; check it with 'sgdisk -v' or 'sfdisk -V' before capturing.")
 
 
-def _gpt_table(device: BlockDevice, seen: parted.PartedDisk | None, name: str
+def _gpt_table(device: BlockDevice, sector: int, seen: parted.PartedDisk | None, name: str
                ) -> PartitionTable:
     """`seen` (libparted's view) must list exactly the raw entries; None: raw entries only."""
-    sector = device.logical_sector_size
     found = gpt.read_gpt(device.read_at, sector, device.size // sector)
     if found is None:
         raise UnsupportedLayoutError(
@@ -134,9 +167,8 @@ def _check_agreement(seen: parted.PartedDisk, entries: list[gpt.GptEntry], name:
         raise _disagree(name, min(by_number))
 
 
-def _mbr_table(device: BlockDevice, seen: parted.PartedDisk, lba0: bytes, name: str
-               ) -> PartitionTable:
-    sector = device.logical_sector_size
+def _mbr_table(device: BlockDevice, sector: int, seen: parted.PartedDisk, lba0: bytes,
+               name: str) -> PartitionTable:
     mbr = gpt.parse_mbr(lba0)
     raw: dict[tuple[str, int], gpt.MbrEntry] = {}
     for entry in mbr.entries:
