@@ -183,6 +183,7 @@ def cmd_demo(args: argparse.Namespace, events: EventSink) -> int:
 
 
 def cmd_tui(args: argparse.Namespace, events: EventSink) -> int:
-    from recovery.ui.tui.app import run_tui
+    import importlib
 
-    return run_tui([])
+    app = importlib.import_module("recovery.ui.tui.app")
+    return int(app.run_tui([]))
