@@ -27,6 +27,7 @@ from recovery.units import human_size
 log = logging.getLogger(__name__)
 
 MAX_POST_MBR_GAP = 16 * 1024 * 1024  # boot loaders (GRUB core, TrueCrypt) fit far below this
+CLEAR_LIMIT = 1024 * 1024  # old GPTs keep their entries in the first and last 16 KiB..1 MiB
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -219,8 +220,8 @@ def write_table(path: Path, table: PartitionTable) -> None:
         _check_target(target, table)
         image_file = not target.is_block_device
         same_size = target.size == table.disk_size
+    _clear_old_tables(path, table)
     with _writable_node(path, image_file, table.sector_size) as node:
-        sgdisk.zap(node)
         if table.scheme == "gpt":
             sgdisk.write_gpt(node, table)
             for part in table.partitions:
@@ -244,6 +245,20 @@ def _check_target(target: BlockDevice, table: PartitionTable) -> None:
         raise TargetTooSmallError(
             f"Target disk is too small: the partition table needs {human_size(needed)}, "
             f"{target.path} has {human_size(target.size)}.", "Choose a larger disk.")
+
+
+def _clear_old_tables(path: Path, table: PartitionTable) -> None:
+    """Zero what is outside the new partitions at both ends of the disk: old MBR, GPT and
+    backup GPT. sgdisk gives up (exit 2) on some damaged tables, and a damaged table is why
+    many disks come in for a restore; the boot areas are written back after the table."""
+    first = min((part.start for part in table.partitions), default=CLEAR_LIMIT)
+    last = max((part.end for part in table.partitions), default=0)
+    with BlockDevice.open(path, writable=True, sector_size=table.sector_size) as disk:
+        head = min(first, CLEAR_LIMIT, disk.size)
+        tail = max(last, disk.size - CLEAR_LIMIT, head)
+        disk.write_at(0, bytes(head))
+        disk.write_at(tail, bytes(disk.size - tail))
+        disk.flush()
 
 
 @contextmanager

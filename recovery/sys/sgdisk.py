@@ -11,13 +11,8 @@ from recovery.sys.run import run, run_text
 # case for loop devices and image files here; any non-zero exit is a real failure.
 
 
-def zap(device: Path) -> None:
-    """Destroy GPT (both copies) and MBR structures; partition contents stay untouched."""
-    run(["sgdisk", "--zap-all", str(device)])
-
-
 def write_gpt(device: Path, table: PartitionTable) -> None:
-    """Replace whatever is on `device` with `table` (call zap first)."""
+    """Write `table` to `device`, whose old tables the caller has already cleared."""
     run(["sgdisk", *gpt_arguments(table), str(device)])
 
 

@@ -263,6 +263,22 @@ def test_write_replaces_an_old_table_of_the_other_kind(make_loop: MakeLoop,
         assert device.read_at(512, 8) != b"EFI PART"
 
 
+@pytest.mark.parametrize("scheme", ["gpt", "mbr"])
+def test_write_over_a_garbled_table(make_loop: MakeLoop, tmp_path: Path, scheme: str) -> None:
+    """Disks come in for a restore because their table is damaged: that must not stop it."""
+    _, source = source_disk(make_loop, scheme, 512)
+    table = read(source)
+    target = make_target(make_loop, tmp_path, "file", DISK, 512)
+    make_gpt(target, 512)
+    noise = hashlib.sha512(b"garbage").digest() * 64
+    with open(target, "r+b") as handle:
+        handle.write(noise[:446] + noise[:64] + b"\x55\xaa" + noise[:16 * 1024])
+        handle.seek(DISK - 16 * 1024)
+        handle.write(noise[: 16 * 1024])
+    write_table(target, table)
+    assert compare_tables(table, read(target)) == []
+
+
 def test_same_size_restore_keeps_an_unusual_usable_range(tmp_path: Path) -> None:
     """A GPT whose backup is not at the disk's end (disk grown after partitioning)."""
     source = tmp_path / "grown.img"
