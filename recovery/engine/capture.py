@@ -132,8 +132,12 @@ def capture(request: CaptureRequest, events: EventSink = discard,
     store = ChunkStore.open(request.store, create=True)
     _check_space(store, plan, events)
     identity = source_identity(plan.disk)
-    name = request.name or default_image_name(identity, datetime.now(UTC))
-    writer = store.begin_image(name)
+    # Repeating an interrupted capture continues it, even when the default name's minute
+    # has changed since.
+    name = (request.name or store.resumable_image(identity)
+            or default_image_name(identity, datetime.now(UTC),
+                                  [image.name for image in store.list_images()]))
+    writer = store.begin_image(name, source=identity)
     counter = _Counter()
     with BlockDevice.open(request.source) as device:
         raw_areas = _capture_boot_areas(device, plan.table, store, counter)

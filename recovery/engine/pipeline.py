@@ -21,7 +21,8 @@ Out = TypeVar("Out")
 
 
 def default_workers() -> int:
-    return max(2, os.cpu_count() or 2)
+    # Twice the cores: fsync and O_DIRECT reads wait on the disk, not the CPU.
+    return max(4, 2 * (os.cpu_count() or 2))
 
 
 def ordered_map(work: Callable[[In], Out], items: Iterable[In], *,

@@ -94,7 +94,6 @@ def restore(request: RestoreRequest, events: EventSink = discard,
     store = ChunkStore.open(request.store)
     _check_chunks_present(store, plan)
     summary = RestoreSummary(manifest.name, plan.target.describe(), request.delta)
-    _forget_old_table(request.target, manifest.table.sector_size)
     write_table(request.target, manifest.table)
     with BlockDevice.open(request.target, writable=True,
                           sector_size=manifest.table.sector_size) as device:
@@ -106,17 +105,6 @@ def restore(request: RestoreRequest, events: EventSink = discard,
             summary.verified = True
     summary.seconds = time.monotonic() - started
     return summary
-
-
-def _forget_old_table(target: Path, sector_size: int) -> None:
-    """Zero the target's old MBR/GPT (both copies) first: partitioning tools refuse to work
-    on a damaged table, and a damaged table is why many disks come in for a restore."""
-    with BlockDevice.open(target, writable=True, sector_size=sector_size) as device:
-        head = min(device.size, 34 * 512 if sector_size == 512 else 6 * sector_size)
-        tail = min(device.size, 33 * 512 if sector_size == 512 else 5 * sector_size)
-        device.write_at(0, bytes(head))
-        device.write_at(device.size - tail, bytes(tail))
-        device.flush()
 
 
 def _check_chunks_present(store: ChunkStore, plan: RestorePlan) -> None:
