@@ -142,7 +142,7 @@ def capture(request: CaptureRequest, events: EventSink = discard,
     with BlockDevice.open(request.source) as device:
         raw_areas = _capture_boot_areas(device, plan.table, store, counter)
         parts_index, parts_meta = [], []
-        with phase(events, "capture", f"Capturing {plan.disk.describe()}",
+        with phase(events, "capture", f"Capturing {plan.disk.node.name}",
                    plan.used_bytes) as tracker:
             for planned in plan.partitions:
                 index, meta = _capture_partition(device, planned, request.chunk_size, store,

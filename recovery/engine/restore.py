@@ -142,7 +142,7 @@ def _write_partitions(device: BlockDevice, plan: RestorePlan, store: ChunkStore,
 
     written: list[PlacedChunk] = []
     total = sum(p.used_bytes for p in plan.manifest.captured_partitions)
-    with phase(events, "restore", f"Writing {plan.manifest.name} to {plan.target.describe()}",
+    with phase(events, "restore", f"Restoring to {plan.target.node.name}",
                total) as tracker:
         chunks = all_placed(plan.manifest, plan.index)
         for chunk, nbytes in ordered_map(work, chunks, cancel=cancel):
@@ -164,7 +164,7 @@ def _read_back(device: BlockDevice, manifest: ImageManifest, written: list[Place
     problems = compare_tables(manifest.table, read_table(device))
     problems += check_boot_areas(device, manifest)
     total = sum(chunk.span.used_bytes for chunk in written)
-    with phase(events, "read-back", "Reading back every written block", total) as tracker:
+    with phase(events, "read-back", "Reading back", total) as tracker:
         problems += [problem for _chunk, problem in
                      check_on_disk(device, iter(written), tracker.advance, cancel) if problem]
     if problems:

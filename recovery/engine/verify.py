@@ -111,25 +111,27 @@ def verify(store_path: Path, image: str, target: Path | None = None,
 def _check_store_chunks(store: ChunkStore, manifest: ImageManifest, index: ImageIndex,
                         summary: VerifySummary, events: EventSink,
                         cancel: threading.Event | None) -> None:
-    needed: dict[bytes, str] = {}
+    needed: dict[bytes, tuple[str, int]] = {}  # digest -> (where, uncompressed length)
     for chunk in all_placed(manifest, index):
         if not chunk.ref.zero:
-            needed.setdefault(chunk.ref.digest, chunk.where())
+            needed.setdefault(chunk.ref.digest, (chunk.where(), chunk.span.length))
     for area in manifest.raw_areas:
-        needed.setdefault(bytes.fromhex(area.digest), f"boot area {area.name}")
+        needed.setdefault(bytes.fromhex(area.digest), (f"boot area {area.name}", area.size))
 
-    def check(item: tuple[bytes, str]) -> tuple[int, str | None]:
+    def check(item: tuple[bytes, tuple[str, int]]) -> tuple[int, str | None]:
+        chunk_digest, (where, length) = item
         try:
-            return len(store.get(item[0])), None
+            store.get(chunk_digest)
         except RecoveryError as exc:
-            return 0, f"{item[1]}: {exc.title}"
+            return length, f"{where}: {exc.title}"
+        return length, None
 
-    with phase(events, "verify-image", f"Checking chunks of {manifest.name}",
-               len(needed)) as tracker:
-        for size, problem in ordered_map(check, needed.items(), cancel=cancel):
+    total = sum(length for _, length in needed.values())
+    with phase(events, "verify-image", "Checking chunks", total) as tracker:
+        for length, problem in ordered_map(check, needed.items(), cancel=cancel):
             summary.chunks_checked += 1
-            summary.bytes_checked += size
-            tracker.advance(1)
+            summary.bytes_checked += length
+            tracker.advance(length)
             if problem:
                 summary.problems.append(problem)
 
@@ -144,7 +146,7 @@ def _check_target(target: Path, manifest: ImageManifest, index: ImageIndex,
             summary.problems.append(f"partition table: {exc.title}")
         summary.problems.extend(check_boot_areas(device, manifest))
         total = sum(p.used_bytes for p in manifest.captured_partitions)
-        with phase(events, "verify-disk", f"Comparing {target} with {manifest.name}",
+        with phase(events, "verify-disk", f"Comparing {target.name}",
                    total) as tracker:
             for _chunk, problem in check_on_disk(device, all_placed(manifest, index),
                                                  tracker.advance, cancel):

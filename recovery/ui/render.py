@@ -28,9 +28,13 @@ class ProgressRenderer:
 
     def __init__(self) -> None:
         self.console = Console(stderr=True)
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+        # Text printed on stdout while bars are live goes above them when both are the same
+        # terminal; a piped stdout stays clean.
+        same_terminal = sys.stdout.isatty()
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=24),
                                  DownloadColumn(binary_units=False), TransferSpeedColumn(),
-                                 TimeRemainingColumn(), console=self.console, transient=False)
+                                 TimeRemainingColumn(), console=self.console, transient=False,
+                                 redirect_stdout=same_terminal, redirect_stderr=False)
         self.tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> ProgressRenderer:
