@@ -15,7 +15,7 @@ from pathlib import Path
 
 from recovery import __version__
 from recovery.engine.capture import DEFAULT_CHUNK_SIZE, CaptureRequest, capture
-from recovery.engine.disks import list_disks
+from recovery.engine.disks import disks_holding, list_disks
 from recovery.engine.restore import RestoreRequest, plan_restore, restore
 from recovery.engine.roles import parse_roles
 from recovery.engine.verify import verify
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     disks = commands.add_parser("disks", help="list whole disks")
+    disks.add_argument("--store", type=Path, help="also say which disk holds this store path")
     _json_flag(disks).set_defaults(handler=cmd_disks)
 
     cap = commands.add_parser("capture", help="capture a disk into an image store")
@@ -118,10 +119,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_disks(args: argparse.Namespace, events: EventSink) -> int:
     disks = list_disks()
+    holders = {d.node for d in disks_holding(args.store, disks)} if args.store else set()
     if args.json:
-        print_json({"disks": [disk.to_dict() for disk in disks]})
+        print_json({"disks": [{**disk.to_dict(), "holds_store": disk.node in holders}
+                              for disk in disks]})
     else:
-        print(text.disks(disks))
+        print(text.disks(disks, holders))
     return 0
 
 

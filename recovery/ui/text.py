@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from recovery.engine.capture import CaptureSummary
 from recovery.engine.restore import RestorePlan, RestoreSummary
 from recovery.engine.verify import VerifySummary
@@ -10,7 +12,7 @@ from recovery.store.images import ImageInfo
 from recovery.units import human_rate, human_size
 
 
-def disks(found: list[Disk]) -> str:
+def disks(found: list[Disk], store_holders: set[Path] | None = None) -> str:
     if not found:
         return "No disks found. Is the drive connected (and udev running)?"
     lines = []
@@ -18,6 +20,8 @@ def disks(found: list[Disk]) -> str:
         flags = [flag for flag, on in (("removable", disk.removable),
                                        ("read-only", disk.read_only),
                                        ("live medium", disk.holds_live_medium),
+                                       ("holds the store",
+                                        disk.node in (store_holders or set())),
                                        ("mounted", disk.is_mounted)) if on]
         extra = f"  [{', '.join(flags)}]" if flags else ""
         lines.append(f"{disk.node}  {disk.describe()}{extra}")

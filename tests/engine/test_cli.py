@@ -67,8 +67,10 @@ def test_disks_json_lists_a_loop_device(small_disk: DemoDisk) -> None:
 
     with losetup.loop_device(small_disk.path, read_only=True) as device:
         subprocess.run(["udevadm", "settle"], check=False)
-        code, listing = _cli("disks")
+        code, listing = _cli("disks", "--store", str(small_disk.path.parent))
     assert code == 0
+    holders = [d["node"] for d in listing["disks"] if d["holds_store"]]
+    assert holders and str(device) not in holders
     found = [d for d in listing["disks"] if d["node"] == str(device)]
     assert found and found[0]["stable_id"].startswith("loop:")
     assert found[0]["size"] == small_disk.table.disk_size
