@@ -7,13 +7,15 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from recovery.demo.disk import DemoDisk
 from recovery.engine.capture import CaptureRequest, capture
-from recovery.engine.restore import RestoreRequest, restore
+from recovery.engine.restore import RestoreRequest, plan_restore, restore
 from recovery.engine.verify import verify
 from recovery.errors import (
     CancelledError,
@@ -21,7 +23,6 @@ from recovery.errors import (
     ImageIncompleteError,
     ImageNotFoundError,
     NotConfirmedError,
-    RecoveryError,
     SectorSizeMismatchError,
     SourceError,
     StoreError,
@@ -155,36 +156,36 @@ def test_sector_size_mismatch(small_store: Path, small_disk: DemoDisk, tmp_path:
         restore(RestoreRequest(small_store, "base", device, confirmed=True))
 
 
-def test_target_mounted(small_store: Path, small_disk: DemoDisk, tmp_path: Path) -> None:
-    target = _target(tmp_path, small_disk, extra=64 * MiB)
-    with losetup.loop_device(target) as device:
+@contextmanager
+def _mounted_ext4(image: Path, mountpoint: Path) -> Iterator[Path]:
+    """The whole target disk formatted ext4 and mounted, as a USB drive holding a store."""
+    with losetup.loop_device(image) as device:
         run(["mkfs.ext4", "-q", str(device)])
-        mountpoint = tmp_path / "mnt"
         mountpoint.mkdir()
         run(["mount", str(device), str(mountpoint)])
         try:
-            with pytest.raises(TargetInUseError, match="mounted"):
-                restore(RestoreRequest(small_store, "base", device, confirmed=True))
+            yield device
         finally:
             run(["umount", str(mountpoint)])
+
+
+def test_target_mounted(small_store: Path, small_disk: DemoDisk, tmp_path: Path) -> None:
+    target = _target(tmp_path, small_disk, extra=64 * MiB)
+    with _mounted_ext4(target, tmp_path / "mnt") as device, \
+            pytest.raises(TargetInUseError, match="mounted"):
+        restore(RestoreRequest(small_store, "base", device, confirmed=True))
 
 
 def test_store_on_the_target_disk(small_store: Path, small_disk: DemoDisk,
                                   tmp_path: Path) -> None:
     target = _target(tmp_path, small_disk, extra=512 * MiB)
-    with losetup.loop_device(target) as device:
-        run(["mkfs.ext4", "-q", str(device)])
-        mountpoint = tmp_path / "usb"
-        mountpoint.mkdir()
-        run(["mount", str(device), str(mountpoint)])
-        try:
-            shutil.copytree(small_store, mountpoint / "store")
-            with pytest.raises(RecoveryError) as caught:
-                restore(RestoreRequest(mountpoint / "store", "base", device, confirmed=True))
-            assert isinstance(caught.value, TargetInUseError)
-            assert "holds the image store" in caught.value.title or "mounted" in caught.value.title
-        finally:
-            run(["umount", str(mountpoint)])
+    with _mounted_ext4(target, tmp_path / "usb") as device:
+        shutil.copytree(small_store, tmp_path / "usb" / "store")
+        request = RestoreRequest(tmp_path / "usb" / "store", "base", device, confirmed=True)
+        titles = [refusal.title for refusal in plan_restore(request).refusals]
+        assert any("holds the image store" in title for title in titles), titles
+        with pytest.raises(TargetInUseError):
+            restore(request)
 
 
 def test_interrupted_capture_is_incomplete_then_resumes(small_disk: DemoDisk,
