@@ -93,8 +93,7 @@ class BlockDevice:
             logical = sector_size or detect_file_sector_size(fd)
             physical = logical
             read_only = not os.access(path, os.W_OK)
-        if writable and read_only:
-            os.close(fd)
+        if writable and read_only:  # open() closes fd when this raises
             raise TargetReadOnlyError(
                 f"{path} is write-protected.",
                 "Remove the write protection or choose another disk.")

@@ -1,0 +1,113 @@
+"""Roll back a corrupt SYSTEM hive to a shadow copy's, check it on the volume, undo it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import blake3
+import pyfsntfs
+import pytest
+import yaml
+
+from recovery.errors import NotConfirmedError
+from recovery.registry.inspect import diff_point, restore_points
+from recovery.registry.rollback import RollbackRequest, UndoRequest, history, rollback, undo
+from recovery.sys import ntfs3g
+from tests.registry.conftest import CONFIG, POINT_TIME, VolumeFactory
+from tests.vsstool.builder import Snapshot
+
+
+def read_volume_file(image: Path, path: str) -> bytes | None:
+    volume = pyfsntfs.volume()
+    volume.open(str(image))
+    try:
+        entry = volume.get_file_entry_by_path("\\" + path.replace("/", "\\"))
+        if entry is None:
+            return None
+        data: bytes = entry.read_buffer(entry.size) if entry.size else b""
+        return data
+    finally:
+        volume.close()
+
+
+def digest(data: bytes | None) -> str | None:
+    return None if data is None else blake3.blake3(data).hexdigest()
+
+
+def test_rollback_replaces_corrupt_system_and_undo_restores_it(
+        broken_system_volume: Path, hives: dict[str, bytes]) -> None:
+    image = broken_system_volume
+    listing = restore_points(image).listing
+    assert [p.id for p in listing.points] == ["vss-1"]
+    point = listing.points[0]
+    assert point.created == POINT_TIME
+    assert point.hives["SYSTEM"].status == "ok" and point.hives["SAM"].status == "ok"
+
+    diff = diff_point(image, "vss-1", "SYSTEM", key="Select")
+    assert diff.problems and "current" in diff.problems[0]
+    assert [(c.path, c.change) for c in diff.changes] == [("\\Select", "removed")]
+
+    with pytest.raises(NotConfirmedError):
+        rollback(RollbackRequest(image, "vss-1", hives=("SYSTEM",)))
+    assert read_volume_file(image, f"{CONFIG}/SYSTEM") == hives["corrupted_system_hive"]
+
+    summary = rollback(RollbackRequest(image, "vss-1", hives=("SYSTEM",), confirmed=True))
+    assert summary.verified
+    assert digest(read_volume_file(image, f"{CONFIG}/SYSTEM")) == digest(hives["SYSTEM"])
+    # The point had no logs: the current logs must not stay next to the restored hive.
+    assert read_volume_file(image, f"{CONFIG}/SYSTEM.LOG1") == b""
+    assert read_volume_file(image, f"{CONFIG}/SYSTEM.LOG2") == b""
+    assert read_volume_file(image, f"{CONFIG}/SAM") == hives["SAM"]  # not asked for
+    assert ntfs3g.ntfsfix_check(image).ok
+
+    record_dir = f"System Volume Information/recovery-undo/{summary.record}"
+    manifest = yaml.safe_load(read_volume_file(image, f"{record_dir}/manifest.yaml") or b"")
+    assert manifest["state"] == "applied" and manifest["point"]["id"] == "vss-1"
+    saved = {f["path"]: f for f in manifest["files"]}
+    assert saved[f"{CONFIG}/SYSTEM"]["blake3"] == digest(hives["corrupted_system_hive"])
+    assert saved[f"{CONFIG}/SYSTEM.LOG1"]["blake3"] == digest(hives["SYSTEM_B.LOG1"])
+    # Every shadow copy's hives were exported into the record before the first write.
+    exported = read_volume_file(image, f"{record_dir}/shadows/vss-1/SYSTEM")
+    assert digest(exported) == manifest["exports"]["shadows/vss-1/SYSTEM"] == digest(
+        hives["SYSTEM"])
+
+    done = undo(UndoRequest(image, confirmed=True))
+    assert done.record == summary.record and done.verified
+    assert read_volume_file(image, f"{CONFIG}/SYSTEM") == hives["corrupted_system_hive"]
+    assert read_volume_file(image, f"{CONFIG}/SYSTEM.LOG1") == hives["SYSTEM_B.LOG1"]
+    assert read_volume_file(image, f"{CONFIG}/SYSTEM.LOG2") == b""
+    assert ntfs3g.ntfsfix_check(image).ok
+    assert [(r.id, r.state) for r in history(image)] == [(summary.record, "used")]
+
+    # Writing invalidated the shadow copy; the point now comes from the record's export.
+    listed = restore_points(image).listing.points
+    assert [(p.id, p.detail.get("saved_in_undo_record")) for p in listed] == [
+        ("vss-1", summary.record)]
+    assert listed[0].hives["SYSTEM"].status == "ok"
+    # A second rollback after the undo works, from the hives the record kept.
+    again = rollback(RollbackRequest(image, "vss-1", hives=("SYSTEM",), confirmed=True))
+    assert digest(read_volume_file(image, f"{CONFIG}/SYSTEM")) == digest(hives["SYSTEM"])
+    assert [r.state for r in history(image)] == ["applied", "used"]
+    assert again.record != summary.record
+
+
+def test_point_hive_travels_with_its_own_logs(make_volume: VolumeFactory,
+                                              hives: dict[str, bytes]) -> None:
+    point = Snapshot(POINT_TIME, {f"{CONFIG}/SYSTEM": hives["SYSTEM_B"],
+                                  f"{CONFIG}/SYSTEM.LOG1": hives["SYSTEM_B.LOG1"],
+                                  f"{CONFIG}/SYSTEM.LOG2": hives["SYSTEM_B.LOG2"]})
+    image = make_volume({f"{CONFIG}/SYSTEM": hives["SYSTEM"],
+                         f"{CONFIG}/SYSTEM.LOG1": b"current log that must go",
+                         f"{CONFIG}/SYSTEM.LOG2": None}, [point],
+                        size=128 * 1024 * 1024)
+    listed = restore_points(image).listing.points[0]
+    assert listed.hives["SYSTEM"].status == "needs-log-replay"
+    assert listed.hives["SYSTEM"].logs == ("SYSTEM.LOG1", "SYSTEM.LOG2")
+    rollback(RollbackRequest(image, "vss-1", confirmed=True))
+    for name in ("SYSTEM", "SYSTEM.LOG1", "SYSTEM.LOG2"):
+        assert digest(read_volume_file(image, f"{CONFIG}/{name}")) == digest(
+            hives[name.replace("SYSTEM", "SYSTEM_B")])
+    undo(UndoRequest(image, confirmed=True))
+    assert read_volume_file(image, f"{CONFIG}/SYSTEM.LOG1") == b"current log that must go"
+    assert read_volume_file(image, f"{CONFIG}/SYSTEM.LOG2") is None
+    assert read_volume_file(image, f"{CONFIG}/SYSTEM") == hives["SYSTEM"]

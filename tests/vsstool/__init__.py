@@ -1,0 +1,1 @@
+"""Test tool: NTFS volumes carrying Volume Shadow Copy stores in the libvshadow format."""
