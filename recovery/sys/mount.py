@@ -1,0 +1,35 @@
+"""Mounting a file system found on a disk the technician plugged in (the image store).
+
+NTFS goes through ntfs-3g (recovery.sys.ntfs3g); everything else the kernel mounts itself
+(ext4, exfat, vfat, xfs, btrfs). Unmounting is ntfs3g.unmount: one `umount` for all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from recovery.sys import ntfs3g
+from recovery.sys.run import run
+
+
+@contextmanager
+def mounted(device: Path, fs_type: str, mountpoint: Path, *, read_write: bool = True
+            ) -> Iterator[Path]:
+    """Mount `device` (a partition node) on `mountpoint`; unmount on exit, even on error."""
+    if fs_type == "ntfs":
+        with ntfs3g.mount(device, 0, mountpoint, read_write) as point:
+            yield point
+        return
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    options = "rw" if read_write else "ro"
+    argv = ["mount", "-o", options]
+    if fs_type:
+        argv += ["-t", fs_type]
+    run([*argv, str(device), str(mountpoint)])
+    try:
+        yield mountpoint
+    finally:
+        run(["sync", "-f", str(mountpoint)], check=False)
+        ntfs3g.unmount(mountpoint)

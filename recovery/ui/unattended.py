@@ -1,0 +1,277 @@
+"""Unattended mode: one engine job from the kernel command line, for CI and mass restores.
+
+    recovery.run=capture|restore|verify|tui|shell
+    recovery.store=LABEL:path | /dev/NODE:path   file system holding the store, directory in it
+    recovery.image=NAME  recovery.source=SERIAL|ID  recovery.target=SERIAL|ID  recovery.yes=1
+
+The live image's recovery-unattended.service runs `python3 -m recovery.ui.unattended
+--console /dev/ttyS0 --console /dev/tty1 --poweroff`. It mounts the store, runs the CLI job
+with --json and writes one machine-readable line to every console:
+
+    RECOVERY-RESULT: PASS {"job": "restore", "exit_status": 0, "result": {...}}
+    RECOVERY-RESULT: FAIL {"job": "restore", "exit_status": 11, "result": {"error": ...}}
+
+then powers the PC off after PASS (after FAIL it stays on, showing why). `tui` and `shell`
+are not jobs: the consoles handle them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO, cast
+
+from recovery.errors import RecoveryError, SourceError, UsageError
+from recovery.model.disk import Disk, DiskPartition
+
+JOBS = ("capture", "restore", "verify")
+INTERACTIVE = ("tui", "shell")
+RESULT_PREFIX = "RECOVERY-RESULT:"
+STORE_WAIT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    """Where the image store lives: a file system (by label or device node) and a path in it."""
+
+    path: str
+    label: str = ""
+    device: Path | None = None
+
+    def describe(self) -> str:
+        where = str(self.device) if self.device else f"the file system labelled '{self.label}'"
+        return f"{self.path} on {where}"
+
+
+@dataclass(frozen=True)
+class UnattendedJob:
+    run: str
+    store: StoreLocation | None = None
+    image: str = ""
+    source: str = ""
+    target: str = ""
+    yes: bool = False
+
+    @property
+    def is_engine_job(self) -> bool:
+        return self.run in JOBS
+
+
+def parse_store(value: str) -> StoreLocation:
+    where, sep, path = value.partition(":")
+    if not sep or not where:
+        raise UsageError(f"recovery.store={value} names no file system.",
+                         "Write recovery.store=LABEL:path or recovery.store=/dev/sdb1:path.")
+    path = "/" + path.strip("/")
+    if where.startswith("/dev/"):
+        return StoreLocation(path=path, device=Path(where))
+    return StoreLocation(path=path, label=where.removeprefix("LABEL="))
+
+
+def parse_cmdline(cmdline: str) -> UnattendedJob | None:
+    """The job named on a kernel command line, or None when it names none."""
+    options: dict[str, str] = {}
+    for word in shlex.split(cmdline):
+        key, _, value = word.partition("=")
+        if key.startswith("recovery."):
+            options[key.removeprefix("recovery.")] = value
+    if "run" not in options:
+        return None
+    run = options["run"]
+    if run not in JOBS + INTERACTIVE:
+        raise UsageError(f"recovery.run={run} is not a job.",
+                         f"Use one of {', '.join(JOBS + INTERACTIVE)}.")
+    job = UnattendedJob(
+        run=run, store=parse_store(options["store"]) if options.get("store") else None,
+        image=options.get("image", ""), source=options.get("source", ""),
+        target=options.get("target", ""), yes=options.get("yes", "") in ("1", "yes", "true"))
+    _check_complete(job)
+    return job
+
+
+def _check_complete(job: UnattendedJob) -> None:
+    needed = {"capture": ("store", "source"), "restore": ("store", "image", "target"),
+              "verify": ("store", "image")}.get(job.run, ())
+    missing = [name for name in needed if not getattr(job, name)]
+    if missing:
+        raise UsageError(
+            f"recovery.run={job.run} needs " + ", ".join(f"recovery.{m}=" for m in missing)
+            + " on the kernel command line.",
+            "Edit the boot entry (press e in the boot menu) and add the missing options.")
+
+
+def cli_arguments(job: UnattendedJob, store_dir: Path, resolve: Callable[[str], str]
+                  ) -> list[str]:
+    """The `recovery` command line for the job; `resolve` turns a serial or id into a node."""
+    store = ["--store", str(store_dir)]
+    if job.run == "capture":
+        name = ["--name", job.image] if job.image else []
+        return ["capture", resolve(job.source), *store, *name, "--json"]
+    if job.run == "restore":
+        yes = ["--yes"] if job.yes else []
+        return ["restore", *store, job.image, resolve(job.target), *yes, "--json"]
+    target = ["--target", resolve(job.target)] if job.target else []
+    return ["verify", *store, job.image, *target, "--json"]
+
+
+def resolve_disk_node(identifier: str) -> str:
+    """A device node for a serial, stable id, WWN or /dev path, as `recovery disks` shows."""
+    from recovery.engine.disks import find_disk, list_disks  # udev only where needed
+
+    return str(find_disk(identifier, list_disks()).node)
+
+
+def find_store_partition(location: StoreLocation, disks: Sequence[Disk]
+                         ) -> DiskPartition | None:
+    for disk in disks:
+        for partition in disk.partitions:
+            if location.device is not None and partition.node == location.device:
+                return partition
+            if location.label and partition.fs_label == location.label:
+                return partition
+    return None
+
+
+def wait_for_store(location: StoreLocation, timeout: float | None = None) -> DiskPartition:
+    """The store's partition; USB disks can appear seconds after boot, so keep looking."""
+    from recovery.engine.disks import list_disks
+    from recovery.sys.udev import settle
+
+    deadline = time.monotonic() + (STORE_WAIT_SECONDS if timeout is None else timeout)
+    while True:
+        settle()
+        disks = list_disks()
+        partition = find_store_partition(location, disks)
+        if partition is not None and partition.node is not None:
+            return partition
+        if time.monotonic() > deadline:
+            seen = "; ".join(f"{p.node} '{p.fs_label}' ({p.fs_type})"
+                             for d in disks for p in d.partitions) or "none"
+            raise SourceError(f"The image store {location.describe()} was not found. "
+                              f"Partitions here: {seen}.",
+                              "Plug in the store disk, check recovery.store= on the kernel "
+                              "command line, and boot again.")
+        time.sleep(2)
+
+
+@contextlib.contextmanager
+def mounted_store(location: StoreLocation) -> Iterator[Path]:
+    from recovery.sys.mount import mounted
+
+    partition = wait_for_store(location)
+    assert partition.node is not None
+    with tempfile.TemporaryDirectory(prefix="recovery-store-") as scratch, \
+            mounted(partition.node, partition.fs_type, Path(scratch)) as point:
+        yield point / location.path.lstrip("/")
+
+
+class _Tee(io.TextIOBase):
+    """Progress text to the journal and to every console the technician may be watching."""
+
+    def __init__(self, streams: Sequence[TextIO]) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            with contextlib.suppress(OSError, ValueError):
+                stream.write(text)
+                stream.flush()
+        return len(text)
+
+
+def run_cli(argv: list[str], progress: TextIO) -> tuple[int, object]:
+    """Run `recovery ARGV` in this process; its exit status and its JSON document."""
+    from recovery.ui.cli import main as cli_main
+
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(progress):
+        try:
+            status = cli_main(argv)
+        except SystemExit as exc:  # argparse refusing the arguments
+            status = exc.code if isinstance(exc.code, int) else 2
+    text = captured.getvalue().strip()
+    try:
+        return status, json.loads(text) if text else None
+    except json.JSONDecodeError:
+        return status, {"output": text[-4000:]}
+
+
+def run_job(job: UnattendedJob, progress: TextIO) -> dict[str, object]:
+    """Mount the store, run the job; the report is what the RECOVERY-RESULT line carries."""
+    report: dict[str, object] = {"job": job.run, "image": job.image}
+    started = time.monotonic()
+    try:
+        assert job.store is not None
+        with mounted_store(job.store) as store_dir:
+            argv = cli_arguments(job, store_dir, resolve_disk_node)
+            report["command"] = ["recovery", *argv]
+            status, result = run_cli(argv, progress)
+        report.update(exit_status=status, result=result)
+    except RecoveryError as error:
+        report.update(exit_status=error.code, result={"error": error.as_dict()})
+    except Exception as error:  # a bug must still end in a FAIL line, not a silent hang
+        report.update(exit_status=1, result={"error": {
+            "code": 1, "kind": "crash", "title": f"{type(error).__name__}: {error}",
+            "action": "Report this with the serial log."}})
+    report["seconds"] = round(time.monotonic() - started, 1)
+    return report
+
+
+def result_line(report: dict[str, object]) -> str:
+    verdict = "PASS" if report.get("exit_status") == 0 else "FAIL"
+    return f"{RESULT_PREFIX} {verdict} {json.dumps(report, sort_keys=True, default=str)}"
+
+
+def _open_consoles(paths: Sequence[Path]) -> list[TextIO]:
+    consoles: list[TextIO] = [sys.stdout]
+    for path in paths:
+        # A PC without a serial port has /dev/ttyS0 but refuses to open it: skip it.
+        with contextlib.suppress(OSError):
+            consoles.append(open(path, "w", encoding="utf-8"))  # noqa: SIM115
+    return consoles
+
+
+def _power_off() -> None:
+    from recovery.sys.run import run
+
+    run(["systemctl", "--no-block", "poweroff"], check=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m recovery.ui.unattended")
+    parser.add_argument("--cmdline", type=Path, default=Path("/proc/cmdline"))
+    parser.add_argument("--console", type=Path, action="append", default=[])
+    parser.add_argument("--poweroff", action="store_true", help="power off after a job")
+    args = parser.parse_args(argv)
+    consoles = _open_consoles(args.console)
+    out = cast(TextIO, _Tee(consoles))
+    try:
+        job = parse_cmdline(args.cmdline.read_text())
+    except UsageError as error:
+        job = None
+        out.write(result_line({"job": "", "exit_status": error.code,
+                               "result": {"error": error.as_dict()}}) + "\n")
+        return error.code
+    if job is None or not job.is_engine_job:
+        return 0
+    out.write(f"recovery: unattended {job.run} starting\n")
+    report = run_job(job, out)
+    out.write("\n" + result_line(report) + "\n")
+    status = report["exit_status"]
+    # A failed PC stays on with the reason on its screen; a finished one switches off.
+    if args.poweroff and status == 0:
+        _power_off()
+    return status if isinstance(status, int) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Unattended mode: kernel command line -> CLI job -> RECOVERY-RESULT line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from recovery.errors import UsageError
+from recovery.model.disk import Disk, DiskPartition
+from recovery.ui import unattended
+from recovery.ui.unattended import (
+    StoreLocation,
+    UnattendedJob,
+    cli_arguments,
+    find_store_partition,
+    parse_cmdline,
+    result_line,
+)
+
+BOOT = "BOOT_IMAGE=/live/vmlinuz boot=live quiet console=ttyS0,115200n8"
+
+
+def test_no_recovery_options_means_no_job() -> None:
+    assert parse_cmdline(BOOT) is None
+
+
+def test_restore_job_from_the_command_line() -> None:
+    job = parse_cmdline(f"{BOOT} recovery.run=restore recovery.store=STORE:/images/lab "
+                        "recovery.image=win10-lab recovery.target=NVME-SYS-0001 recovery.yes=1")
+    assert job == UnattendedJob(run="restore", store=StoreLocation("/images/lab", label="STORE"),
+                                image="win10-lab", target="NVME-SYS-0001", yes=True)
+    assert job.is_engine_job
+
+
+def test_store_on_a_device_node() -> None:
+    job = parse_cmdline("recovery.run=capture recovery.store=/dev/sdb1:store "
+                        "recovery.source=/dev/nvme0n1")
+    assert job is not None and job.store == StoreLocation("/store", device=Path("/dev/sdb1"))
+
+
+@pytest.mark.parametrize("run", ["tui", "shell"])
+def test_interactive_modes_are_not_jobs(run: str) -> None:
+    job = parse_cmdline(f"recovery.run={run}")
+    assert job is not None and not job.is_engine_job
+
+
+@pytest.mark.parametrize(("cmdline", "missing"), [
+    ("recovery.run=restore recovery.store=S:/x recovery.image=I", "recovery.target="),
+    ("recovery.run=capture recovery.store=S:/x", "recovery.source="),
+    ("recovery.run=verify recovery.image=I", "recovery.store="),
+])
+def test_incomplete_jobs_are_refused_by_name(cmdline: str, missing: str) -> None:
+    with pytest.raises(UsageError, match=missing):
+        parse_cmdline(cmdline)
+
+
+def test_unknown_job_and_bad_store_are_refused() -> None:
+    with pytest.raises(UsageError, match=r"recovery\.run=format"):
+        parse_cmdline("recovery.run=format")
+    with pytest.raises(UsageError, match="names no file system"):
+        parse_cmdline("recovery.run=verify recovery.store=nocolon recovery.image=I")
+
+
+def test_cli_arguments_for_each_job() -> None:
+    store = StoreLocation("/s", label="L")
+    nodes = {"SER1": "/dev/nvme0n1", "SER2": "/dev/sda"}
+    capture = UnattendedJob("capture", store, image="img", source="SER1")
+    restore = UnattendedJob("restore", store, image="img", target="SER2", yes=True)
+    verify = UnattendedJob("verify", store, image="img", target="SER2")
+    where = Path("/mnt/s")
+    assert cli_arguments(capture, where, nodes.__getitem__) == [
+        "capture", "/dev/nvme0n1", "--store", "/mnt/s", "--name", "img", "--json"]
+    assert cli_arguments(restore, where, nodes.__getitem__) == [
+        "restore", "--store", "/mnt/s", "img", "/dev/sda", "--yes", "--json"]
+    assert cli_arguments(verify, where, nodes.__getitem__) == [
+        "verify", "--store", "/mnt/s", "img", "--target", "/dev/sda", "--json"]
+
+
+def _disk(partitions: tuple[DiskPartition, ...]) -> Disk:
+    return Disk(stable_id="usb-X", node=Path("/dev/sdb"), model="Stick", serial="X", wwn="",
+                bus="usb", size=8 << 30, logical_sector_size=512, physical_sector_size=512,
+                removable=True, read_only=False, partitions=partitions)
+
+
+def test_store_partition_by_label_or_node() -> None:
+    part = DiskPartition(number=1, node=Path("/dev/sdb1"), start=1 << 20, size=1 << 30,
+                         fs_type="exfat", fs_label="STORE", fs_uuid="", part_uuid="",
+                         part_type="0x7", part_name="")
+    disks = [_disk((part,))]
+    assert find_store_partition(StoreLocation("/", label="STORE"), disks) == part
+    assert find_store_partition(StoreLocation("/", device=Path("/dev/sdb1")), disks) == part
+    assert find_store_partition(StoreLocation("/", label="OTHER"), disks) is None
+
+
+def test_result_line_is_one_parseable_line() -> None:
+    line = result_line({"job": "verify", "exit_status": 23, "result": {"error": "x\ny"}})
+    verdict, payload = line.removeprefix("RECOVERY-RESULT: ").split(" ", 1)
+    assert verdict == "FAIL" and "\n" not in line
+    assert json.loads(payload)["exit_status"] == 23
+    assert result_line({"exit_status": 0}).startswith("RECOVERY-RESULT: PASS ")
+
+
+def test_bad_command_line_prints_fail_on_every_console(tmp_path: Path) -> None:
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("quiet recovery.run=restore recovery.store=S:/x\n")
+    console = tmp_path / "ttyS0"
+    console.touch()
+    status = unattended.main(["--cmdline", str(cmdline), "--console", str(console),
+                              "--console", str(tmp_path / "missing-dir" / "tty1")])
+    assert status == UsageError.code
+    line = console.read_text().strip()
+    assert line.startswith("RECOVERY-RESULT: FAIL ") and "recovery.image=" in line
+
+
+def test_job_that_cannot_find_its_store_fails_with_the_reason(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No disk here carries this label: the job must end in a FAIL line naming the store.
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("recovery.run=verify recovery.store=NO-SUCH-LABEL-42:/s "
+                       "recovery.image=I\n")
+    monkeypatch.setattr(unattended, "STORE_WAIT_SECONDS", 0.0)
+    console = tmp_path / "console"
+    console.touch()
+    status = unattended.main(["--cmdline", str(cmdline), "--console", str(console)])
+    assert status == 10
+    line = console.read_text().strip().splitlines()[-1]
+    assert "NO-SUCH-LABEL-42" in line and line.startswith("RECOVERY-RESULT: FAIL")
