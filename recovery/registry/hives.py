@@ -17,6 +17,7 @@ import pyregf
 from regipy.registry import RegistryHive
 
 HIVE_NAMES = ("SYSTEM", "SOFTWARE", "SAM", "SECURITY", "DEFAULT")
+USER_PREFIX = "USER_"  # user hives are named USER_<account>, e.g. USER_alice
 LOG_SUFFIXES = (".LOG1", ".LOG2")
 HiveStatus = Literal["ok", "dirty", "needs-log-replay", "corrupt", "empty", "missing"]
 USABLE: frozenset[str] = frozenset({"ok", "dirty", "needs-log-replay"})
@@ -43,6 +44,20 @@ class HiveCheck:
         data = asdict(self)
         data["logs"] = list(self.logs)
         return data
+
+
+def normal_hive_name(name: str) -> str:
+    """SYSTEM, SOFTWARE, ... in upper case; USER_<account> keeps the account's spelling."""
+    if name.upper().startswith(USER_PREFIX):
+        return USER_PREFIX + name[len(USER_PREFIX):]
+    return name.upper()
+
+
+def hive_location(name: str) -> tuple[str, str]:
+    """(folder from the volume root, file name) of a hive on a running Windows volume."""
+    if name.startswith(USER_PREFIX):
+        return f"Users/{name.removeprefix(USER_PREFIX)}", "NTUSER.DAT"
+    return "Windows/System32/config", name
 
 
 def file_hash(path: Path) -> str:

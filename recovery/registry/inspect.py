@@ -10,7 +10,13 @@ from pathlib import Path
 
 from recovery.errors import HiveError
 from recovery.registry.diff import HiveDiff, diff_hives
-from recovery.registry.hives import HiveCheck, SystemHealth, system_health
+from recovery.registry.hives import (
+    USER_PREFIX,
+    HiveCheck,
+    SystemHealth,
+    normal_hive_name,
+    system_health,
+)
 from recovery.registry.points import PointListing, RestorePoint, list_points
 from recovery.registry.rollback import export_current, staging_dir
 from recovery.registry.volume import WindowsVolume, locate_volume, open_volume
@@ -42,19 +48,20 @@ class PointReport:
                          for n, d in self.diffs.items()}}
 
 
-def restore_points(volume_path: Path, partition: int | None = None) -> PointsReport:
+def restore_points(volume_path: Path, partition: int | None = None,
+                   user_hives: bool = False) -> PointsReport:
     volume = locate_volume(volume_path, partition)
     with staging_dir() as staging, open_volume(volume) as opened:
-        return PointsReport(volume, list_points(opened, staging))
+        return PointsReport(volume, list_points(opened, staging, user_hives))
 
 
 def show_point(volume_path: Path, point_id: str, partition: int | None = None,
-               with_diff: bool = True) -> PointReport:
+               with_diff: bool = True, user_hives: bool = False) -> PointReport:
     volume = locate_volume(volume_path, partition)
     with staging_dir() as staging:
         with open_volume(volume) as opened:
-            point = list_points(opened, staging / "points").find(point_id)
-            current = export_current(opened, staging / "current")
+            point = list_points(opened, staging / "points", user_hives).find(point_id)
+            current = export_current(opened, staging / "current", user_hives)
         health = system_health(staging / "current" / "SYSTEM") if "SYSTEM" in current else None
         report = PointReport(volume, point, current, health)
         if with_diff:
@@ -68,11 +75,12 @@ def show_point(volume_path: Path, point_id: str, partition: int | None = None,
 def diff_point(volume_path: Path, point_id: str, hive: str, key: str | None = None,
                partition: int | None = None) -> HiveDiff:
     volume = locate_volume(volume_path, partition)
-    name = hive.upper()
+    name = normal_hive_name(hive)
+    users = name.startswith(USER_PREFIX)
     with staging_dir() as staging:
         with open_volume(volume) as opened:
-            point = list_points(opened, staging / "points").find(point_id)
-            current = export_current(opened, staging / "current")
+            point = list_points(opened, staging / "points", users).find(point_id)
+            current = export_current(opened, staging / "current", users)
         if name not in point.hives:
             raise HiveError(f"Restore point {point_id} has no {name} hive.",
                             f"Choose from: {', '.join(point.hives) or 'none'}.")

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from recovery.errors import RestorePointNotFoundError
-from recovery.registry.hives import HIVE_NAMES, LOG_SUFFIXES, HiveCheck, check_hive
+from recovery.registry.hives import (
+    HIVE_NAMES,
+    LOG_SUFFIXES,
+    USER_PREFIX,
+    HiveCheck,
+    check_hive,
+)
 from recovery.registry.undo import UNDO_DIR, list_records
 from recovery.registry.volume import CONFIG_DIR, OpenVolume
 
@@ -28,6 +34,47 @@ XP_NAMES = {"SYSTEM": "_REGISTRY_MACHINE_SYSTEM", "SOFTWARE": "_REGISTRY_MACHINE
             "DEFAULT": "_REGISTRY_USER_.DEFAULT"}
 
 
+@dataclass(frozen=True)
+class HiveFiles:
+    """Where a point keeps its hives: a file system view (None: the current volume) and
+    the path of each hive; `users` is the folder of user profiles when the point has one."""
+
+    opened: OpenVolume
+    fs: Any
+    path_of: Callable[[str], str | None]
+    users: str | None = None
+
+    def read(self, hive: str, suffix: str = "") -> bytes | None:
+        path = self.path_of(hive)
+        return None if path is None else self.opened.read_file(path + suffix, self.fs)
+
+    def user_hives(self) -> list[str]:
+        if self.users is None:
+            return []
+        return [USER_PREFIX + name for name in self.opened.list_dir(self.users, self.fs)
+                if self.opened.read_file(f"{self.users}\\{name}\\NTUSER.DAT", self.fs)
+                is not None]
+
+
+def windows_layout(opened: OpenVolume, fs: Any) -> HiveFiles:
+    """A whole Windows volume (the current one or a shadow copy)."""
+    def path_of(hive: str) -> str:
+        if hive.startswith(USER_PREFIX):
+            return f"\\Users\\{hive.removeprefix(USER_PREFIX)}\\NTUSER.DAT"
+        return f"{CONFIG_DIR}\\{hive}"
+    return HiveFiles(opened, fs, path_of, "\\Users")
+
+
+def folder_layout(opened: OpenVolume, folder: str, names: dict[str, str] | None = None,
+                  with_users: bool = False) -> HiveFiles:
+    """Hives as files in one folder of the current volume (RegBack, XP, undo records)."""
+    def path_of(hive: str) -> str | None:
+        if hive.startswith(USER_PREFIX) and not with_users:
+            return None
+        return f"{folder}\\{(names or {}).get(hive, hive)}"
+    return HiveFiles(opened, None, path_of)
+
+
 @dataclass
 class RestorePoint:
     id: str
@@ -36,8 +83,7 @@ class RestorePoint:
     description: str | None
     hives: dict[str, HiveCheck] = field(default_factory=dict)
     detail: dict[str, object] = field(default_factory=dict)
-    # Reads a hive's file (or one of its logs) by name, e.g. "SYSTEM" or "SYSTEM.LOG1".
-    reader: Callable[[str], bytes | None] | None = field(default=None, repr=False)
+    files: HiveFiles | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, object]:
         return {"id": self.id, "source": self.source,
@@ -70,8 +116,9 @@ def filetime_to_datetime(value: int) -> datetime:
     return datetime(1601, 1, 1, tzinfo=UTC) + timedelta(microseconds=value // 10)
 
 
-def list_points(opened: OpenVolume, staging: Path) -> PointListing:
-    """Every restore point with its hives exported under `staging` and checked."""
+def list_points(opened: OpenVolume, staging: Path, user_hives: bool = False) -> PointListing:
+    """Every restore point with its hives exported under `staging` and checked; user
+    hives (USER_<account>) too when asked, since they are large and many."""
     points: list[RestorePoint] = []
     notes: list[str] = []
     points += _vss_points(opened)
@@ -81,7 +128,9 @@ def list_points(opened: OpenVolume, staging: Path) -> PointListing:
     points += _xp_points(opened)
     points = _with_saved_copies(opened, points)
     for point in points:
-        export_point(point, staging / point.id)
+        assert point.files is not None
+        users = tuple(point.files.user_hives()) if user_hives else ()
+        export_point(point, staging / point.id, HIVE_NAMES + users)
     points.sort(key=lambda p: p.created, reverse=True)
     return PointListing(points, notes)
 
@@ -89,15 +138,15 @@ def list_points(opened: OpenVolume, staging: Path) -> PointListing:
 def export_point(point: RestorePoint, dest: Path, names: tuple[str, ...] = HIVE_NAMES
                  ) -> dict[str, HiveCheck]:
     """Copy the point's hives (with their logs) into `dest` and check each."""
-    assert point.reader is not None
+    assert point.files is not None
     dest.mkdir(parents=True, exist_ok=True)
     for name in names:
-        data = point.reader(name)
+        data = point.files.read(name)
         if data is None:
             continue
         (dest / name).write_bytes(data)
         for suffix in LOG_SUFFIXES:
-            log = point.reader(name + suffix)
+            log = point.files.read(name, suffix)
             if log is not None:
                 (dest / (name + suffix)).write_bytes(log)
         point.hives[name] = check_hive(dest / name, name)
@@ -132,7 +181,7 @@ def _with_saved_copies(opened: OpenVolume, live: list[RestorePoint]) -> list[Res
                 by_copy[copy_id] = point
                 taken.add(point_id)
             folder = f"{records_dir}\\{record.id}\\shadows\\{meta['id']}"
-            point.reader = _reader(opened, None, folder)
+            point.files = _saved_layout(opened, folder)
             point.detail["saved_in_undo_record"] = record.id
     return live
 
@@ -152,17 +201,26 @@ def _vss_points(opened: OpenVolume) -> list[RestorePoint]:
             f"vss-{index + 1}", "vss", created, None,
             detail={"store_number": index + 1, "store_id": str(store.identifier),
                     "shadow_copy_id": copy_id},
-            reader=_reader(opened, fs, CONFIG_DIR)))
+            files=windows_layout(opened, fs)))
     return points
 
 
-def _reader(opened: OpenVolume, fs: Any, folder: str,
-            names: dict[str, str] | None = None) -> Callable[[str], bytes | None]:
-    def read(name: str) -> bytes | None:
-        hive, dot, suffix = name.partition(".")
-        file_name = (names or {}).get(hive, hive) + dot + suffix
-        return opened.read_file(f"{folder}\\{file_name}", fs)
-    return read
+def _saved_layout(opened: OpenVolume, folder: str) -> HiveFiles:
+    """A point's hives as an undo record saved them: shadows/<id>/<HIVE>[.LOGn]."""
+    saved = folder_layout(opened, folder, with_users=True)
+    names = [n for n in opened.list_dir(folder)
+             if n.startswith(USER_PREFIX) and not n.upper().endswith(LOG_SUFFIXES)]
+    return _Listed(saved.opened, saved.fs, saved.path_of, None, tuple(names))
+
+
+@dataclass(frozen=True)
+class _Listed(HiveFiles):
+    """HiveFiles whose user hives are a fixed list (files in an undo record)."""
+
+    names: tuple[str, ...] = ()
+
+    def user_hives(self) -> list[str]:
+        return list(self.names)
 
 
 def _regback_point(opened: OpenVolume, notes: list[str]) -> RestorePoint | None:
@@ -179,7 +237,7 @@ def _regback_point(opened: OpenVolume, notes: list[str]) -> RestorePoint | None:
     created = entry.modification_time.replace(tzinfo=UTC)
     return RestorePoint("regback", "regback", created, None,
                         detail={"folder": "Windows\\System32\\config\\RegBack"},
-                        reader=_reader(opened, None, REGBACK_DIR))
+                        files=folder_layout(opened, REGBACK_DIR))
 
 
 def _xp_points(opened: OpenVolume) -> list[RestorePoint]:
@@ -197,7 +255,7 @@ def _xp_points(opened: OpenVolume) -> list[RestorePoint]:
             points.append(RestorePoint(
                 f"xp-{rp.upper()}", "xp", created, description,
                 detail={"folder": base.lstrip("\\")},
-                reader=_reader(opened, None, base + "\\snapshot", XP_NAMES)))
+                files=folder_layout(opened, base + "\\snapshot", XP_NAMES)))
     return points
 
 

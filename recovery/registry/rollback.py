@@ -29,14 +29,22 @@ from recovery.errors import (
 )
 from recovery.events import EventSink, Notice, discard, phase
 from recovery.registry import undo as records
-from recovery.registry.hives import HIVE_NAMES, LOG_SUFFIXES, HiveCheck, check_hive, file_hash
-from recovery.registry.points import PointListing, RestorePoint, list_points
+from recovery.registry.hives import (
+    HIVE_NAMES,
+    LOG_SUFFIXES,
+    USER_PREFIX,
+    HiveCheck,
+    check_hive,
+    file_hash,
+    hive_location,
+    normal_hive_name,
+)
+from recovery.registry.points import PointListing, RestorePoint, list_points, windows_layout
 from recovery.registry.safety import write_refusals
 from recovery.registry.volume import OpenVolume, WindowsVolume, locate_volume, open_volume
 from recovery.sys import ntfs3g
 from recovery.units import human_size
 
-CONFIG = "Windows/System32/config"
 SLACK_BYTES = 4 * 1024 * 1024  # manifest, folder entries, temporary files
 
 
@@ -47,6 +55,8 @@ class RollbackRequest:
     partition: int | None = None
     hives: tuple[str, ...] | None = None  # None: every usable hive the point holds
     confirmed: bool = False
+    user_hives: bool = False  # also offer USER_<account> hives (NTUSER.DAT)
+    undo_copy: Path | None = None  # also copy the undo record into this folder
 
 
 @dataclass
@@ -85,15 +95,18 @@ def staging_dir() -> Iterator[Path]:
         yield Path(name)
 
 
-def export_current(opened: OpenVolume, dest: Path) -> dict[str, HiveCheck]:
+def export_current(opened: OpenVolume, dest: Path, user_hives: bool = False
+                   ) -> dict[str, HiveCheck]:
     """The volume's current hives and logs, copied to `dest` and checked."""
+    files = windows_layout(opened, None)
+    names = HIVE_NAMES + (tuple(files.user_hives()) if user_hives else ())
     dest.mkdir(parents=True, exist_ok=True)
     found = {}
-    for name in HIVE_NAMES:
-        for file_name in (name, *(name + s for s in LOG_SUFFIXES)):
-            data = opened.read_file(f"\\Windows\\System32\\config\\{file_name}")
+    for name in names:
+        for suffix in ("", *LOG_SUFFIXES):
+            data = files.read(name, suffix)
             if data is not None:
-                (dest / file_name).write_bytes(data)
+                (dest / (name + suffix)).write_bytes(data)
         if (dest / name).exists():
             found[name] = check_hive(dest / name, name)
     return found
@@ -101,19 +114,20 @@ def export_current(opened: OpenVolume, dest: Path) -> dict[str, HiveCheck]:
 
 def plan_rollback(request: RollbackRequest, staging: Path) -> RollbackPlan:
     volume = locate_volume(request.volume, request.partition)
+    wanted = tuple(normal_hive_name(h) for h in request.hives) if request.hives else None
+    users = request.user_hives or any(h.startswith(USER_PREFIX) for h in wanted or ())
     with open_volume(volume) as opened:
-        listing = list_points(opened, staging / "points")
+        listing = list_points(opened, staging / "points", users)
         point = listing.find(request.point)
-        current = export_current(opened, staging / "current")
+        current = export_current(opened, staging / "current", users)
     refusals = write_refusals(volume)
-    hives = _choose_hives(point, request.hives, refusals)
+    hives = _choose_hives(point, wanted, refusals)
     return RollbackPlan(volume, point, hives, current, listing, staging, refusals)
 
 
 def _choose_hives(point: RestorePoint, wanted: tuple[str, ...] | None,
                   refusals: list[RecoveryError]) -> list[str]:
-    names = [h.upper() for h in wanted] if wanted else [
-        n for n, c in point.hives.items() if c.usable]
+    names = list(wanted) if wanted else [n for n, c in point.hives.items() if c.usable]
     for name in names:
         check = point.hives.get(name)
         if check is None:
@@ -139,7 +153,7 @@ def rollback(request: RollbackRequest, events: EventSink = discard) -> RollbackS
             raise plan.refusals[0]
         if not request.confirmed:
             raise not_confirmed(plan)
-        return execute(plan, events)
+        return execute(plan, events, request.undo_copy)
 
 
 def not_confirmed(plan: RollbackPlan) -> NotConfirmedError:
@@ -148,57 +162,89 @@ def not_confirmed(plan: RollbackPlan) -> NotConfirmedError:
                              "Run again with --yes to go ahead.")
 
 
-def _files_to_write(plan: RollbackPlan) -> list[tuple[str, Path | None]]:
-    """(volume path, new content or None for an empty log) for each hive and its logs."""
+@dataclass(frozen=True)
+class _Item:
+    """One file a rollback replaces: a hive or one of its logs."""
+
+    hive: str
+    suffix: str  # "", ".LOG1" or ".LOG2"
+    path: str  # on the volume, forward slashes, as Windows spells it
+    content: Path | None  # None: an empty log
+
+    @property
+    def size(self) -> int:
+        return self.content.stat().st_size if self.content else 0
+
+
+def _files_to_write(plan: RollbackPlan, root: Path) -> list[_Item]:
+    """The hive and both logs for every chosen hive; a log the point lacks is written
+    empty, so the current one cannot be replayed over the restored hive."""
     source = plan.staging / "points" / plan.point.id
-    items: list[tuple[str, Path | None]] = []
+    items = []
     for name in plan.hives:
-        items.append((f"{CONFIG}/{name}", source / name))
-        for suffix in LOG_SUFFIXES:
-            log = source / (name + suffix)
-            items.append((f"{CONFIG}/{name}{suffix}", log if log.exists() else None))
+        folder, file_name = hive_location(name)
+        for suffix in ("", *LOG_SUFFIXES):
+            content = source / (name + suffix)
+            path = existing_spelling(root, f"{folder}/{file_name}{suffix}")
+            items.append(_Item(name, suffix, path, content if content.exists() else None))
     return items
 
 
-def _needed_bytes(plan: RollbackPlan, items: list[tuple[str, Path | None]]) -> int:
+def existing_spelling(root: Path, path: str) -> str:
+    """`path` with each part spelled as on the volume: ntfs-3g is case-sensitive, Windows
+    is not, and a second 'system' next to 'SYSTEM' would confuse Windows."""
+    parts, here = [], root
+    for part in PurePosixPath(path).parts:
+        names = {n.lower(): n for n in os.listdir(here)} if here.is_dir() else {}
+        part = names.get(part.lower(), part)
+        parts.append(part)
+        here = here / part
+    return "/".join(parts)
+
+
+def _needed_bytes(plan: RollbackPlan) -> int:
+    """Every export, the current files, and room for the largest temporary copy."""
     exports = sum(f.stat().st_size for f in (plan.staging / "points").rglob("*") if f.is_file())
     current = sum(f.stat().st_size for f in (plan.staging / "current").glob("*"))
-    largest_new = max((p.stat().st_size for _, p in items if p is not None), default=0)
+    point = plan.staging / "points" / plan.point.id
+    largest_new = max((f.stat().st_size for f in point.iterdir()), default=0)
     return exports + current + largest_new + SLACK_BYTES
 
 
-def execute(plan: RollbackPlan, events: EventSink = discard) -> RollbackSummary:
-    items = _files_to_write(plan)
+def execute(plan: RollbackPlan, events: EventSink = discard,
+            undo_copy: Path | None = None) -> RollbackSummary:
     record = records.UndoRecord(records.new_record_id(), records.now_iso(), "prepared",
                                 {"id": plan.point.id, "source": plan.point.source,
                                  "created": plan.point.to_dict()["created"]}, [])
     with _mounted(plan.volume) as root:
-        needed, free = _needed_bytes(plan, items), _free_bytes(root)
+        needed, free = _needed_bytes(plan), _free_bytes(root)
         if free < needed:
             raise UndoError(
                 f"Not enough free space on {plan.volume.describe()} for the undo record: "
                 f"it needs {human_size(needed)}, the volume has {human_size(free)} free.",
                 "Free space on the volume (e.g. delete files in the Windows\\Temp folder from "
                 "another PC) and try again. Nothing was replaced.")
+        items = _files_to_write(plan, root)
         with phase(events, "undo-record", "Saving current hives and every restore point"):
             _save_undo(root, record, plan, items)
-        written = 0
-        with phase(events, "rollback", f"Writing {plan.point.id} hives") as tracker:
-            for path, content in items:
-                records.atomic_write(root / PurePosixPath(path), content)
-                size = content.stat().st_size if content else 0
-                tracker.advance(size)
-                written += size
+        if undo_copy is not None:
+            shutil.copytree(records.record_dir(root, record.id), undo_copy / record.id)
+        with phase(events, "rollback", f"Writing {plan.point.id} hives",
+                   sum(item.size for item in items)) as tracker:
+            for item in items:
+                records.atomic_write(root / PurePosixPath(item.path), item.content)
+                tracker.advance(item.size)
         record.state = "applied"
         records.save_manifest(root, record)
     verify_written(plan.volume, record)
     events(Notice(f"Undo record {record.id} saved on the volume."))
-    return RollbackSummary(record.id, plan.point.id, [p for p, _ in items], written, True,
+    return RollbackSummary(record.id, plan.point.id, [item.path for item in items],
+                           sum(item.size for item in items), True,
                            [p.id for p in plan.listing.points])
 
 
 def _save_undo(root: Path, record: records.UndoRecord, plan: RollbackPlan,
-               items: list[tuple[str, Path | None]]) -> None:
+               items: list[_Item]) -> None:
     for point in plan.listing.points:
         record.points.append({key: point.to_dict()[key] for key in (
             "id", "source", "created", "description")} | {
@@ -208,16 +254,16 @@ def _save_undo(root: Path, record: records.UndoRecord, plan: RollbackPlan,
         for exported in sorted(point_dir.iterdir()):
             name = f"shadows/{point_dir.name}/{exported.name}"
             record.exports[name] = records.save_file(root, record, exported, name)
-    for path, content in items:
-        target = root / PurePosixPath(path)
+    for item in items:
+        target = root / PurePosixPath(item.path)
         saved = digest = None
         size = 0
         if target.exists():
-            saved = "current/" + target.name
+            saved = f"current/{item.hive}{item.suffix}"
             digest = records.save_file(root, record, target, saved)
             size = target.stat().st_size
-        written = file_hash(content) if content else _EMPTY_HASH
-        record.files.append(records.ReplacedFile(path, saved, digest, size, written))
+        written = file_hash(item.content) if item.content else _EMPTY_HASH
+        record.files.append(records.ReplacedFile(item.path, saved, digest, size, written))
     records.save_manifest(root, record)
 
 
@@ -233,8 +279,9 @@ def _free_bytes(root: Path) -> int:
 def _mounted(volume: WindowsVolume) -> Iterator[Path]:
     mountpoint = Path(tempfile.mkdtemp(prefix="recovery-rw-"))
     try:
+        # noatime: looking at a folder must not write to a volume we may still refuse.
         with ntfs3g.mount(volume.source, volume.offset, mountpoint, True,
-                          size=volume.size) as root:
+                          size=volume.size, options=("noatime",)) as root:
             yield root
     finally:
         shutil.rmtree(mountpoint, ignore_errors=True)

@@ -36,19 +36,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     group = subparsers.add_parser("restore-points", help="registry restore points: list, "
                                   "diff, roll back hives offline, undo")
     commands = group.add_subparsers(dest="points_command", required=True, metavar="ACTION")
-    _command(commands, "list", "list restore points, newest first", cmd_list)
+    listing = _command(commands, "list", "list restore points, newest first", cmd_list)
+    _user_flag(listing)
     show = _command(commands, "show", "hives, sizes, validity and diff summary of a point",
                     cmd_show)
     show.add_argument("point", help="point id from 'list'")
+    _user_flag(show)
     diff = _command(commands, "diff", "keys and values that differ from a point", cmd_diff)
     diff.add_argument("point")
-    diff.add_argument("--hive", required=True, help="SYSTEM, SOFTWARE, SAM, SECURITY, DEFAULT")
+    diff.add_argument("--hive", required=True, help="SYSTEM, SOFTWARE, SAM, SECURITY, DEFAULT "
+                      "or USER_<account>")
     diff.add_argument("--key", help="list every change under this key, e.g. "
                       "ControlSet001\\Services")
     back = _command(commands, "rollback", "put hives back as they were at a point", cmd_rollback)
     back.add_argument("point")
     back.add_argument("--hive", help="comma-separated hives (default: every usable one)")
     back.add_argument("--yes", action="store_true", help="confirm writing to the volume")
+    back.add_argument("--undo-copy", type=Path, metavar="DIR",
+                      help="also copy the undo record into DIR (e.g. on the image store disk)")
+    _user_flag(back)
     und = _command(commands, "undo", "put back what a rollback replaced", cmd_undo)
     und.add_argument("record", nargs="?", help="undo record id (default: the newest)")
     und.add_argument("--yes", action="store_true", help="confirm writing to the volume")
@@ -66,6 +72,11 @@ def _command(commands: argparse._SubParsersAction[argparse.ArgumentParser], name
     return parser
 
 
+def _user_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--user-hives", action="store_true",
+                        help="include each account's NTUSER.DAT as USER_<account>")
+
+
 def _point_line(point: RestorePoint) -> str:
     hives = ", ".join(f"{n} {c.status}" for n, c in point.hives.items()) or "no hives"
     created = point.created.strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -74,7 +85,7 @@ def _point_line(point: RestorePoint) -> str:
 
 
 def cmd_list(args: argparse.Namespace, events: EventSink) -> int:
-    report = restore_points(args.volume, args.partition)
+    report = restore_points(args.volume, args.partition, args.user_hives)
     if args.json:
         print_json(report.to_dict())
         return 0
@@ -128,7 +139,8 @@ def _some(names: list[str], limit: int = 20) -> str:
 
 
 def cmd_show(args: argparse.Namespace, events: EventSink) -> int:
-    report = show_point(args.volume, args.point, args.partition)
+    report = show_point(args.volume, args.point, args.partition,
+                        user_hives=args.user_hives)
     if args.json:
         print_json(report.to_dict())
     else:
@@ -153,7 +165,7 @@ def cmd_diff(args: argparse.Namespace, events: EventSink) -> int:
 def _hives(text: str | None) -> tuple[str, ...] | None:
     if not text:
         return None
-    names = tuple(n.strip().upper() for n in text.split(",") if n.strip())
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
     if not names:
         raise UsageError("--hive needs at least one hive name.", "e.g. --hive SYSTEM,SOFTWARE")
     return names
@@ -161,7 +173,7 @@ def _hives(text: str | None) -> tuple[str, ...] | None:
 
 def cmd_rollback(args: argparse.Namespace, events: EventSink) -> int:
     request = RollbackRequest(args.volume, args.point, args.partition, _hives(args.hive),
-                              args.yes)
+                              args.yes, args.user_hives, args.undo_copy)
     if not args.yes:
         with staging_dir() as staging:
             plan = plan_rollback(request, staging)

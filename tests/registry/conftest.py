@@ -25,7 +25,8 @@ def hives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     """The shared fixture hives by file name, decompressed once."""
     folder = tmp_path_factory.mktemp("hives")
     names = ["SYSTEM.xz", "SYSTEM_B.xz", "SYSTEM_B.LOG1.xz", "SYSTEM_B.LOG2.xz", "SAM.xz",
-             "SYSTEM_2.xz", "corrupted_system_hive.xz", "corrupt_sub_key_list.hiv"]
+             "SYSTEM_2.xz", "corrupted_system_hive.xz", "corrupt_sub_key_list.hiv",
+             "100_sub_keys.hiv"]
     return {name.removesuffix(".xz"): unpack_hive(name, folder).read_bytes() for name in names}
 
 

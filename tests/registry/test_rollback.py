@@ -9,12 +9,18 @@ import pyfsntfs
 import pytest
 import yaml
 
+from recovery.engine.table import write_table
 from recovery.errors import NotConfirmedError
+from recovery.model.layout import PartitionTable, TablePartition
 from recovery.registry.inspect import diff_point, restore_points
 from recovery.registry.rollback import RollbackRequest, UndoRequest, history, rollback, undo
 from recovery.sys import ntfs3g
+from tests.conftest import unpack_hive
 from tests.registry.conftest import CONFIG, POINT_TIME, VolumeFactory
 from tests.vsstool.builder import Snapshot
+
+MiB = 1024 * 1024
+BASIC_DATA = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"
 
 
 def read_volume_file(image: Path, path: str) -> bytes | None:
@@ -111,3 +117,56 @@ def test_point_hive_travels_with_its_own_logs(make_volume: VolumeFactory,
     assert read_volume_file(image, f"{CONFIG}/SYSTEM.LOG1") == b"current log that must go"
     assert read_volume_file(image, f"{CONFIG}/SYSTEM.LOG2") is None
     assert read_volume_file(image, f"{CONFIG}/SYSTEM") == hives["SYSTEM"]
+
+
+def test_user_hive_rollback_keeps_windows_spelling(make_volume: VolumeFactory,
+                                                   hives: dict[str, bytes],
+                                                   tmp_path: Path) -> None:
+    """A user hive is found case-insensitively and written back under the name the volume
+    already uses, so no second 'NTUSER.DAT' appears next to 'ntuser.dat'."""
+    ntuser = unpack_hive("NTUSER.DAT.xz", tmp_path).read_bytes()
+    point = Snapshot(POINT_TIME, {f"{CONFIG}/SYSTEM": hives["SYSTEM"],
+                                  "Users/alice/ntuser.dat": ntuser})
+    image = make_volume({"Users/alice/ntuser.dat": hives["100_sub_keys.hiv"],
+                         "Users/alice/ntuser.dat.LOG1": b"old log"}, [point])
+    plain = restore_points(image).listing.points[0]
+    assert set(plain.hives) == {"SYSTEM"}
+    listed = restore_points(image, user_hives=True).listing.points[0]
+    assert listed.hives["USER_alice"].status == "ok"
+
+    copies = tmp_path / "undo-copies"
+    copies.mkdir()
+    summary = rollback(RollbackRequest(image, "vss-1", hives=("user_alice",), confirmed=True,
+                                       undo_copy=copies))
+    assert summary.replaced == ["Users/alice/ntuser.dat", "Users/alice/ntuser.dat.LOG1",
+                                "Users/alice/NTUSER.DAT.LOG2"]
+    assert read_volume_file(image, "Users/alice/NTUSER.DAT") == ntuser
+    assert read_volume_file(image, "Users/alice/ntuser.dat.LOG1") == b""
+    saved = copies / summary.record / "current" / "USER_alice"
+    assert saved.read_bytes() == hives["100_sub_keys.hiv"]
+    assert (copies / summary.record / "manifest.yaml").is_file()
+    undo(UndoRequest(image, confirmed=True))
+    assert read_volume_file(image, "Users/alice/ntuser.dat") == hives["100_sub_keys.hiv"]
+    assert read_volume_file(image, "Users/alice/ntuser.dat.LOG1") == b"old log"
+
+
+def test_rollback_on_a_partition_of_a_whole_disk(broken_system_volume: Path,
+                                                 hives: dict[str, bytes],
+                                                 tmp_path: Path) -> None:
+    disk = tmp_path / "disk.img"
+    size = broken_system_volume.stat().st_size
+    with open(disk, "wb") as handle:
+        handle.truncate(size + 4 * MiB)
+    write_table(disk, PartitionTable("gpt", 512, disk.stat().st_size, "", (
+        TablePartition(1, 2 * MiB, size, BASIC_DATA, name="windows"),)))
+    with open(disk, "r+b") as handle:
+        handle.seek(2 * MiB)
+        handle.write(broken_system_volume.read_bytes())
+    summary = rollback(RollbackRequest(disk, "vss-1", hives=("SYSTEM",), confirmed=True))
+    assert summary.verified
+    with open(disk, "rb") as handle:
+        handle.seek(2 * MiB)
+        volume = tmp_path / "volume-after.img"
+        volume.write_bytes(handle.read(size))
+    assert digest(read_volume_file(volume, f"{CONFIG}/SYSTEM")) == digest(hives["SYSTEM"])
+    assert ntfs3g.ntfsfix_check(disk, 2 * MiB, size).ok
