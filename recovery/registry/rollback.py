@@ -225,6 +225,10 @@ def execute(plan: RollbackPlan, events: EventSink = discard,
                 "Free space on the volume (e.g. delete files in the Windows\\Temp folder from "
                 "another PC) and try again. Nothing was replaced.")
         items = _files_to_write(plan, root)
+        for name in plan.hives:
+            if plan.point.hives[name].status == "dirty":
+                events(Notice(f"The {name} hive of {plan.point.id} was not cleanly written "
+                              "and has no logs; Windows will load it as it is.", "warning"))
         with phase(events, "undo-record", "Saving current hives and every restore point"):
             _save_undo(root, record, plan, items)
         if undo_copy is not None:

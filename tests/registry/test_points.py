@@ -14,8 +14,10 @@ from recovery.errors import SourceError
 from recovery.model.layout import PartitionTable, TablePartition
 from recovery.registry.hives import check_hive, system_health
 from recovery.registry.inspect import diff_point, restore_points, show_point
-from recovery.registry.volume import locate_volume
+from recovery.registry.points import list_points
+from recovery.registry.volume import locate_volume, open_volume
 from tests.conftest import unpack_hive
+from tests.fsbuild import raw_fixture_volume
 from tests.registry.conftest import CONFIG, LATER_TIME, POINT_TIME, VolumeFactory
 from tests.vsstool.builder import Snapshot
 from tests.vsstool.vssformat import filetime
@@ -105,6 +107,18 @@ def test_show_and_diff_report_what_changed(make_volume: VolumeFactory,
     assert services.changes and all(c.path.lower().startswith("\\controlset001\\services")
                                     for c in services.changes)
     assert set(services.services_added) <= {c.path.split("\\")[3] for c in services.changes}
+
+
+def test_real_shadow_copies_made_by_windows(fixtures_dir: Path, tmp_path: Path) -> None:
+    """The shared fixture's two stores were written by Windows itself."""
+    volume = raw_fixture_volume(fixtures_dir / "volumes" / "ntfs-vss-2stores.qcow2",
+                                tmp_path / "vss.raw")
+    found = locate_volume(volume.image)
+    with open_volume(found, require_windows=False) as opened:
+        points = list_points(opened, tmp_path / "staging").points
+    assert [(p.id, p.created.isoformat(timespec="seconds"), p.hives) for p in points] == [
+        ("vss-2", "2013-12-03T06:37:48+00:00", {}), ("vss-1", "2013-12-03T06:35:09+00:00", {})]
+    assert points[1].detail["store_id"] == "600f0b69-5bdf-11e3-9d6c-005056c00008"
 
 
 def test_windows_volume_found_inside_a_whole_disk(make_volume: VolumeFactory,
