@@ -23,6 +23,7 @@ from recovery.errors import CancelledError, NotConfirmedError, RecoveryError, Ve
 from recovery.events import EventSink, discard
 from recovery.store.objects import ChunkStore
 from recovery.ui import text
+from recovery.ui.cli_restore_points import register as register_restore_points
 from recovery.ui.render import ProgressRenderer, print_error, print_json
 from recovery.units import parse_size
 
@@ -76,24 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     tui = commands.add_parser("tui", help="start the full-screen interface")
     tui.set_defaults(handler=cmd_tui, json=False)
-    _register_optional(commands)
+    register_restore_points(commands)
     return parser
 
 
 def _json_flag(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     return parser
-
-
-def _register_optional(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Command groups that live in their own modules."""
-    import importlib
-
-    try:
-        module = importlib.import_module("recovery.ui.cli_restore_points")
-    except ImportError:
-        return
-    module.register(commands)
 
 
 def main(argv: list[str] | None = None) -> int:
