@@ -54,3 +54,15 @@ def make_loop(tmp_path: Path) -> Iterator[object]:
     yield factory
     for device in attached:
         losetup.detach(device)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def release_leftover_loop_devices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A test that dies between losetup and its cleanup must not leave loop devices behind
+    for the next test run (or the next CI job on this machine)."""
+    yield
+    base = str(tmp_path_factory.getbasetemp().parent)
+    for block in Path("/sys/block").glob("loop*"):
+        backing = losetup.backing_file(Path("/dev") / block.name)
+        if backing is not None and str(backing).startswith(base):
+            losetup.detach(Path("/dev") / block.name)
