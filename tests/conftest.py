@@ -61,7 +61,7 @@ def release_leftover_loop_devices(tmp_path_factory: pytest.TempPathFactory) -> I
     """A test that dies between losetup and its cleanup must not leave loop devices behind
     for the next test run (or the next CI job on this machine)."""
     yield
-    base = str(tmp_path_factory.getbasetemp().parent)
+    base = str(tmp_path_factory.getbasetemp())
     for block in Path("/sys/block").glob("loop*"):
         backing = losetup.backing_file(Path("/dev") / block.name)
         if backing is not None and str(backing).startswith(base):
