@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from recovery import __version__
-from recovery.engine.chunking import ChunkSpan, chunk_spans, digest, read_masked, zero_digest
+from recovery.engine.chunking import ChunkIO, ChunkSpan, chunk_spans, digest, zero_digest
 from recovery.engine.devices import resolve_disk
 from recovery.engine.pipeline import ordered_map
 from recovery.engine.roles import classify
@@ -201,7 +201,7 @@ class _Counter:
                             chunks_zero=self.chunks_zero, seconds=round(seconds, 3))
 
 
-def _store_chunk(store: ChunkStore, data: bytes, counter: _Counter, used: int,
+def _store_chunk(store: ChunkStore, data: bytes | memoryview, counter: _Counter, used: int,
                  keep_zero: bool = False) -> tuple[bytes, bool]:
     """Hash, and store unless the store has it already; returns (digest, is_zero).
 
@@ -241,15 +241,16 @@ def _capture_partition(device: BlockDevice, planned: PlannedPartition, chunk_siz
     stored_before = counter.bytes_stored
 
     def work(span: ChunkSpan) -> tuple[ChunkRef, int]:
-        data = read_masked(device, part.start, span)
+        data = chunk_io.read_masked(part.start, span)
         chunk_digest, zero = _store_chunk(store, data, counter, span.used_bytes)
         return ChunkRef(span.number, chunk_digest, zero), span.used_bytes
 
     if planned.selected:
         spans = chunk_spans(part.size, chunk_size, volume.used)
-        for ref, used in ordered_map(work, spans, cancel=cancel):
-            refs.append(ref)
-            advance(used)
+        with ChunkIO(device) as chunk_io:
+            for ref, used in ordered_map(work, spans, cancel=cancel):
+                refs.append(ref)
+                advance(used)
     meta = PartitionImage(number=part.number, role=planned.role, fs_type=volume.fs_type,
                           label=volume.label, start=part.start, size=part.size,
                           used_bytes=volume.used_bytes, captured=planned.selected,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recovery.engine import safety
-from recovery.engine.chunking import digest, read_masked, write_used
+from recovery.engine.chunking import ChunkIO, digest, zeros
 from recovery.engine.devices import resolve_disk
 from recovery.engine.pipeline import ordered_map
 from recovery.engine.table import compare_tables, read_table, write_table
@@ -134,25 +134,31 @@ def _write_partitions(device: BlockDevice, plan: RestorePlan, store: ChunkStore,
                       cancel: threading.Event | None) -> list[PlacedChunk]:
     """Write each chunk's used ranges; returns the chunks written (for read-back)."""
     def work(chunk: PlacedChunk) -> tuple[PlacedChunk, int]:
-        if delta and digest(read_masked(device, chunk.partition_offset, chunk.span,
-                                        uncached=True)) == chunk.ref.digest:
+        offset, span = chunk.partition_offset, chunk.span
+        if delta and digest(chunk_io.read_masked(offset, span, uncached=True)) == \
+                chunk.ref.digest:
             return chunk, 0
-        data = bytes(chunk.span.length) if chunk.ref.zero else store.get(chunk.ref.digest)
-        return chunk, write_used(device, chunk.partition_offset, chunk.span, data)
+        content = chunk_io.frame(offset, span)
+        if chunk.ref.zero:
+            content[:] = zeros(span.length)
+        else:
+            store.get_into(chunk.ref.digest, content)
+        return chunk, chunk_io.write_used(offset, span, content)
 
     written: list[PlacedChunk] = []
     total = sum(p.used_bytes for p in plan.manifest.captured_partitions)
     with phase(events, "restore", f"Restoring to {plan.target.node.name}",
                total) as tracker:
         chunks = all_placed(plan.manifest, plan.index)
-        for chunk, nbytes in ordered_map(work, chunks, cancel=cancel):
-            tracker.advance(chunk.span.used_bytes)
-            if nbytes:
-                written.append(chunk)
-                summary.bytes_written += nbytes
-                summary.chunks_written += 1
-            else:
-                summary.chunks_skipped += 1
+        with ChunkIO(device) as chunk_io:
+            for chunk, nbytes in ordered_map(work, chunks, cancel=cancel):
+                tracker.advance(chunk.span.used_bytes)
+                if nbytes:
+                    written.append(chunk)
+                    summary.bytes_written += nbytes
+                    summary.chunks_written += 1
+                else:
+                    summary.chunks_skipped += 1
     if delta:
         events(Notice(f"Delta restore: {summary.chunks_skipped} chunks were already right, "
                       f"{summary.chunks_written} written."))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recovery.engine.chunking import ChunkSpan, chunk_spans, digest, read_masked
+from recovery.engine.chunking import ChunkIO, ChunkSpan, chunk_spans, digest
 from recovery.engine.pipeline import ordered_map
 from recovery.engine.table import compare_tables, read_table
 from recovery.errors import DeviceIOError, ImageDamagedError, RecoveryError
@@ -82,16 +82,17 @@ def check_on_disk(device: BlockDevice, chunks: Iterator[PlacedChunk],
     """Hash each chunk's used ranges as the medium holds them; yields (chunk, problem)."""
     def check(chunk: PlacedChunk) -> tuple[PlacedChunk, str | None]:
         try:
-            data = read_masked(device, chunk.partition_offset, chunk.span, uncached=True)
+            data = chunk_io.read_masked(chunk.partition_offset, chunk.span, uncached=True)
         except DeviceIOError as exc:
             return chunk, f"{chunk.where()}: {exc.title}"
         if digest(data) != chunk.ref.digest:
             return chunk, f"{chunk.where()}: content differs from the image"
         return chunk, None
 
-    for chunk, problem in ordered_map(check, chunks, cancel=cancel):
-        advance(chunk.span.used_bytes)
-        yield chunk, problem
+    with ChunkIO(device) as chunk_io:
+        for chunk, problem in ordered_map(check, chunks, cancel=cancel):
+            advance(chunk.span.used_bytes)
+            yield chunk, problem
 
 
 def verify(store_path: Path, image: str, target: Path | None = None,

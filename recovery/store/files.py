@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 from recovery.errors import StoreError, StoreFullError
+from recovery.sys.directio import write_file_direct
 from recovery.units import human_size
 
 _SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
@@ -49,13 +50,18 @@ def write_error(path: Path, root: Path, exc: OSError) -> StoreError:
 
 
 def write_atomic(path: Path, data: bytes, root: Path) -> None:
-    """Write `data` as `path` (temp + fsync + rename); the directory is not fsynced here."""
+    """Write `data` as `path` (temp + fsync + rename); the directory is not fsynced here.
+
+    Past the page cache where the file system allows (see recovery.sys.directio: several
+    times faster for chunk-sized files), else through it.
+    """
     temp = temp_name(path)
     try:
-        with open(temp, "xb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        if not write_file_direct(temp, data):
+            with open(temp, "xb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
         os.rename(temp, path)
     except OSError as exc:
         temp.unlink(missing_ok=True)

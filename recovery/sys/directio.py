@@ -1,0 +1,152 @@
+"""Bulk data past the page cache: whole chunks between a disk (or file) and aligned buffers.
+
+Why: copying through the page cache is the slowest part of imaging on the machines we
+measured (buffered writes ~430 MB/s, O_DIRECT writes 1.4-1.9 GB/s; reads likewise), and a
+read-back check must see the medium, which O_DIRECT gives by construction. Only aligned
+requests go direct; for anything else (odd tail of an image file, a partition aligned to
+512 bytes, a file system that refuses O_DIRECT such as some FUSE mounts) the methods
+return False and the caller uses BlockDevice's ordinary calls, which stay the reference.
+
+Buffers are per thread (`thread_buffer`), page-aligned and reused, so the hot path
+allocates nothing: a fresh 4 MiB buffer costs more in page faults than hashing it.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import threading
+from pathlib import Path
+from types import TracebackType
+
+from recovery.errors import DeviceIOError
+from recovery.sys.blockdev import BlockDevice
+
+ALIGN = 4096  # memory, offset and length alignment of every direct request
+_REFUSED = (errno.EINVAL, errno.EOPNOTSUPP)
+_local = threading.local()
+
+
+def thread_buffer(size: int, slot: str = "data") -> memoryview:
+    """A page-aligned buffer of at least `size` bytes owned by the calling thread.
+
+    The same thread gets the same memory back on its next call with the same `slot`, so a
+    view must not outlive the work item that asked for it.
+    """
+    buffers: dict[str, mmap.mmap] | None = getattr(_local, "buffers", None)
+    if buffers is None:
+        buffers = _local.buffers = {}
+    buffer = buffers.get(slot)
+    if buffer is None or len(buffer) < size:
+        if buffer is not None:
+            buffer.close()
+        buffer = buffers[slot] = mmap.mmap(-1, max(size, ALIGN))
+    return memoryview(buffer)
+
+
+def is_aligned(offset: int, length: int) -> bool:
+    return offset % ALIGN == 0 and length % ALIGN == 0
+
+
+class DirectDevice:
+    """O_DIRECT access to an open BlockDevice; errors name the device and offset as its own.
+
+    `read_into` / `write_from` return False (and do nothing) when the request is not
+    aligned or the device refuses direct I/O; the caller then uses the BlockDevice.
+    """
+
+    def __init__(self, device: BlockDevice) -> None:
+        self.device = device
+        flags = (os.O_RDWR if device.writable else os.O_RDONLY) | os.O_DIRECT | os.O_CLOEXEC
+        self._fd: int | None
+        try:
+            self._fd = os.open(device.path, flags)
+        except OSError:
+            self._fd = None
+        self._refused = self._fd is None
+
+    def close(self) -> None:
+        fd, self._fd, self._refused = self._fd, None, True
+        if fd is not None:
+            os.close(fd)
+
+    def __enter__(self) -> DirectDevice:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def read_into(self, offset: int, view: memoryview) -> bool:
+        """Fill `view` (aligned memory) with the medium's bytes at `offset`."""
+        return self._transfer("read", offset, view)
+
+    def write_from(self, offset: int, view: memoryview) -> bool:
+        """Write `view` (aligned memory) at `offset`; durable only after device.flush()."""
+        if not self.device.writable:
+            return False
+        return self._transfer("write", offset, view)
+
+    def _transfer(self, what: str, offset: int, view: memoryview) -> bool:
+        fd = self._fd
+        if fd is None or self._refused or not is_aligned(offset, len(view)) or \
+                offset + len(view) > self.device.size:
+            return False
+        done = 0
+        while done < len(view):
+            try:
+                if what == "read":
+                    moved = os.preadv(fd, [view[done:]], offset + done)
+                else:
+                    moved = os.pwritev(fd, [view[done:]], offset + done)
+            except OSError as exc:
+                if exc.errno in _REFUSED and done == 0:
+                    # The file system refuses O_DIRECT after all; other threads may be
+                    # using the descriptor, so it stays open until close().
+                    self._refused = True
+                    return False
+                raise _io_error(self.device, what, offset + done, exc) from exc
+            if moved <= 0:
+                raise _io_error(self.device, what, offset + done,
+                                OSError(errno.EIO, f"short {what}"))
+            done += moved
+        return True
+
+
+def _io_error(device: BlockDevice, what: str, offset: int, exc: OSError) -> DeviceIOError:
+    # The BlockDevice words its own errors; direct I/O must read exactly the same.
+    return device._io_error(what, offset, exc)
+
+
+def write_file_direct(path: Path, data: bytes | memoryview) -> bool:
+    """Create `path` (which must not exist) holding `data`, written with O_DIRECT and fsynced.
+
+    The last block is padded to the alignment and the file cut back to its length. Returns
+    False, with nothing left behind, when the file system refuses O_DIRECT.
+    """
+    padded = -(-len(data) // ALIGN) * ALIGN
+    buffer = thread_buffer(padded, "file")
+    buffer[:len(data)] = data
+    buffer[len(data):padded] = bytes(padded - len(data))
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_DIRECT | os.O_CLOEXEC,
+                     0o644)
+    except OSError as exc:
+        if exc.errno in _REFUSED:
+            return False
+        raise
+    try:
+        done = 0
+        while done < padded:
+            done += os.pwritev(fd, [buffer[done:padded]], done)
+        os.ftruncate(fd, len(data))
+        os.fsync(fd)
+    except OSError as exc:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        if exc.errno in _REFUSED:
+            return False
+        raise
+    os.close(fd)
+    return True
