@@ -1,0 +1,100 @@
+"""The TUI's one door to the engine and the machine.
+
+Screens never import engine modules directly: they call a Backend, so a test or a demo can
+point the TUI at a recorded udev database and the power buttons at something harmless,
+while capture/restore/verify always run the real engine.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from recovery.engine.disks import disk_holding, disks_holding, list_disks
+from recovery.events import EventSink
+from recovery.model.disk import Disk
+from recovery.store.images import ImageInfo
+from recovery.store.objects import ChunkStore
+from recovery.sys import udev
+from recovery.sys.run import run
+from recovery.ui.tui.stores import StoreLocation, find_stores, is_store
+
+if TYPE_CHECKING:
+    # Imported when first used, so the home screen starts even when one engine part fails
+    # to import (the technician still gets disks, the shell and the log).
+    from recovery.engine import capture as capture_engine
+    from recovery.engine import restore as restore_engine
+    from recovery.engine import verify as verify_engine
+
+
+class Watcher(Protocol):
+    def stop(self) -> None: ...
+
+
+def _power(action: str) -> None:
+    run(["systemctl", action])
+
+
+@dataclass
+class Backend:
+    udev_source: udev.UdevSource | None = None
+    live_medium: Path = Path("/run/live/medium")
+    opened_stores: list[Path] = field(default_factory=list)
+    hotplug: bool = True
+    power: Callable[[str], None] = _power  # "reboot" / "poweroff"
+
+    def disks(self) -> list[Disk]:
+        return list_disks(self.udev_source, live_medium=self.live_medium)
+
+    def watch(self, callback: Callable[[str, str], None]) -> Watcher | None:
+        if not self.hotplug or self.udev_source is not None:
+            return None  # a recorded machine does not change
+        watcher: Watcher = udev.watch_block_devices(callback)
+        return watcher
+
+    def disk_holding(self, path: Path, disks: list[Disk]) -> Disk | None:
+        return disk_holding(path, disks)
+
+    def disks_holding(self, path: Path, disks: list[Disk]) -> list[Disk]:
+        return disks_holding(path, disks, self.udev_source)
+
+    def stores(self, disks: list[Disk]) -> list[StoreLocation]:
+        return find_stores(disks, self.opened_stores)
+
+    def open_store(self, path: Path) -> None:
+        """Remember a store the technician named; raises StoreError when it is not one."""
+        if not is_store(path):
+            ChunkStore.open(path)  # raises the store's own explanation
+        if path not in self.opened_stores:
+            self.opened_stores.append(path)
+
+    def images(self, store: Path) -> list[ImageInfo]:
+        return list(ChunkStore.open(store).list_images())
+
+    def plan_capture(self, request: capture_engine.CaptureRequest
+                     ) -> capture_engine.CapturePlan:
+        from recovery.engine.capture import plan_capture
+        return plan_capture(request)
+
+    def capture(self, request: capture_engine.CaptureRequest, events: EventSink,
+                cancel: threading.Event) -> capture_engine.CaptureSummary:
+        from recovery.engine.capture import capture
+        return capture(request, events, cancel)
+
+    def plan_restore(self, request: restore_engine.RestoreRequest
+                     ) -> restore_engine.RestorePlan:
+        from recovery.engine.restore import plan_restore
+        return plan_restore(request)
+
+    def restore(self, request: restore_engine.RestoreRequest, events: EventSink,
+                cancel: threading.Event) -> restore_engine.RestoreSummary:
+        from recovery.engine.restore import restore
+        return restore(request, events, cancel)
+
+    def verify(self, store: Path, image: str, target: Path | None, events: EventSink,
+               cancel: threading.Event) -> verify_engine.VerifySummary:
+        from recovery.engine.verify import verify
+        return verify(store, image, target, events, cancel)

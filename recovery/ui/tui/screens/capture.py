@@ -1,0 +1,261 @@
+"""Capture wizard: source disk → partitions → store → name → summary → progress → result.
+
+Each step is one widget in a ContentSwitcher; Enter goes forward, Escape goes back (and
+leaves the wizard from the first step). The plan comes from the engine (plan_capture), so
+the partitions, roles, used sizes and warnings shown are exactly what capture will do.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import (
+    Button,
+    ContentSwitcher,
+    Footer,
+    Input,
+    Label,
+    OptionList,
+    SelectionList,
+    Static,
+)
+
+from recovery.engine.capture import CapturePlan, CaptureRequest, CaptureSummary, source_identity
+from recovery.engine.verify import VerifySummary
+from recovery.errors import RecoveryError
+from recovery.events import EventSink
+from recovery.model.disk import Disk
+from recovery.store.objects import default_image_name
+from recovery.ui.tui.screens.dialogs import ErrorDialog
+from recovery.ui.tui.screens.job import JobOutcome, JobScreen
+from recovery.ui.tui.screens.result import ResultScreen
+from recovery.ui.tui.screens.wizard import Wizard
+from recovery.ui.tui.stores import StoreLocation
+from recovery.ui.tui.tuiapp import tui_app
+from recovery.ui.tui.widgets.disk_table import DiskTable
+from recovery.ui.tui.widgets.picker import PartitionPicker
+from recovery.units import human_size
+
+PRESELECTED_ROLES = {"system", "reserved", "boot"}
+
+
+@dataclass(frozen=True)
+class CaptureOutcome:
+    summary: CaptureSummary
+    check: VerifySummary  # the new image read back from the store
+
+
+def capture_result_lines(outcome: CaptureOutcome) -> list[str]:
+    summary, check = outcome.summary, outcome.check
+    stats = summary.stats
+    lines = [f"Image:          {summary.image}", f"Store:          {summary.store}",
+             f"Read:           {human_size(stats.bytes_read)} in {stats.seconds:.1f} s",
+             f"Stored:         {human_size(stats.bytes_stored)} (compressed, new chunks)",
+             f"Chunks:         {stats.chunks_new} new, {stats.chunks_reused} reused, "
+             f"{stats.chunks_zero} empty"]
+    for part in summary.partitions:
+        lines.append(f"  partition {part['number']} {part['role']:<8} {part['fs_type']!s:<6} "
+                     f"{human_size(int(str(part['used_bytes'])))} used"
+                     + ("" if part["selected"] else "  (not captured)"))
+    lines += [f"Warning: {w}" for w in summary.warnings]
+    if check.ok:
+        lines.append("Image verification: PASSED, every chunk is in the store and intact")
+    else:
+        lines.append(f"Image verification: FAILED, {len(check.problems)} problem(s):")
+        lines += [f"  - {problem}" for problem in check.problems]
+    return lines
+
+
+class CaptureWizard(Wizard):
+    STEPS: ClassVar[list[tuple[str, str]]] = [
+        ("step-source", "source-disks"), ("step-partitions", "partitions"),
+        ("step-store", "capture-stores"), ("step-name", "image-name"),
+        ("step-summary", "start-capture")]
+
+    def __init__(self, disks: list[Disk], stores: list[StoreLocation],
+                 preselected: Disk | None = None) -> None:
+        super().__init__()
+        self.disks = [d for d in disks if not d.holds_live_medium]
+        self.stores = stores
+        self.preselected = preselected
+        self.source: Disk | None = None
+        self.plan: CapturePlan | None = None
+        self.store: StoreLocation | None = None
+
+    def compose(self) -> ComposeResult:
+        with ContentSwitcher(initial=self.STEPS[0][0], classes="wizard"):
+            with Vertical(id="step-source"):
+                yield Label("Capture 1/5: which disk holds Windows?", classes="screen-title")
+                yield DiskTable(id="source-disks")
+                yield Static("Enter: choose   Escape: back", classes="hint")
+            with Vertical(id="step-partitions"):
+                yield Label("Capture 2/5: partitions to capture", classes="screen-title")
+                yield PartitionPicker(id="partitions")
+                yield Static("", id="plan-warnings", classes="warning")
+                yield Static("Space: select/unselect   Enter: continue", classes="hint")
+            with Vertical(id="step-store"):
+                yield Label("Capture 3/5: where to store the image", classes="screen-title")
+                yield OptionList(id="capture-stores")
+                yield Static("", id="store-refusal", classes="refusal")
+            with Vertical(id="step-name"):
+                yield Label("Capture 4/5: name of the image", classes="screen-title")
+                yield Input(id="image-name")
+            with Vertical(id="step-summary"):
+                yield Label("Capture 5/5: ready to capture", classes="screen-title")
+                yield Static("", id="summary")
+                yield Button("Start the capture", id="start-capture", variant="primary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#source-disks", DiskTable)
+        table.show(self.disks)
+        if self.preselected is not None and self.preselected in self.disks:
+            table.move_cursor(row=table.get_row_index(f"disk:{self.preselected.node}"))
+        table.focus()
+
+    # step 1: source -----------------------------------------------------------------------
+    @on(DiskTable.RowSelected, "#source-disks")
+    def source_chosen(self) -> None:
+        node = self.query_one("#source-disks", DiskTable).selected_node()
+        self.source = next((d for d in self.disks if d.node == node), None)
+        if self.source is not None:
+            self.plan_source(self.source)
+
+    @work(thread=True, exclusive=True, group="plan")
+    def plan_source(self, disk: Disk) -> None:
+        request = CaptureRequest(source=disk.node, store=Path())
+        try:
+            plan = tui_app(self.app).backend.plan_capture(request)
+        except RecoveryError as error:
+            self.app.call_from_thread(tui_app(self.app).show_error, error)
+            return
+        self.app.call_from_thread(self.show_plan, plan)
+
+    def show_plan(self, plan: CapturePlan) -> None:
+        self.plan = plan
+        selection = self.query_one("#partitions", SelectionList)
+        selection.clear_options()
+        for planned in plan.partitions:
+            volume, part = planned.volume, planned.partition
+            text = (f"{part.number:>2} {planned.role:<8} {volume.fs_type or '?':<6} "
+                    f"{(volume.label or '')[:14]:<14} {human_size(part.size):>9}, "
+                    f"{human_size(volume.used_bytes)} used")
+            selection.add_option((text, part.number, planned.role in PRESELECTED_ROLES))
+        warnings = [f"Partition {p.partition.number}: {w}"
+                    for p in plan.partitions for w in p.volume.warnings]
+        self.query_one("#plan-warnings", Static).update("\n".join(warnings))
+        self.goto(1)
+
+    # step 2: partitions -------------------------------------------------------------------
+    def selected_roles(self) -> frozenset[str]:
+        assert self.plan is not None
+        numbers = set(self.query_one("#partitions", SelectionList).selected)
+        return frozenset(p.role for p in self.plan.partitions if p.partition.number in numbers)
+
+    @on(PartitionPicker.Confirmed)
+    def partitions_chosen(self) -> None:
+        if not self.selected_roles():
+            self.notify("Select at least one partition (Space).", severity="warning")
+            return
+        self.show_stores()
+
+    def show_stores(self) -> None:
+        self.fill_stores(self.query_one("#capture-stores", OptionList), self.stores)
+        if not self.stores:
+            self.query_one("#store-refusal", Static).update(
+                "No image store found: plug in the USB drive, or open a store from the home "
+                "screen (stores list, 'Open a store at a path…').")
+        self.goto(2)
+
+    # step 3: store ------------------------------------------------------------------------
+    @on(OptionList.OptionSelected, "#capture-stores")
+    def store_chosen(self, event: OptionList.OptionSelected) -> None:
+        store = next(s for s in self.stores if str(s.path) == event.option.id)
+        refusal = self.store_refusal(store)
+        if refusal:
+            self.query_one("#store-refusal", Static).update(refusal)
+            return
+        self.store = store
+        assert self.source is not None
+        name = self.query_one("#image-name", Input)
+        if not name.value:
+            name.value = default_image_name(source_identity(self.source), datetime.now(UTC))
+        self.goto(3)
+
+    def store_refusal(self, store: StoreLocation) -> str:
+        assert self.source is not None
+        holder = tui_app(self.app).backend.disk_holding(store.path, self.disks)
+        if holder is not None and holder.stable_id == self.source.stable_id:
+            return (f"{store.path} is on the disk being captured ({self.source.describe()}). "
+                    "Choose a store on another drive.")
+        return ""
+
+    # step 4: name -------------------------------------------------------------------------
+    @on(Input.Submitted, "#image-name")
+    def name_chosen(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            return
+        self.query_one("#summary", Static).update("\n".join(self.summary_lines()))
+        self.goto(4)
+
+    def summary_lines(self) -> list[str]:
+        assert self.plan is not None and self.store is not None and self.source is not None
+        roles = self.selected_roles()
+        chosen = [p for p in self.plan.partitions if p.role in roles]
+        used = sum(p.volume.used_bytes for p in chosen)
+        lines = [f"Source:  {self.source.describe()}",
+                 f"Store:   {self.store.path} ({human_size(self.store.free_bytes)} free)",
+                 f"Name:    {self.image_name()}",
+                 f"Partitions: {', '.join(str(p.partition.number) for p in chosen)} "
+                 f"({human_size(used)} of used data to read)"]
+        lines += [f"Warning: partition {p.partition.number}: {w}"
+                  for p in chosen for w in p.volume.warnings]
+        return lines
+
+    def image_name(self) -> str:
+        return self.query_one("#image-name", Input).value.strip()
+
+    # step 5: run --------------------------------------------------------------------------
+    @on(Button.Pressed, "#start-capture")
+    def start_pressed(self) -> None:
+        self.start()
+
+    def start(self) -> None:
+        assert self.source is not None and self.store is not None
+        request = CaptureRequest(source=self.source.node, store=self.store.path,
+                                 name=self.image_name(),
+                                 roles=frozenset(self.selected_roles()))  # type: ignore[arg-type]
+        app = tui_app(self.app)
+        app.log_file.write(f"capture started: {self.source.describe()} -> {self.store.path} "
+                           f"as {request.name}, roles {sorted(request.roles or ())}")
+
+        def job(events: EventSink, cancel: threading.Event) -> CaptureOutcome:
+            summary = app.backend.capture(request, events, cancel)
+            check = app.backend.verify(request.store, summary.image, None, events, cancel)
+            return CaptureOutcome(summary, check)
+        self.app.push_screen(JobScreen(f"Capturing {self.source.describe()}", job, "capture",
+                                       app.log_file), self.finished)
+
+    def finished(self, outcome: JobOutcome[CaptureOutcome] | None) -> None:
+        app = tui_app(self.app)
+        if outcome is None:
+            return
+        if outcome.error is not None:
+            app.log_file.error(outcome.error)
+            if not outcome.cancelled:
+                self.app.push_screen(ErrorDialog(outcome.error))
+            else:
+                self.notify("Capture cancelled; no image was listed.")
+            return
+        assert outcome.result is not None
+        lines = capture_result_lines(outcome.result)
+        app.log_file.write("capture finished: " + "; ".join(lines[:5]))
+        self.dismiss(None)
+        app.push_screen(ResultScreen("Capture finished", lines, ok=outcome.result.check.ok))

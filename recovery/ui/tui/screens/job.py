@@ -1,0 +1,131 @@
+"""Runs one engine call in a worker thread and shows its progress until it ends.
+
+The engine reports through an EventSink; the sink posts each event as a message (safe from
+any thread) and a timer repaints twice a second, so elapsed time and ETA stay alive even
+while the engine is silent. Cancel asks first, then sets the threading.Event the engine
+polls; the engine stops cleanly and raises CancelledError.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, Generic, TypeVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Label, ProgressBar, Static
+
+from recovery.errors import CancelledError, RecoveryError
+from recovery.events import Event, EventSink
+from recovery.ui.tui.actionlog import ActionLog
+from recovery.ui.tui.progress_model import ProgressModel, format_duration
+from recovery.ui.tui.screens.dialogs import ConfirmDialog
+from recovery.units import human_rate, human_size
+
+T = TypeVar("T")
+Job = Callable[[EventSink, threading.Event], T]
+
+
+@dataclass
+class JobOutcome(Generic[T]):
+    result: T | None = None
+    error: RecoveryError | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return isinstance(self.error, CancelledError)
+
+
+class EngineEvent(Message):
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
+
+
+class JobScreen(Screen[JobOutcome[T]]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,c", "cancel", "Cancel")]
+
+    def __init__(self, title: str, job: Job[T], what: str, log: ActionLog) -> None:
+        super().__init__()
+        self.log_file = log
+        self.job_title = title
+        self.job = job
+        self.what = what  # "capture", "restore", ... for the cancel question
+        self.cancel_event = threading.Event()
+        self.model = ProgressModel()
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="job"):
+            yield Label(self.job_title, classes="screen-title")
+            yield Static("Starting…", id="phase")
+            yield ProgressBar(id="bar", show_eta=False)
+            yield Static("", id="numbers")
+            yield Static("", id="notices")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(0.5, self.repaint)
+        self.run_job()
+
+    @work(thread=True, exclusive=True, group="engine")
+    def run_job(self) -> None:
+        outcome: JobOutcome[T]
+        try:
+            outcome = JobOutcome(result=self.job(self._sink, self.cancel_event))
+        except RecoveryError as error:
+            outcome = JobOutcome(error=error)
+        except Exception as exc:  # an engine bug must reach the technician, not kill the UI
+            self.log_file.write(traceback.format_exc(), "error")
+            outcome = JobOutcome(error=RecoveryError(
+                f"Internal error during the {self.what}: {exc!r}",
+                "Save the log (key l on the home screen, then s) and attach it to a bug "
+                "report; nothing more was written after this point."))
+        self.app.call_from_thread(self.finish, outcome)
+
+    def finish(self, outcome: JobOutcome[T]) -> None:
+        # A job can end before the screen's first paint; leaving earlier upsets Textual.
+        self.call_after_refresh(self._leave, outcome)
+
+    def _leave(self, outcome: JobOutcome[T]) -> None:
+        # Not awaited: awaiting our own dismissal from our own message pump deadlocks.
+        self.dismiss(outcome)
+
+    def _sink(self, event: Event) -> None:
+        self.post_message(EngineEvent(event))
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        self.model.apply(message.event)
+
+    def repaint(self) -> None:
+        model = self.model
+        status = "Cancelling… " if self.cancel_event.is_set() else ""
+        self.query_one("#phase", Static).update(
+            f"{status}{model.description or model.phase or 'Preparing…'}")
+        bar = self.query_one("#bar", ProgressBar)
+        bar.update(total=model.total_bytes or None, progress=model.done_bytes)
+        eta = format_duration(model.eta_seconds())
+        total = human_size(model.total_bytes) if model.total_bytes else "?"
+        self.query_one("#numbers", Static).update(
+            f"{human_size(model.done_bytes)} of {total}   {human_rate(model.rate())}   "
+            f"elapsed {format_duration(model.elapsed())}   ETA {eta}")
+        self.query_one("#notices", Static).update(
+            "\n".join(f"{level}: {text}" for level, text in model.notices[-5:]))
+
+    def action_cancel(self) -> None:
+        if self.cancel_event.is_set():
+            return
+
+        def answered(stop: bool | None) -> None:
+            if stop:
+                self.cancel_event.set()
+                self.repaint()
+        self.app.push_screen(ConfirmDialog(
+            f"Stop the {self.what}? What was done so far stays safe; the {self.what} "
+            "will be incomplete.", yes_label="Stop"), answered)

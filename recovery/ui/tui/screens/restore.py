@@ -1,0 +1,257 @@
+"""Restore wizard: store → image → target disk → what will be lost → type-to-confirm →
+progress → read-back verification result.
+
+Every candidate target is run through the engine's own plan (plan_restore), so the refusals
+shown here are the safety gate's, word for word; a refused disk is listed with its reason and
+cannot be chosen. The live medium and the store's disk never appear as choices.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import (
+    Button,
+    Checkbox,
+    ContentSwitcher,
+    Footer,
+    Label,
+    OptionList,
+    Static,
+)
+from textual.widgets.option_list import Option
+
+from recovery.engine.restore import RestorePlan, RestoreRequest, RestoreSummary
+from recovery.errors import NotConfirmedError, RecoveryError
+from recovery.events import EventSink
+from recovery.model.disk import Disk
+from recovery.store.images import ImageInfo
+from recovery.ui.tui.screens.dialogs import ErrorDialog, TypeToConfirmDialog
+from recovery.ui.tui.screens.job import JobOutcome, JobScreen
+from recovery.ui.tui.screens.result import ResultScreen
+from recovery.ui.tui.screens.wizard import Wizard
+from recovery.ui.tui.stores import StoreLocation
+from recovery.ui.tui.tuiapp import tui_app
+from recovery.ui.tui.widgets.images import describe_image, source_id
+from recovery.units import human_size
+
+
+@dataclass(frozen=True)
+class Candidate:
+    disk: Disk
+    plan: RestorePlan | None
+    refusals: tuple[str, ...]
+
+
+def confirmation_code(disk: Disk) -> tuple[str, str]:
+    """What the technician must type: (prompt, expected)."""
+    if len(disk.serial) >= 4:
+        return f"Type the last 4 characters of the serial ({disk.serial}):", disk.serial[-4:]
+    size = human_size(disk.size)
+    return f"This disk has no serial. Type its size ({size}):", size
+
+
+def restore_result_lines(summary: RestoreSummary) -> list[str]:
+    data = summary.to_dict()
+    verified = data.get("verified")
+    return [f"Image:     {data.get('image')}", f"Target:    {data.get('target')}",
+            f"Written:   {human_size(int(str(data.get('bytes_written', 0))))} in "
+            f"{float(str(data.get('seconds', 0))):.1f} s",
+            f"Chunks:    {data.get('chunks_written')} written, "
+            f"{data.get('chunks_skipped')} already in place",
+            "Read-back verification: " + ("PASSED, every chunk read back matches the image"
+                                          if verified else "not run")]
+
+
+class RestoreWizard(Wizard):
+    STEPS: ClassVar[list[tuple[str, str]]] = [
+        ("step-store", "restore-stores"), ("step-image", "images"),
+        ("step-target", "targets"), ("step-lost", "overwrite")]
+
+    def __init__(self, disks: list[Disk], stores: list[StoreLocation],
+                 preselected: Path | None = None) -> None:
+        super().__init__()
+        self.disks = disks
+        self.stores = stores
+        self.preselected = preselected
+        self.store: Path | None = None
+        self.images: list[ImageInfo] = []
+        self.image: ImageInfo | None = None
+        self.candidates: list[Candidate] = []
+        self.target: Candidate | None = None
+        self.targets_checked = False
+
+    def compose(self) -> ComposeResult:
+        with ContentSwitcher(initial=self.STEPS[0][0], classes="wizard"):
+            with Vertical(id="step-store"):
+                yield Label("Restore 1/4: image store", classes="screen-title")
+                yield OptionList(id="restore-stores")
+            with Vertical(id="step-image"):
+                yield Label("Restore 2/4: image to restore", classes="screen-title")
+                yield OptionList(id="images")
+                yield Static("", id="image-details")
+            with Vertical(id="step-target"):
+                yield Label("Restore 3/4: disk to overwrite", classes="screen-title")
+                yield OptionList(id="targets")
+                yield Static("Checking disks…", id="target-details")
+            with Vertical(id="step-lost"):
+                yield Label("Restore 4/4: this will be LOST", classes="screen-title refusal")
+                yield Static("", id="lost")
+                yield Checkbox("Delta restore: write only chunks that differ", id="delta")
+                yield Button("Overwrite this disk…", id="overwrite", variant="error")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        options = self.query_one("#restore-stores", OptionList)
+        self.fill_stores(options, self.stores, self.preselected)
+        options.focus()
+
+    # step 1: store ------------------------------------------------------------------------
+    @on(OptionList.OptionSelected, "#restore-stores")
+    def store_chosen(self, event: OptionList.OptionSelected) -> None:
+        self.store = Path(str(event.option.id))
+        images = self.load_images(self.store, self.query_one("#images", OptionList))
+        if images is not None:
+            self.images = images
+            self.goto(1)
+
+    # step 2: image ------------------------------------------------------------------------
+    @on(OptionList.OptionHighlighted, "#images")
+    def image_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        info = next((i for i in self.images if i.name == event.option.id), None)
+        if info is not None:
+            self.query_one("#image-details", Static).update(describe_image(info))
+
+    @on(OptionList.OptionSelected, "#images")
+    def image_chosen(self, event: OptionList.OptionSelected) -> None:
+        self.image = next(i for i in self.images if i.name == event.option.id)
+        self.query_one("#targets", OptionList).clear_options()
+        self.targets_checked = False
+        self.query_one("#target-details", Static).update("Checking disks…")
+        self.goto(2)
+        self.check_targets()
+
+    # step 3: target -----------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="plan")
+    def check_targets(self) -> None:
+        assert self.store is not None and self.image is not None
+        backend = tui_app(self.app).backend
+        holders = {d.stable_id for d in backend.disks_holding(self.store, self.disks)}
+        offered = [d for d in self.disks
+                   if not d.holds_live_medium and d.stable_id not in holders]
+        candidates: list[Candidate] = []
+        # Each check reads the disk list and the image; show disks as they are checked.
+        for disk in offered:
+            request = RestoreRequest(store=self.store, image=self.image.name, target=disk.node)
+            try:
+                plan = backend.plan_restore(request)
+            except RecoveryError as error:
+                candidates.append(Candidate(disk, None, (str(error),)))
+            else:
+                # The technician confirms later in this wizard; only real refusals count.
+                reasons = tuple(str(r) for r in plan.refusals
+                                if not isinstance(r, NotConfirmedError))
+                candidates.append(Candidate(disk, plan, reasons))
+            self.app.call_from_thread(self.show_targets, list(candidates), len(offered))
+        if not offered:
+            self.app.call_from_thread(self.show_targets, [], 0)
+
+    def show_targets(self, candidates: list[Candidate], total: int) -> None:
+        self.candidates = candidates
+        self.targets_checked = len(candidates) == total
+        keep = self.query_one("#targets", OptionList).highlighted
+        options = self.query_one("#targets", OptionList)
+        options.clear_options()
+        wanted = source_id(self.image) if self.image else ""
+        for candidate in candidates:
+            disk = candidate.disk
+            label = f"{disk.node.name:<8} {disk.describe()}"
+            if disk.stable_id == wanted:
+                label += "  [source of this image]"
+            if candidate.refusals:
+                label += "\n    refused: " + "\n    refused: ".join(candidate.refusals)
+            options.add_option(Option(label, id=str(disk.node),
+                                      disabled=bool(candidate.refusals)))
+        suggested = [i for i, c in enumerate(candidates)
+                     if c.disk.stable_id == wanted and not c.refusals]
+        usable = [i for i, c in enumerate(candidates) if not c.refusals]
+        if keep is not None and keep < len(candidates) and not candidates[keep].refusals:
+            options.highlighted = keep
+        elif suggested or usable:
+            options.highlighted = (suggested or usable)[0]
+        if not self.targets_checked:
+            status = f"Checking disks… {len(candidates)} of {total}"
+        elif not usable:
+            status = "No disk can be restored to; the reasons are listed above."
+        else:
+            status = ""
+        self.query_one("#target-details", Static).update(status)
+
+    @on(OptionList.OptionSelected, "#targets")
+    def target_chosen(self, event: OptionList.OptionSelected) -> None:
+        self.target = next(c for c in self.candidates if str(c.disk.node) == event.option.id)
+        disk = self.target.disk
+        lost = [f"{disk.describe()}  ({disk.node})", "Current partitions (all will be replaced):"]
+        lost += [f"  {p.number}: {p.fs_type or 'unknown':<6} {p.fs_label or p.part_name:<16} "
+                 f"{human_size(p.size)}" for p in disk.partitions] or ["  (none)"]
+        self.query_one("#lost", Static).update("\n".join(lost))
+        delta = self.query_one("#delta", Checkbox)
+        earlier_copy = self.image is not None and disk.stable_id == source_id(self.image)
+        delta.display = earlier_copy
+        delta.value = earlier_copy
+        self.goto(3)
+
+    # step 4: confirm and run --------------------------------------------------------------
+    @on(Button.Pressed, "#overwrite")
+    def overwrite_pressed(self) -> None:
+        assert self.target is not None
+        disk = self.target.disk
+        prompt, expected = confirmation_code(disk)
+        warning = (f"Everything on {disk.describe()} will be overwritten with image "
+                   f"'{self.image.name if self.image else ''}'.")
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.start()
+        self.app.push_screen(TypeToConfirmDialog(warning, prompt, expected), confirmed)
+
+    def start(self) -> None:
+        assert self.store is not None and self.image is not None and self.target is not None
+        disk = self.target.disk
+        delta = self.query_one("#delta", Checkbox)
+        request = RestoreRequest(store=self.store, image=self.image.name, target=disk.node,
+                                 delta=bool(delta.display and delta.value), confirmed=True,
+                                 verify=True)
+        app = tui_app(self.app)
+        app.log_file.write(f"restore started: image {request.image} from {request.store} -> "
+                           f"{disk.describe()} ({disk.node}), delta={request.delta}; "
+                           "technician typed the confirmation")
+
+        def job(events: EventSink, cancel: threading.Event) -> RestoreSummary:
+            return app.backend.restore(request, events, cancel)
+        self.app.push_screen(JobScreen(f"Restoring {request.image} to {disk.describe()}", job,
+                                       "restore", app.log_file), self.finished)
+
+    def finished(self, outcome: JobOutcome[RestoreSummary] | None) -> None:
+        app = tui_app(self.app)
+        if outcome is None:
+            return
+        if outcome.error is not None:
+            app.log_file.error(outcome.error)
+            if outcome.cancelled:
+                self.notify("Restore cancelled; the disk is incomplete and will not boot.",
+                            severity="warning")
+            else:
+                self.app.push_screen(ErrorDialog(outcome.error))
+            return
+        assert outcome.result is not None
+        lines = restore_result_lines(outcome.result)
+        app.log_file.write("restore finished: " + "; ".join(lines))
+        self.dismiss(None)
+        app.push_screen(ResultScreen("Restore finished", lines))

@@ -1,0 +1,60 @@
+"""The shape every wizard shares: steps in a ContentSwitcher, Escape goes one step back
+(leaving from the first), each step focuses its main widget so Enter works at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, OptionList
+from textual.widgets.option_list import Option
+
+from recovery.errors import RecoveryError
+from recovery.store.images import ImageInfo
+from recovery.ui.tui.stores import StoreLocation
+from recovery.ui.tui.tuiapp import tui_app
+from recovery.ui.tui.widgets.images import image_option
+
+
+class Wizard(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
+    # (step container id, id of the widget that gets the focus) in order
+    STEPS: ClassVar[list[tuple[str, str]]] = []
+
+    step = 0
+
+    def goto(self, step: int) -> None:
+        self.step = step
+        container, focus = self.STEPS[step]
+        self.query_one(ContentSwitcher).current = container
+        self.query_one(f"#{focus}").focus()
+
+    def action_back(self) -> None:
+        if self.step == 0:
+            self.dismiss(None)
+        else:
+            self.goto(self.step - 1)
+
+    def fill_stores(self, options: OptionList, stores: list[StoreLocation],
+                    preselected: Path | None = None) -> None:
+        options.clear_options()
+        options.add_options([Option(s.describe(), id=str(s.path)) for s in stores])
+        paths = [s.path for s in stores]
+        if paths:
+            options.highlighted = paths.index(preselected) if preselected in paths else 0
+
+    def load_images(self, store: Path, options: OptionList) -> list[ImageInfo] | None:
+        """Fill `options` with the store's images (complete ones choosable); None on error."""
+        try:
+            images = tui_app(self.app).backend.images(store)
+        except RecoveryError as error:
+            tui_app(self.app).show_error(error)
+            return None
+        options.clear_options()
+        options.add_options([image_option(info) for info in images])
+        usable = [i for i, info in enumerate(images) if info.complete]
+        if usable:
+            options.highlighted = usable[0]
+        return images

@@ -1,0 +1,40 @@
+"""How an image in a store is shown: one option line, and a details block."""
+
+from __future__ import annotations
+
+from textual.widgets.option_list import Option
+
+from recovery.store.images import ImageInfo
+from recovery.units import human_size
+
+
+def source_id(info: ImageInfo) -> str:
+    return info.manifest.source.stable_id if info.manifest is not None else ""
+
+
+def image_option(info: ImageInfo) -> Option:
+    """Complete images can be chosen; incomplete and damaged ones are shown, greyed out."""
+    created = info.created[:16].replace("T", " ")
+    if info.manifest is None:
+        why = info.problem or "capture was interrupted"
+        return Option(f"{info.name}  {created}  [{info.state}: {why}]", id=info.name,
+                      disabled=True)
+    source = info.manifest.source
+    used = sum(p.used_bytes for p in info.manifest.partitions if p.captured)
+    return Option(f"{info.name}  {created}  {source.model or source.node}  "
+                  f"{human_size(used)} used", id=info.name, disabled=not info.complete)
+
+
+def describe_image(info: ImageInfo) -> str:
+    if info.manifest is None:
+        return f"{info.name}: {info.state}. {info.problem}".strip()
+    manifest = info.manifest
+    source = manifest.source
+    lines = [f"Taken {info.created} from {source.model} (serial {source.serial or '-'}, "
+             f"{source.bus}, {human_size(source.size)}), {manifest.table.scheme.upper()}"]
+    for part in manifest.partitions:
+        state = "captured" if part.captured else "not captured"
+        lines.append(f"  {part.number}: {part.role:<8} {part.fs_type:<6} {part.label[:16]:<16} "
+                     f"{human_size(part.size):>9} ({human_size(part.used_bytes)} used, {state})")
+        lines += [f"     warning: {w}" for w in part.warnings]
+    return "\n".join(lines)

@@ -1,0 +1,143 @@
+"""Whole flows driven by keys: capture a Windows-like loop disk into a real store, restore it
+to another loop disk, then check the disks themselves, not only the screen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import OptionList
+
+from recovery.engine.table import compare_tables, read_table
+from recovery.store.objects import ChunkStore
+from recovery.sys import losetup, ntfs3g
+from recovery.sys.blockdev import BlockDevice
+from recovery.ui.tui.actionlog import ActionLog
+from recovery.ui.tui.app import RecoveryApp
+from recovery.ui.tui.backend import Backend
+from recovery.ui.tui.screens.capture import CaptureWizard
+from recovery.ui.tui.screens.dialogs import TypeToConfirmDialog
+from recovery.ui.tui.screens.home import HomeScreen
+from recovery.ui.tui.screens.restore import RestoreWizard
+from recovery.ui.tui.screens.result import ResultScreen
+from recovery.ui.tui.widgets.disk_table import DiskTable
+from recovery.units import human_size
+from tests.tui.conftest import SIZE, asynctest, wait_for
+from tests.tui.windisk import DISK_SIZE, WindowsDisk, build_windows_disk
+
+
+@pytest.fixture
+def windows_loop(tmp_path: Path, live_udev: None) -> Iterator[tuple[WindowsDisk, Path]]:
+    disk = build_windows_disk(tmp_path / "windows.img", tmp_path)
+    device = losetup.attach(disk.image)
+    try:
+        yield disk, device
+    finally:
+        losetup.detach(device)
+
+
+@pytest.fixture
+def blank_loop(tmp_path: Path, live_udev: None) -> Iterator[Path]:
+    image = tmp_path / "blank.img"
+    with open(image, "wb") as handle:
+        handle.truncate(DISK_SIZE + 8 * 1024 * 1024)
+    device = losetup.attach(image)
+    try:
+        yield device
+    finally:
+        losetup.detach(device)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    path = tmp_path / "store"
+    ChunkStore.open(path, create=True)
+    return path
+
+
+async def _capture(app: RecoveryApp, pilot: Pilot[Any], device: Path, store: Path) -> None:
+    await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen)
+                   and any(d.node == device for d in app.screen.disks), f"{device} listed")
+    await pilot.press("c")
+    wizard = app.screen
+    assert isinstance(wizard, CaptureWizard)
+    # Other loop devices may come and go on a shared machine: steer by key, not by count.
+    table = wizard.query_one("#source-disks", DiskTable)
+    await pilot.press("home")
+    for _ in range(table.row_count):
+        if table.selected_node() == device:
+            break
+        await pilot.press("down")
+    assert table.selected_node() == device
+    await pilot.press("enter")  # the source disk under the cursor
+    await wait_for(pilot, lambda: wizard.step == 1, "the partition list")
+    await pilot.press("enter")  # boot, reserved and system are pre-selected
+    assert wizard.step == 2
+    await pilot.press("enter")  # the store
+    assert wizard.step == 3
+    await pilot.press("ctrl+a", "ctrl+k", *"win10-before-repair", "enter")
+    assert wizard.step == 4
+    await pilot.press("enter")  # "Start the capture"
+    await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen), "capture result",
+                   attempts=600)
+
+
+@asynctest
+async def test_capture_then_restore_to_another_disk(
+        windows_loop: tuple[WindowsDisk, Path], blank_loop: Path, store: Path,
+        tmp_path: Path) -> None:
+    disk, source = windows_loop
+    log = ActionLog(tmp_path / "tui.log")
+    app = RecoveryApp(Backend(opened_stores=[store]), log)
+    async with app.run_test(size=SIZE) as pilot:
+        await _capture(app, pilot, source, store)
+        result = str(app.screen.query_one("#result-lines").render())
+        assert "win10-before-repair" in result and "new" in result
+        assert "Image verification: PASSED" in result
+        images = ChunkStore.open(store).list_images()
+        assert [(i.name, i.complete) for i in images] == [("win10-before-repair", True)]
+
+        await pilot.press("enter")  # close the result
+        await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen), "home again")
+        await pilot.press("r")
+        wizard = app.screen
+        assert isinstance(wizard, RestoreWizard)
+        await pilot.press("enter")  # store
+        await pilot.press("enter")  # the only image
+        await wait_for(pilot, lambda: wizard.targets_checked, "targets checked",
+                       attempts=1200)
+        targets = [c.disk.node for c in wizard.candidates]
+        assert source in targets and blank_loop in targets
+        options = wizard.query_one("#targets", OptionList)
+        assert not wizard.candidates[targets.index(blank_loop)].refusals
+        for _ in range(len(targets)):
+            if options.highlighted_option and options.highlighted_option.id == str(blank_loop):
+                break
+            await pilot.press("down")
+        await pilot.press("enter")
+        assert wizard.step == 3
+        assert not wizard.query_one("#delta").display  # not an earlier copy of this image
+        await pilot.press("enter")  # "Overwrite this disk…"
+        dialog = app.screen
+        assert isinstance(dialog, TypeToConfirmDialog)
+        await pilot.press(*"wrong", "enter")
+        assert app.screen is dialog  # a wrong code does nothing
+        assert isinstance(dialog, TypeToConfirmDialog)
+        expected = human_size(DISK_SIZE + 8 * 1024 * 1024)  # loop disks have no serial
+        assert dialog.expected == expected
+        await pilot.press("ctrl+a", "ctrl+k", *expected, "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen), "restore result",
+                       attempts=600)
+        result = str(app.screen.query_one("#result-lines").render())
+        assert "PASSED" in result
+
+    with BlockDevice.open(source) as src, BlockDevice.open(blank_loop) as dst:
+        assert compare_tables(read_table(src), read_table(dst)) == []
+    system = disk.system
+    assert (ntfs3g.ntfsclone_image_hash(blank_loop, system.start, system.size)
+            == ntfs3g.ntfsclone_image_hash(source, system.start, system.size))
+    text = log.text()
+    assert "capture finished" in text and "restore finished" in text

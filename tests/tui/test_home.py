@@ -1,0 +1,112 @@
+"""Home screen: disks from udev (recorded and live), stores, hot-plug, actions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from recovery.sys import losetup
+from recovery.sys.udev import RecordedUdev
+from recovery.ui.tui.actionlog import ActionLog
+from recovery.ui.tui.app import RecoveryApp
+from recovery.ui.tui.backend import Backend
+from recovery.ui.tui.screens.dialogs import ConfirmDialog, ErrorDialog
+from recovery.ui.tui.screens.home import HomeScreen
+from recovery.ui.tui.widgets.disk_table import DiskTable
+from tests.tui.conftest import HANDMADE, SIZE, asynctest, recorded_app, wait_for
+
+
+def table_keys(app: RecoveryApp) -> list[str]:
+    table = app.screen.query_one(DiskTable)
+    return [str(row.key.value) for row in table.ordered_rows]
+
+
+@asynctest
+async def test_recorded_machine_lists_disks_partitions_and_live_medium(
+        action_log: ActionLog) -> None:
+    app = recorded_app(action_log)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen)
+                       and bool(app.screen.disks), "the disk list")
+        keys = table_keys(app)
+        assert "disk:/dev/nvme0n1" in keys and "part:/dev/nvme0n1:3" in keys
+        assert "disk:/dev/sda" in keys
+        table = app.screen.query_one(DiskTable)
+        live_row = table.get_row("disk:/dev/sdb")
+        assert "LIVE MEDIUM" in str(live_row[-1])
+        assert table.get_row("part:/dev/nvme0n1:3")[2] == "Windows"
+        await pilot.press("down", "down", "down")
+        details = str(app.screen.query_one("#disk-details").render())
+        assert "/mnt/windows" in details
+
+
+@asynctest
+async def test_hotplugged_loop_disk_appears_and_disappears(
+        tmp_path: Path, live_udev: None) -> None:
+    image = tmp_path / "usb-stick.img"
+    image.write_bytes(b"")
+    with open(image, "r+b") as handle:
+        handle.truncate(64 * 1024 * 1024)
+    app = RecoveryApp(Backend(), ActionLog(tmp_path / "tui.log"))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen), "home screen")
+        device = losetup.attach(image)
+        try:
+            await wait_for(pilot, lambda: f"disk:{device}" in table_keys(app),
+                           f"{device} to appear")
+            disk = next(d for d in app.screen.disks if d.node == device)  # type: ignore[attr-defined]
+            assert disk.backing_file == image
+        finally:
+            losetup.detach(device)
+        await wait_for(pilot, lambda: f"disk:{device}" not in table_keys(app),
+                       f"{device} to disappear")
+    assert f"udev: change {device}" in app.log_file.text()
+
+
+@asynctest
+async def test_open_store_at_path(tmp_path: Path, action_log: ActionLog) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "recovery-store.yaml").write_text("format: 1\n")
+    app = recorded_app(action_log)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen), "home screen")
+        await pilot.press("tab")
+        assert app.focused is not None and app.focused.id == "stores"
+        await pilot.press("enter")  # the only entry: "Open a store at a path…"
+        await pilot.press("ctrl+a", "ctrl+k", *str(store), "enter")
+        home = app.screen
+        assert isinstance(home, HomeScreen)
+        await wait_for(pilot, lambda: any(s.path == store for s in home.stores),
+                       "the opened store in the list")
+
+
+@asynctest
+async def test_open_store_refuses_a_plain_directory(tmp_path: Path,
+                                                    action_log: ActionLog) -> None:
+    app = recorded_app(action_log)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen), "home screen")
+        await pilot.press("a", "ctrl+a", "ctrl+k", *str(tmp_path), "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog), "error dialog")
+        assert "recovery-store.yaml" in str(app.screen.error)  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        assert isinstance(app.screen, HomeScreen)
+
+
+@asynctest
+async def test_power_off_asks_first_and_only_then_runs(action_log: ActionLog) -> None:
+    requested: list[str] = []
+    # The one stand-in in these tests: powering off the test machine is not an option.
+    backend = Backend(udev_source=RecordedUdev(HANDMADE), power=requested.append)
+    app = RecoveryApp(backend, action_log)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen), "home screen")
+        await pilot.press("o")
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("enter")  # the default answer is No
+        assert requested == []
+        await pilot.press("o", "y")
+        assert requested == ["poweroff"]
+        await pilot.press("b", "n")
+        assert requested == ["poweroff"]
+    assert "poweroff requested" in action_log.text()
