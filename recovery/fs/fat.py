@@ -34,6 +34,7 @@ class FatBootSector:
     serial: int
     label: str
     fat_type: FatType
+    root_cluster: int = 0
 
     @property
     def cluster_size(self) -> int:
@@ -65,6 +66,7 @@ class FatBootSector:
 class FatVolume:
     boot: FatBootSector
     used: list[Extent]
+    label: str  # the root directory's label (what Windows shows), else the boot sector's
 
     @property
     def used_bytes(self) -> int:
@@ -109,8 +111,9 @@ def parse_boot_sector(data: bytes, where: str = "volume") -> FatBootSector:
     label = (label_bytes or b"").decode("cp437").rstrip()
     if label == "NO NAME":
         label = ""
+    root_cluster = struct.unpack_from("<I", data, 0x2C)[0] if fat_type == "fat32" else 0
     return FatBootSector(bps, spc, reserved, fats, root_entries, total, fat_sectors,
-                         serial or 0, label, fat_type)
+                         serial or 0, label, fat_type, root_cluster)
 
 
 def cluster_in_use(fat: bytes, fat_type: FatType, clusters: int) -> list[tuple[int, int]]:
@@ -157,4 +160,25 @@ def read_fat(device: BlockDevice, offset: int, size: int) -> FatVolume:
     used: list[Extent] = [(0, boot.data_offset), (data_end, volume_end - data_end)]
     for first, count in cluster_in_use(fat, boot.fat_type, boot.clusters):
         used.append((boot.data_offset + first * boot.cluster_size, count * boot.cluster_size))
-    return FatVolume(boot, normalise(used))
+    return FatVolume(boot, normalise(used), root_label(device, offset, boot) or boot.label)
+
+
+def root_label(device: BlockDevice, offset: int, boot: FatBootSector) -> str:
+    """The volume-label entry of the root directory (first cluster only for FAT32)."""
+    if boot.fat_type == "fat32":
+        if not 2 <= boot.root_cluster < boot.clusters + 2:
+            return ""
+        start = boot.data_offset + (boot.root_cluster - 2) * boot.cluster_size
+        length = boot.cluster_size
+    else:
+        start = boot.fat_offset + boot.fat_count * boot.fat_sectors * boot.bytes_per_sector
+        length = boot.root_entries * 32
+    directory = device.read_at(offset + start, length)
+    for position in range(0, len(directory) - 31, 32):
+        entry = directory[position: position + 32]
+        if entry[0] == 0x00:
+            break
+        attributes = entry[11]
+        if entry[0] != 0xE5 and attributes & 0x08 and attributes & 0x0F != 0x0F:
+            return entry[:11].decode("cp437").rstrip()
+    return ""

@@ -186,6 +186,11 @@ class NtfsReader:
         self.size = size
         self.where = f"NTFS volume at byte {offset} of {device.path}"
         self.boot = parse_boot_sector(device.read_at(offset, 512), self.where)
+        if self.boot.clusters * self.boot.cluster_size > size:
+            raise UnsupportedLayoutError(
+                f"The {self.where} claims {self.boot.total_sectors * self.boot.bytes_per_sector}"
+                f" bytes but its partition has only {size}.",
+                "The partition table or the volume is damaged; check the partition sizes.")
 
     def mft_record(self, number: int) -> bytes:
         """A fixed-up record from the start of $MFT (records 0-15 never move)."""

@@ -114,7 +114,7 @@ def _probe_fat(device: BlockDevice, offset: int, size: int) -> VolumeInfo:
     except RecoveryError as exc:
         return _damaged("unknown", size, exc)
     boot = volume.boot
-    return VolumeInfo(boot.fat_type, boot.label, boot.cluster_size, volume.used,
+    return VolumeInfo(boot.fat_type, volume.label, boot.cluster_size, volume.used,
                       volume.used_bytes, serial=boot.serial_text)
 
 

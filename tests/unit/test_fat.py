@@ -123,3 +123,16 @@ def test_ntfs_and_blank_are_not_fat() -> None:
     for data in (bytes(512), bytes(ntfs)):
         with pytest.raises(UnsupportedLayoutError, match="no FAT boot sector"):
             parse_boot_sector(data)
+
+
+@pytest.mark.parametrize(("fat_bits", "size", "sectors_per_cluster"),
+                         [(12, 8 * MiB, 8), (16, 64 * MiB, 4), (32, 64 * MiB, 1)])
+def test_root_directory_label_is_what_windows_shows(tmp_path: Path, fat_bits: int, size: int,
+                                                    sectors_per_cluster: int) -> None:
+    volume = make_fat(tmp_path / "disk.img", size, fat_bits,
+                      sectors_per_cluster=sectors_per_cluster, label="BOOTDISK")
+    extended = 0x40 if fat_bits == 32 else 0x24
+    with volume.open(writable=True) as device:  # a tool that renamed only the boot sector
+        device.write_at(volume.offset + extended + 7, b"STALE      ")
+    fat = _read(volume)
+    assert (fat.label, fat.boot.label) == ("BOOTDISK", "STALE")

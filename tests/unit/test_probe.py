@@ -145,3 +145,11 @@ def test_probe_through_a_loop_device(tmp_path: Path) -> None:
             BlockDevice.open(node) as device:
         info = probe_volume(device, volume.offset, volume.size)
     assert (info.fs_type, info.label) == ("ntfs", "LOOP")
+
+
+def test_ntfs_larger_than_its_partition_is_captured_whole(tmp_path: Path) -> None:
+    volume = make_ntfs(tmp_path / "disk.img", 64 * MiB)
+    with volume.open() as device:
+        info = probe_volume(device, volume.offset, 32 * MiB)
+    assert info.fs_type == "ntfs" and info.used == [(0, 32 * MiB)]
+    assert len(info.warnings) == 1 and "partition has only" in info.warnings[0]
