@@ -23,6 +23,7 @@ from recovery.engine.devices import resolve_disk
 from recovery.engine.pipeline import ordered_map
 from recovery.engine.roles import classify
 from recovery.engine.table import boot_areas, read_table
+from recovery.engine.unchanged import ntfs_fingerprint, unchanged_since
 from recovery.errors import UnsupportedLayoutError
 from recovery.events import EventSink, Notice, discard, phase
 from recovery.fs.probe import VolumeInfo, probe_volume
@@ -51,6 +52,9 @@ class CaptureRequest:
     name: str | None = None
     roles: frozenset[Role] | None = None  # None: every partition
     chunk_size: int = DEFAULT_CHUNK_SIZE
+    # An NTFS volume whose metadata is unchanged since an earlier image of this disk reuses
+    # that image's chunks without reading the data (see recovery.engine.unchanged).
+    reuse_unchanged: bool = True
 
 
 @dataclass(frozen=True)
@@ -144,9 +148,10 @@ def capture(request: CaptureRequest, events: EventSink = discard,
         parts_index, parts_meta = [], []
         with phase(events, "capture", f"Capturing {plan.disk.node.name}",
                    plan.used_bytes) as tracker:
+            job = _PartitionJob(device, store, counter, request, identity.stable_id, events,
+                                tracker.advance, cancel)
             for planned in plan.partitions:
-                index, meta = _capture_partition(device, planned, request.chunk_size, store,
-                                                 counter, tracker.advance, cancel)
+                index, meta = _capture_partition(job, planned)
                 parts_index.extend(index)
                 parts_meta.append(meta)
     stats = counter.stats(time.monotonic() - started)
@@ -232,30 +237,71 @@ def _capture_boot_areas(device: BlockDevice, table: PartitionTable, store: Chunk
     return areas
 
 
-def _capture_partition(device: BlockDevice, planned: PlannedPartition, chunk_size: int,
-                       store: ChunkStore, counter: _Counter, advance: Callable[[int], None],
-                       cancel: threading.Event | None
+@dataclass
+class _PartitionJob:
+    """What every partition of one capture shares."""
+
+    device: BlockDevice
+    store: ChunkStore
+    counter: _Counter
+    request: CaptureRequest
+    source_id: str
+    events: EventSink
+    advance: Callable[[int], None]
+    cancel: threading.Event | None
+
+
+def _capture_partition(job: _PartitionJob, planned: PlannedPartition
                        ) -> tuple[list[PartitionIndex], PartitionImage]:
     part, volume = planned.partition, planned.volume
     refs: list[ChunkRef] = []
-    stored_before = counter.bytes_stored
-
-    def work(span: ChunkSpan) -> tuple[ChunkRef, int]:
-        data = chunk_io.read_masked(part.start, span)
-        chunk_digest, zero = _store_chunk(store, data, counter, span.used_bytes)
-        return ChunkRef(span.number, chunk_digest, zero), span.used_bytes
-
+    stored_before = job.counter.bytes_stored
+    fingerprint = ""
+    if planned.selected and volume.fs_type == "ntfs":
+        fingerprint = ntfs_fingerprint(job.device, part.start, part.size)
     if planned.selected:
-        spans = chunk_spans(part.size, chunk_size, volume.used)
-        with ChunkIO(device) as chunk_io:
-            for ref, used in ordered_map(work, spans, cancel=cancel):
-                refs.append(ref)
-                advance(used)
+        refs = _reuse_unchanged(job, planned, fingerprint) or _read_chunks(job, planned)
     meta = PartitionImage(number=part.number, role=planned.role, fs_type=volume.fs_type,
                           label=volume.label, start=part.start, size=part.size,
                           used_bytes=volume.used_bytes, captured=planned.selected,
                           warnings=tuple(volume.warnings), chunk_count=len(refs),
-                          stored_bytes=counter.bytes_stored - stored_before)
+                          stored_bytes=job.counter.bytes_stored - stored_before,
+                          fingerprint=fingerprint)
     if not planned.selected:
         return [], meta
     return [PartitionIndex(part.number, tuple(volume.used), tuple(refs))], meta
+
+
+def _read_chunks(job: _PartitionJob, planned: PlannedPartition) -> list[ChunkRef]:
+    part = planned.partition
+
+    def work(span: ChunkSpan) -> tuple[ChunkRef, int]:
+        data = chunk_io.read_masked(part.start, span)
+        chunk_digest, zero = _store_chunk(job.store, data, job.counter, span.used_bytes)
+        return ChunkRef(span.number, chunk_digest, zero), span.used_bytes
+
+    refs = []
+    spans = chunk_spans(part.size, job.request.chunk_size, planned.volume.used)
+    with ChunkIO(job.device) as chunk_io:
+        for ref, used in ordered_map(work, spans, cancel=job.cancel):
+            refs.append(ref)
+            job.advance(used)
+    return refs
+
+
+def _reuse_unchanged(job: _PartitionJob, planned: PlannedPartition, fingerprint: str
+                     ) -> list[ChunkRef]:
+    """The chunks of an earlier image of this unchanged volume, or [] to read it."""
+    if not job.request.reuse_unchanged:
+        return []
+    found = unchanged_since(job.store, job.source_id, job.request.chunk_size,
+                            planned.partition, planned.volume.used, fingerprint)
+    if found is None:
+        return []
+    name, previous = found
+    for ref in previous.chunks:
+        job.counter.add(0, 0, False, not ref.zero, ref.zero)
+    job.advance(planned.volume.used_bytes)
+    job.events(Notice(f"Partition {planned.partition.number} is unchanged since image {name} "
+                      "(same NTFS metadata): its chunks are reused without reading them."))
+    return list(previous.chunks)

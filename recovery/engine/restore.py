@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,11 +95,16 @@ def restore(request: RestoreRequest, events: EventSink = discard,
     store = ChunkStore.open(request.store)
     _check_chunks_present(store, plan)
     summary = RestoreSummary(manifest.name, plan.target.describe(), request.delta)
-    write_table(request.target, manifest.table)
-    with BlockDevice.open(request.target, writable=True,
-                          sector_size=manifest.table.sector_size) as device:
-        _write_boot_areas(device, manifest, store)
+    # sgdisk syncs the whole system and sleeps a second before it exits; the table's sectors
+    # and the partitions never overlap, so the partitions are written meanwhile. The boot
+    # areas wait for the table: sector 0 holds both the boot code and the (protective) MBR.
+    with ThreadPoolExecutor(1, thread_name_prefix="table") as table_writer, \
+            BlockDevice.open(request.target, writable=True,
+                             sector_size=manifest.table.sector_size) as device:
+        table_written = table_writer.submit(write_table, request.target, manifest.table)
         written = _write_partitions(device, plan, store, request.delta, summary, events, cancel)
+        table_written.result()
+        _write_boot_areas(device, manifest, store)
         device.flush()
         if request.verify:
             _read_back(device, manifest, written, events, cancel)

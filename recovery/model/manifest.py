@@ -62,6 +62,7 @@ class PartitionImage:
     warnings: tuple[str, ...] = ()
     chunk_count: int = 0  # chunks in the index, zero chunks included
     stored_bytes: int = 0  # compressed bytes of the chunks this capture added
+    fingerprint: str = ""  # NTFS metadata hash: a repeat capture of an unchanged volume
 
 
 @dataclass(frozen=True)
