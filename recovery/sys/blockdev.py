@@ -15,6 +15,7 @@ import mmap
 import os
 import stat
 import struct
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -75,10 +76,13 @@ class BlockDevice:
             raise SourceError(f"{path} cannot be opened: {exc.strerror}.",
                               "Run as root and check that the disk is still connected.") from exc
         try:
-            return cls._describe(path, fd, writable, is_block, info, sector_size)
+            device = cls._describe(path, fd, writable, is_block, info, sector_size)
         except BaseException:
             os.close(fd)
             raise
+        if writable and is_block:
+            device._forget_earlier_write_errors()
+        return device
 
     @classmethod
     def _describe(cls, path: Path, fd: int, writable: bool, is_block: bool,
@@ -98,6 +102,14 @@ class BlockDevice:
                 f"{path} is write-protected.",
                 "Remove the write protection or choose another disk.")
         return cls(path, writable, fd, size, logical, physical, is_block, read_only)
+
+    def _forget_earlier_write_errors(self) -> None:
+        """The kernel hands a failed write-back to the next fsync of a disk, even when the
+        writes were another run's: a restore that a failing or pulled disk stopped would fail
+        its rerun at the final flush, though the rerun rewrites and reads back everything.
+        Collect that old error now, so that flush() reports only this descriptor's writes."""
+        with suppress(OSError):
+            os.fsync(self.fd)
 
     # --- context management -------------------------------------------------------------
     def close(self) -> None:
