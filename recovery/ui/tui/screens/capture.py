@@ -33,8 +33,7 @@ from recovery.errors import RecoveryError
 from recovery.events import EventSink
 from recovery.model.disk import Disk
 from recovery.store.objects import default_image_name
-from recovery.ui.tui.screens.dialogs import ErrorDialog
-from recovery.ui.tui.screens.job import JobOutcome, JobScreen
+from recovery.ui.tui.screens.job import JobOutcome, JobScreen, settle
 from recovery.ui.tui.screens.result import ResultScreen
 from recovery.ui.tui.screens.wizard import Wizard
 from recovery.ui.tui.stores import StoreLocation
@@ -245,17 +244,10 @@ class CaptureWizard(Wizard):
 
     def finished(self, outcome: JobOutcome[CaptureOutcome] | None) -> None:
         app = tui_app(self.app)
-        if outcome is None:
+        result = settle(app, outcome, "capture")
+        if result is None:
             return
-        if outcome.error is not None:
-            app.log_file.error(outcome.error)
-            if not outcome.cancelled:
-                self.app.push_screen(ErrorDialog(outcome.error))
-            else:
-                self.notify("Capture cancelled; no image was listed.")
-            return
-        assert outcome.result is not None
-        lines = capture_result_lines(outcome.result)
+        lines = capture_result_lines(result)
         app.log_file.write("capture finished: " + "; ".join(lines[:5]))
         self.dismiss(None)
-        app.push_screen(ResultScreen("Capture finished", lines, ok=outcome.result.check.ok))
+        app.push_screen(ResultScreen("Capture finished", lines, ok=result.check.ok))

@@ -12,7 +12,7 @@ import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -28,6 +28,9 @@ from recovery.ui.tui.actionlog import ActionLog
 from recovery.ui.tui.progress_model import ProgressModel, format_duration
 from recovery.ui.tui.screens.dialogs import ConfirmDialog
 from recovery.units import human_rate, human_size
+
+if TYPE_CHECKING:
+    from recovery.ui.tui.app import RecoveryApp
 
 T = TypeVar("T")
 Job = Callable[[EventSink, threading.Event], T]
@@ -129,3 +132,19 @@ class JobScreen(Screen[JobOutcome[T]]):
         self.app.push_screen(ConfirmDialog(
             f"Stop the {self.what}? What was done so far stays safe; the {self.what} "
             "will be incomplete.", yes_label="Stop"), answered)
+
+
+def settle(app: RecoveryApp, outcome: JobOutcome[T] | None, what: str) -> T | None:
+    """The result of a finished job, or None after telling the technician why there is none
+    (error dialog with the engine's own words; a cancel only gets a note)."""
+    if outcome is None:
+        return None
+    if outcome.error is not None:
+        if outcome.cancelled:
+            app.log_file.error(outcome.error)
+            app.notify(f"The {what} was cancelled. {outcome.error.action}".strip(),
+                       severity="warning")
+        else:
+            app.show_error(outcome.error)
+        return None
+    return outcome.result

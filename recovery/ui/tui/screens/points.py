@@ -1,33 +1,121 @@
-"""Restore points: pick the Windows volume, list its points, diff, roll back, undo."""
+"""Restore points: pick the Windows volume → its points (time, source, description, hive
+health) → a point's details and diff against the current hives → roll back with
+confirmation → result. Undo lists earlier rollbacks and puts one back.
+
+Every engine call runs in a worker; the registry engine mounts and copies hives, which can
+take seconds on a slow disk.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
-from textual.screen import Screen
-from textual.widgets import Footer, Label, OptionList, Static
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import ContentSwitcher, Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from recovery.errors import RecoveryError
 from recovery.model.disk import Disk
+from recovery.registry.inspect import (
+    PointReport,
+    PointsReport,
+    diff_point,
+    restore_points,
+    show_point,
+)
+from recovery.registry.rollback import (
+    RollbackRequest,
+    RollbackSummary,
+    UndoRequest,
+    UndoSummary,
+    history,
+    rollback,
+    undo,
+)
+from recovery.registry.undo import UndoRecord
+from recovery.ui.tui.screens.dialogs import ConfirmDialog, PathPrompt
+from recovery.ui.tui.screens.job import JobOutcome, JobScreen, settle
+from recovery.ui.tui.screens.result import ResultScreen
+from recovery.ui.tui.screens.wizard import Wizard
+from recovery.ui.tui.tuiapp import tui_app
 from recovery.units import human_size
 
+OPEN_VOLUME = "open-volume"
+Volume = tuple[Path, int | None]  # what locate_volume takes: disk + partition, or a path
 
-class RestorePointsScreen(Screen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Back")]
+
+def point_line(report: PointsReport, index: int) -> str:
+    point = report.listing.points[index]
+    when = point.created.strftime("%Y-%m-%d %H:%M")
+    hives = " ".join(f"{name}:{check.status}" for name, check in point.hives.items())
+    return f"{point.id:<10} {when} {point.source:<7} {point.description or ''}\n    {hives}"
+
+
+def replaced_names(record: UndoRecord) -> str:
+    return ", ".join(f.path.rsplit("/", 1)[-1] for f in record.files)
+
+
+def point_details(report: PointReport) -> list[str]:
+    point = report.point
+    lines = [f"Point {point.id} ({point.source}) of {point.created:%Y-%m-%d %H:%M} UTC",
+             f"Volume: {report.volume.describe()}", "Hives in the point:"]
+    for name, check in point.hives.items():
+        current = report.current.get(name)
+        lines.append(f"  {name:<9} {check.status:<8} {human_size(check.size):>9}"
+                     f"   now: {current.status if current else 'missing'}"
+                     + (f"  ({check.problem})" if check.problem else ""))
+    for name, diff in report.diffs.items():
+        counts = ", ".join(f"{kind} {sum(n.values())}" for kind, n in diff.counts.items())
+        lines.append(f"Diff {name}: {counts}")
+        lines += [f"  service added since the point: {s}" for s in diff.services_added[:8]]
+        lines += [f"  service removed since the point: {s}" for s in diff.services_removed[:8]]
+    return lines
+
+
+class RestorePointsScreen(Wizard):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back"), Binding("r", "rollback", "Roll back"),
+        Binding("k", "diff_key", "Diff a key"), Binding("u", "undo_list", "Undo")]
+    STEPS: ClassVar[list[tuple[str, str]]] = [
+        ("points-volume", "volumes"), ("points-list", "points"),
+        ("points-detail", "point-detail"), ("points-undo", "undo-records")]
 
     def __init__(self, disks: list[Disk]) -> None:
         super().__init__()
         self.disks = disks
+        self.volume: Volume | None = None
+        self.report: PointsReport | None = None
+        self.point_id = ""
+        self.records: list[UndoRecord] = []
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="wizard"):
-            yield Label("Restore points 1/3: Windows volume", classes="screen-title")
-            yield OptionList(*self.volume_options(), id="volumes")
-            yield Static("", id="points-status")
+        with ContentSwitcher(initial=self.STEPS[0][0], classes="wizard"):
+            with Vertical(id="points-volume"):
+                yield Label("Restore points 1/3: Windows volume", classes="screen-title")
+                yield OptionList(*self.volume_options(), id="volumes")
+            with Vertical(id="points-list"):
+                yield Label("Restore points 2/3: choose a point", classes="screen-title")
+                yield OptionList(id="points")
+                yield Static("", id="points-notes", classes="hint")
+            with VerticalScroll(id="points-detail"):
+                yield Label("Restore points 3/3: r roll back, k diff a key",
+                            classes="screen-title")
+                yield Static("", id="point-detail")
+            with Vertical(id="points-undo"):
+                yield Label("Undo: earlier rollbacks on this volume", classes="screen-title")
+                yield OptionList(id="undo-records")
+        yield Static("", id="points-status", classes="hint")
         yield Footer()
+
+    def on_mount(self) -> None:
+        volumes = self.query_one("#volumes", OptionList)
+        volumes.highlighted = 0
+        volumes.focus()
+        self.query_one("#point-detail").can_focus = True
 
     def volume_options(self) -> list[Option]:
         options = []
@@ -36,9 +124,179 @@ class RestorePointsScreen(Screen[None]):
                 if part.fs_type.lower() == "ntfs":
                     options.append(Option(
                         f"{disk.node.name} partition {part.number}: {part.fs_label or 'NTFS'} "
-                        f"{human_size(part.size)} on {disk.describe()}",
-                        id=f"{disk.node}:{part.number}"))
+                        f"{human_size(part.size)} on {disk.model or disk.node}",
+                        id=f"{disk.node}#{part.number}"))
+        options.append(Option("Open a volume, disk or image file at a path…", id=OPEN_VOLUME))
         return options
 
-    def action_close(self) -> None:
-        self.dismiss(None)
+    def status(self, text: str) -> None:
+        self.query_one("#points-status", Static).update(text)
+
+    def failed(self, error: RecoveryError) -> None:
+        self.status("")
+        tui_app(self.app).show_error(error)
+
+    # step 1: volume -----------------------------------------------------------------------
+    @on(OptionList.OptionSelected, "#volumes")
+    def volume_chosen(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id == OPEN_VOLUME:
+            self.app.push_screen(PathPrompt("Windows volume, disk or image file:", "/dev/"),
+                                 self.volume_opened)
+            return
+        node, number = str(event.option.id).rsplit("#", 1)
+        self.load_points((Path(node), int(number)))
+
+    def volume_opened(self, path: Path | None) -> None:
+        if path is not None:
+            self.load_points((path, None))
+
+    @work(thread=True, exclusive=True, group="points")
+    def load_points(self, volume: Volume) -> None:
+        self.app.call_from_thread(self.status, "Reading restore points…")
+        try:
+            report = restore_points(*volume)
+        except RecoveryError as error:
+            self.app.call_from_thread(self.failed, error)
+            return
+        self.app.call_from_thread(self.show_points, volume, report)
+
+    def show_points(self, volume: Volume, report: PointsReport) -> None:
+        self.volume, self.report = volume, report
+        options = self.query_one("#points", OptionList)
+        options.clear_options()
+        options.add_options([Option(point_line(report, i), id=p.id)
+                             for i, p in enumerate(report.listing.points)])
+        if report.listing.points:
+            options.highlighted = 0
+        notes = list(report.listing.notes) or ["No restore points found on this volume."
+                                               if not report.listing.points else ""]
+        self.query_one("#points-notes", Static).update("\n".join(notes))
+        self.status(report.volume.describe())
+        self.goto(1)
+
+    # step 2: point ------------------------------------------------------------------------
+    @on(OptionList.OptionSelected, "#points")
+    def point_chosen(self, event: OptionList.OptionSelected) -> None:
+        self.point_id = str(event.option.id)
+        self.load_point()
+
+    @work(thread=True, exclusive=True, group="points")
+    def load_point(self) -> None:
+        assert self.volume is not None
+        self.app.call_from_thread(self.status, f"Comparing {self.point_id} with the "
+                                  "current hives…")
+        try:
+            report = show_point(self.volume[0], self.point_id, self.volume[1])
+        except RecoveryError as error:
+            self.app.call_from_thread(self.failed, error)
+            return
+        self.app.call_from_thread(self.show_detail, point_details(report))
+
+    def show_detail(self, lines: list[str]) -> None:
+        self.query_one("#point-detail", Static).update("\n".join(lines))
+        self.status("")
+        self.goto(2)
+
+    def action_diff_key(self) -> None:
+        if self.step != 2:
+            return
+        self.app.push_screen(PathPrompt("Hive and key, e.g. SYSTEM\\ControlSet001\\Services:",
+                                        "SYSTEM\\ControlSet001\\Services"), self.diff_key)
+
+    def diff_key(self, text: Path | None) -> None:
+        if text is not None:
+            hive, _, key = str(text).partition("\\")
+            self.run_diff(hive, key or None)
+
+    @work(thread=True, exclusive=True, group="points")
+    def run_diff(self, hive: str, key: str | None) -> None:
+        assert self.volume is not None
+        try:
+            diff = diff_point(self.volume[0], self.point_id, hive, key, self.volume[1])
+        except RecoveryError as error:
+            self.app.call_from_thread(self.failed, error)
+            return
+        lines = [f"{hive}\\{key or ''}: changes since point {self.point_id}"]
+        lines += [f"  {c.change:<8} {c.path}" + (f"  ({', '.join(c.values)})" if c.values
+                                                 else "") for c in diff.changes[:200]]
+        lines += [f"  problem: {p}" for p in diff.problems] or []
+        if not diff.changes:
+            lines.append("  no differences")
+        self.app.call_from_thread(self.app.push_screen,
+                                  ResultScreen(f"Diff of {hive}", lines))
+
+    # roll back ----------------------------------------------------------------------------
+    def action_rollback(self) -> None:
+        if self.step != 2 or self.volume is None:
+            return
+        volume, point = self.volume, self.point_id
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_engine(f"Rolling back to {point}", "rollback", lambda events, _c:
+                                rollback(RollbackRequest(volume=volume[0], point=point,
+                                                         partition=volume[1],
+                                                         confirmed=True), events))
+        self.app.push_screen(ConfirmDialog(
+            f"Replace the usable hives of this Windows volume with those of restore point "
+            f"{point}? The current hives are saved first; Undo (u) puts them back.",
+            yes_label="Roll back"), answered)
+
+    # undo ---------------------------------------------------------------------------------
+    def action_undo_list(self) -> None:
+        if self.volume is not None and self.step in (1, 2):
+            self.load_history()
+
+    @work(thread=True, exclusive=True, group="points")
+    def load_history(self) -> None:
+        assert self.volume is not None
+        try:
+            records = history(*self.volume)
+        except RecoveryError as error:
+            self.app.call_from_thread(self.failed, error)
+            return
+        self.app.call_from_thread(self.show_history, records)
+
+    def show_history(self, records: list[UndoRecord]) -> None:
+        self.records = records
+        options = self.query_one("#undo-records", OptionList)
+        options.clear_options()
+        options.add_options([Option(f"{r.id}  {r.created}  point {r.point.get('id')}  "
+                                    f"[{r.state}]  {replaced_names(r)}",
+                                    id=r.id, disabled=r.state != "applied") for r in records])
+        applied = [i for i, r in enumerate(records) if r.state == "applied"]
+        if applied:
+            options.highlighted = applied[0]
+        self.status("" if records else "No rollback has been made on this volume.")
+        self.goto(3)
+
+    @on(OptionList.OptionSelected, "#undo-records")
+    def record_chosen(self, event: OptionList.OptionSelected) -> None:
+        assert self.volume is not None
+        volume, record = self.volume, str(event.option.id)
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_engine(f"Undoing rollback {record}", "undo", lambda events, _c:
+                                undo(UndoRequest(volume=volume[0], record=record,
+                                                 partition=volume[1], confirmed=True), events))
+        self.app.push_screen(ConfirmDialog(f"Put back the hives rollback {record} replaced?",
+                                           yes_label="Undo"), answered)
+
+    def run_engine(self, title: str, what: str, job: object) -> None:
+        app = tui_app(self.app)
+        app.log_file.write(f"{what} started: {title} on {self.volume}")
+        self.app.push_screen(JobScreen(title, job, what, app.log_file),  # type: ignore[arg-type]
+                             lambda outcome: self.engine_done(what, outcome))
+
+    def engine_done(self, what: str,
+                    outcome: JobOutcome[RollbackSummary | UndoSummary] | None) -> None:
+        app = tui_app(self.app)
+        summary = settle(app, outcome, what)
+        if summary is None:
+            return
+        data = summary.to_dict()
+        lines = [f"{key}: {value}" for key, value in data.items()]
+        app.log_file.write(f"{what} finished: " + "; ".join(lines))
+        self.goto(0)
+        app.push_screen(ResultScreen(f"{what.capitalize()} finished", lines))

@@ -32,8 +32,8 @@ from recovery.errors import NotConfirmedError, RecoveryError
 from recovery.events import EventSink
 from recovery.model.disk import Disk
 from recovery.store.images import ImageInfo
-from recovery.ui.tui.screens.dialogs import ErrorDialog, TypeToConfirmDialog
-from recovery.ui.tui.screens.job import JobOutcome, JobScreen
+from recovery.ui.tui.screens.dialogs import TypeToConfirmDialog
+from recovery.ui.tui.screens.job import JobOutcome, JobScreen, settle
 from recovery.ui.tui.screens.result import ResultScreen
 from recovery.ui.tui.screens.wizard import Wizard
 from recovery.ui.tui.stores import StoreLocation
@@ -240,18 +240,10 @@ class RestoreWizard(Wizard):
 
     def finished(self, outcome: JobOutcome[RestoreSummary] | None) -> None:
         app = tui_app(self.app)
-        if outcome is None:
+        summary = settle(app, outcome, "restore")
+        if summary is None:
             return
-        if outcome.error is not None:
-            app.log_file.error(outcome.error)
-            if outcome.cancelled:
-                self.notify("Restore cancelled; the disk is incomplete and will not boot.",
-                            severity="warning")
-            else:
-                self.app.push_screen(ErrorDialog(outcome.error))
-            return
-        assert outcome.result is not None
-        lines = restore_result_lines(outcome.result)
+        lines = restore_result_lines(summary)
         app.log_file.write("restore finished: " + "; ".join(lines))
         self.dismiss(None)
         app.push_screen(ResultScreen("Restore finished", lines))

@@ -17,7 +17,7 @@ from recovery.engine.verify import VerifySummary
 from recovery.events import EventSink
 from recovery.model.disk import Disk
 from recovery.store.images import ImageInfo
-from recovery.ui.tui.screens.job import JobOutcome, JobScreen
+from recovery.ui.tui.screens.job import JobOutcome, JobScreen, settle
 from recovery.ui.tui.screens.result import ResultScreen
 from recovery.ui.tui.screens.wizard import Wizard
 from recovery.ui.tui.stores import StoreLocation
@@ -106,13 +106,9 @@ class VerifyScreen(Wizard):
 
     def finished(self, outcome: JobOutcome[VerifySummary] | None) -> None:
         app = tui_app(self.app)
-        if outcome is None:
+        summary = settle(app, outcome, "verification")
+        if summary is None:
             return
-        if outcome.error is not None:
-            app.show_error(outcome.error)
-            return
-        assert outcome.result is not None
-        lines = verify_result_lines(outcome.result)
+        lines = verify_result_lines(summary)
         app.log_file.write(f"verify finished: {self.image}: " + "; ".join(lines))
-        app.push_screen(ResultScreen(f"Verification of {self.image}", lines,
-                                     ok=outcome.result.ok))
+        app.push_screen(ResultScreen(f"Verification of {self.image}", lines, ok=summary.ok))
