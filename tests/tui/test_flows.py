@@ -11,6 +11,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import OptionList
 
+from recovery.demo.disk import DemoDisk, DiskSpec, build_windows_disk
 from recovery.engine.table import compare_tables, read_table
 from recovery.store.objects import ChunkStore
 from recovery.sys import losetup, ntfs3g
@@ -26,13 +27,16 @@ from recovery.ui.tui.screens.result import ResultScreen
 from recovery.ui.tui.widgets.disk_table import DiskTable
 from recovery.units import human_size
 from tests.tui.conftest import SIZE, asynctest, wait_for
-from tests.tui.windisk import DISK_SIZE, WindowsDisk, build_windows_disk
+
+MiB = 1024 * 1024
+DISK_SIZE = 400 * MiB  # the demo's GPT layout, shrunk: ESP, MSR, Windows, WinRE
 
 
 @pytest.fixture
-def windows_loop(tmp_path: Path, live_udev: None) -> Iterator[tuple[WindowsDisk, Path]]:
-    disk = build_windows_disk(tmp_path / "windows.img", tmp_path)
-    device = losetup.attach(disk.image)
+def windows_loop(tmp_path: Path, live_udev: None) -> Iterator[tuple[DemoDisk, Path]]:
+    spec = DiskSpec(size=DISK_SIZE, windows_size=96 * MiB, data_bytes=16 * MiB)
+    disk = build_windows_disk(tmp_path / "windows.img", spec)
+    device = losetup.attach(disk.path)
     try:
         yield disk, device
     finally:
@@ -87,7 +91,7 @@ async def _capture(app: RecoveryApp, pilot: Pilot[Any], device: Path, store: Pat
 
 @asynctest
 async def test_capture_then_restore_to_another_disk(
-        windows_loop: tuple[WindowsDisk, Path], blank_loop: Path, store: Path,
+        windows_loop: tuple[DemoDisk, Path], blank_loop: Path, store: Path,
         tmp_path: Path) -> None:
     disk, source = windows_loop
     log = ActionLog(tmp_path / "tui.log")
@@ -136,7 +140,7 @@ async def test_capture_then_restore_to_another_disk(
 
     with BlockDevice.open(source) as src, BlockDevice.open(blank_loop) as dst:
         assert compare_tables(read_table(src), read_table(dst)) == []
-    system = disk.system
+    system = disk.windows
     assert (ntfs3g.ntfsclone_image_hash(blank_loop, system.start, system.size)
             == ntfs3g.ntfsclone_image_hash(source, system.start, system.size))
     text = log.text()
