@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from recovery.demo.disk import DemoDisk
-from recovery.errors import DeviceIOError
 from recovery.fs.probe import probe_volume
 from recovery.sys import losetup
 from recovery.sys.blockdev import BlockDevice
@@ -75,9 +74,10 @@ def used_range_in_middle(disk: DemoDisk) -> tuple[int, int]:
     return windows.start + start + MiB // 2, windows.start + start + MiB // 2 + MiB
 
 
-def offset_in_title(error: DeviceIOError) -> int:
-    found = re.search(r"byte offset (\d+)", error.title)
-    assert found, error.title
+def offset_named(message: str) -> int:
+    """The byte offset a DeviceIOError title (or a problem quoting one) names."""
+    found = re.search(r"byte offset (\d+)", message)
+    assert found, message
     return int(found.group(1))
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from recovery.demo.disk import DemoDisk
 from recovery.engine.capture import CaptureRequest, capture
+from recovery.engine.restore import RestoreRequest, restore
 from recovery.engine.verify import verify
 from recovery.errors import DeviceIOError, ImageIncompleteError, StoreFullError
 from recovery.events import Event, Progress
@@ -26,11 +27,12 @@ from recovery.store.objects import ChunkStore
 from recovery.sys.blockdev import BlockDevice
 from recovery.units import MiB
 from tests.faults.conftest import (
+    CHUNK,
     LoopFactory,
     MountFactory,
     blank_disk,
     copy_disk,
-    offset_in_title,
+    offset_named,
     used_range_in_middle,
 )
 from tests.faults.faultyfs import Fault, FaultyMount
@@ -78,10 +80,10 @@ def test_loop_device_over_faultyfs_sees_kernel_io_errors(mount_faulty: MountFact
         with pytest.raises(DeviceIOError) as caught:
             device.read_at(7 * MiB, 2 * MiB)
         assert str(device_path) in caught.value.title
-        assert 8 * MiB <= offset_in_title(caught.value) < 9 * MiB  # the first bad page
+        assert 8 * MiB <= offset_named(caught.value.title) < 9 * MiB  # the first bad page
         with pytest.raises(DeviceIOError) as caught:
             device.read_uncached(7 * MiB, 2 * MiB)
-        assert 7 * MiB <= offset_in_title(caught.value) < 9 * MiB  # O_DIRECT: the request
+        assert 7 * MiB <= offset_named(caught.value.title) < 9 * MiB  # O_DIRECT: the request
         faulty.arm(Fault("write", 0, None, "ENODEV"))
         with pytest.raises(OSError):  # a pulled drive: the write-back fails
             fd = os.open(device_path, os.O_WRONLY)
@@ -105,7 +107,7 @@ def test_capture_read_error_leaves_image_incomplete_then_resumes(
     with pytest.raises(DeviceIOError) as caught:
         capture(CaptureRequest(source, store))
     assert str(source) in caught.value.title
-    assert bad_start <= offset_in_title(caught.value) < bad_end
+    assert bad_start <= offset_named(caught.value.title) < bad_end
     assert caught.value.code == 11
     images = ChunkStore.open(store).list_images()
     assert [image.state for image in images] == ["incomplete"]
@@ -120,7 +122,51 @@ def test_capture_read_error_leaves_image_incomplete_then_resumes(
     assert verify(store, again.image, source).ok
 
 
+def test_source_unplugged_mid_capture_exits_11_then_the_same_command_completes(
+        small_disk: DemoDisk, mount_faulty: MountFactory, tmp_path: Path) -> None:
+    faulty = mount_faulty(copy_disk(small_disk.path, tmp_path / "source.img"))
+    store = tmp_path / "store"
+    command = ["capture", str(faulty.disk), "--store", str(store), "--json"]
+    faulty.arm(Fault("any", 0, None, "ENODEV", after_bytes=30 * MiB))
+
+    failed = _cli(*command)
+    assert failed.returncode == 11, failed.stdout + failed.stderr
+    error = json.loads(failed.stdout)["error"]
+    assert str(faulty.disk) in error["title"] and "No such device" in error["title"]
+    assert "disappeared" in error["action"]
+    listed = json.loads(_cli("images", "--store", str(store), "--json").stdout)
+    assert [image["state"] for image in listed["images"]] == ["incomplete"]
+
+    faulty.clear()
+    done = _cli(*command)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["image"] == listed["images"][0]["name"]
+    listed = json.loads(_cli("images", "--store", str(store), "--json").stdout)
+    assert [image["state"] for image in listed["images"]] == ["complete"]
+
+
 # --- restore: the target fails writes or disappears ---------------------------------------
+def test_restore_write_error_names_target_and_offset_then_delta_finishes(
+        small_disk: DemoDisk, small_store: Path, mount_faulty: MountFactory,
+        loop_over: LoopFactory, tmp_path: Path) -> None:
+    faulty = mount_faulty(blank_disk(tmp_path / "target.img", small_disk.table.disk_size))
+    target = loop_over(faulty.disk)
+    bad_start, bad_end = used_range_in_middle(small_disk)
+    faulty.arm(Fault("write", bad_start, bad_end))
+
+    with pytest.raises(DeviceIOError) as caught:
+        restore(RestoreRequest(small_store, "base", target, confirmed=True))
+    assert str(target) in caught.value.title
+    # An O_DIRECT write fails whole: the offset is where the failing write began.
+    assert bad_start - CHUNK <= offset_named(caught.value.title) < bad_end
+    assert faulty.state().faults[0].hits > 0
+
+    faulty.clear()
+    resumed = restore(RestoreRequest(small_store, "base", target, delta=True, confirmed=True))
+    assert resumed.verified and resumed.chunks_skipped > 0 and resumed.chunks_written > 0
+    assert verify(small_store, "base", target).ok
+
+
 @pytest.mark.parametrize(("through_loop", "error"), [(False, "ENODEV"), (True, "ENXIO")],
                          ids=["file-enodev", "loop-enxio"])
 def test_target_disappearing_mid_restore_exits_11_then_delta_finishes(
@@ -149,6 +195,26 @@ def test_target_disappearing_mid_restore_exits_11_then_delta_finishes(
     checked = _cli("verify", "--store", str(small_store), "base", "--target", str(target),
                    "--json")
     assert checked.returncode == 0, checked.stdout
+
+
+# --- verify: the disk fails reads ---------------------------------------------------------
+def test_verify_lists_unreadable_ranges_as_problems(
+        small_disk: DemoDisk, small_store: Path, mount_faulty: MountFactory,
+        loop_over: LoopFactory, tmp_path: Path) -> None:
+    faulty = mount_faulty(copy_disk(small_disk.path, tmp_path / "disk.img"))
+    disk = loop_over(faulty.disk)
+    bad_start, bad_end = used_range_in_middle(small_disk)
+    faulty.arm(Fault("read", bad_start, bad_end))
+
+    checked = _cli("verify", "--store", str(small_store), "base", "--target", str(disk),
+                   "--json")
+    assert checked.returncode == 40, checked.stdout + checked.stderr
+    problems = json.loads(checked.stdout)["problems"]
+    assert len(problems) == 1 and str(disk) in problems[0]
+    # An O_DIRECT read fails whole: the offset is where the failing read began.
+    assert bad_start - CHUNK <= offset_named(problems[0]) < bad_end
+    faulty.clear()
+    assert verify(small_store, "base", disk).ok
 
 
 # --- the store fills up -------------------------------------------------------------------
