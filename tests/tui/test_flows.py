@@ -116,6 +116,8 @@ async def test_capture_then_restore_to_another_disk(
         targets = [c.disk.node for c in wizard.candidates]
         assert source in targets and blank_loop in targets
         options = wizard.query_one("#targets", OptionList)
+        source_label = str(options.get_option(str(source)).prompt)
+        assert "[source of this image]" in source_label  # shown literally, not as markup
         assert not wizard.candidates[targets.index(blank_loop)].refusals
         for _ in range(len(targets)):
             if options.highlighted_option and options.highlighted_option.id == str(blank_loop):

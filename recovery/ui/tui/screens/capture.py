@@ -91,24 +91,28 @@ class CaptureWizard(Wizard):
     def compose(self) -> ComposeResult:
         with ContentSwitcher(initial=self.STEPS[0][0], classes="wizard"):
             with Vertical(id="step-source"):
-                yield Label("Capture 1/5: which disk holds Windows?", classes="screen-title")
+                yield Label("Capture 1/5: which disk holds Windows?", classes="screen-title",
+                            markup=False)
                 yield DiskTable(id="source-disks")
-                yield Static("Enter: choose   Escape: back", classes="hint")
+                yield Static("Enter: choose   Escape: back", classes="hint", markup=False)
             with Vertical(id="step-partitions"):
-                yield Label("Capture 2/5: partitions to capture", classes="screen-title")
+                yield Label("Capture 2/5: partitions to capture", classes="screen-title",
+                            markup=False)
                 yield PartitionPicker(id="partitions")
-                yield Static("", id="plan-warnings", classes="warning")
-                yield Static("Space: select/unselect   Enter: continue", classes="hint")
+                yield Static("", id="plan-warnings", classes="warning", markup=False)
+                yield Static("Space: select/unselect   Enter: continue", classes="hint",
+                             markup=False)
             with Vertical(id="step-store"):
-                yield Label("Capture 3/5: where to store the image", classes="screen-title")
+                yield Label("Capture 3/5: where to store the image", classes="screen-title",
+                            markup=False)
                 yield OptionList(id="capture-stores")
-                yield Static("", id="store-refusal", classes="refusal")
+                yield Static("", id="store-refusal", classes="refusal", markup=False)
             with Vertical(id="step-name"):
-                yield Label("Capture 4/5: name of the image", classes="screen-title")
+                yield Label("Capture 4/5: name of the image", classes="screen-title", markup=False)
                 yield Input(id="image-name")
             with Vertical(id="step-summary"):
-                yield Label("Capture 5/5: ready to capture", classes="screen-title")
-                yield Static("", id="summary")
+                yield Label("Capture 5/5: ready to capture", classes="screen-title", markup=False)
+                yield Static("", id="summary", markup=False)
                 yield Button("Start the capture", id="start-capture", variant="primary")
         yield Footer()
 

@@ -29,13 +29,15 @@ class ErrorDialog(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog error-dialog"):
-            yield Label(f"Error {self.error.code}: {self.error.kind}", classes="dialog-title")
-            yield Static(self.error.title, id="error-title")
+            yield Label(f"Error {self.error.code}: {self.error.kind}", classes="dialog-title",
+                        markup=False)
+            yield Static(self.error.title, id="error-title", markup=False)
             if self.error.action:
-                yield Static(f"What to do: {self.error.action}", id="error-action")
+                yield Static(f"What to do: {self.error.action}", id="error-action", markup=False)
             problems = getattr(self.error, "problems", None)
             if problems:
-                yield Static("\n".join(f"- {p}" for p in problems[:12]), id="error-problems")
+                yield Static("\n".join(f"- {p}" for p in problems[:12]), id="error-problems",
+                             markup=False)
             yield Button("Close", id="close", variant="primary")
 
     def on_button_pressed(self, _event: Button.Pressed) -> None:
@@ -58,7 +60,7 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.question, id="question")
+            yield Static(self.question, id="question", markup=False)
             yield Button(f"{self.yes_label} (y)", id="yes", variant="error")
             yield Button("No (n)", id="no", variant="primary")
 
@@ -92,10 +94,10 @@ class TypeToConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog danger"):
-            yield Static(self.warning, id="warning")
-            yield Label(self.prompt)
+            yield Static(self.warning, id="warning", markup=False)
+            yield Label(self.prompt, markup=False)
             yield Input(id="typed", placeholder=f"type {self.expected}")
-            yield Static("", id="mismatch")
+            yield Static("", id="mismatch", markup=False)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if confirmation_matches(event.value, self.expected):
@@ -120,7 +122,7 @@ class PathPrompt(ModalScreen[Path | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text)
+            yield Label(self.title_text, markup=False)
             yield Input(value=self.initial, id="path")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

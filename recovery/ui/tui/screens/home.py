@@ -17,7 +17,6 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Label, OptionList, Static
-from textual.widgets.option_list import Option
 
 from recovery.errors import RecoveryError
 from recovery.model.disk import Disk
@@ -26,6 +25,7 @@ from recovery.ui.tui.screens.dialogs import ConfirmDialog, ErrorDialog, PathProm
 from recovery.ui.tui.stores import StoreLocation
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.disk_table import DiskTable, row_details
+from recovery.ui.tui.widgets.plain import PlainOption
 
 OPEN_STORE = "open-store"
 
@@ -64,10 +64,10 @@ class HomeScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="home"):
-            yield Label("Disks", classes="section")
+            yield Label("Disks", classes="section", markup=False)
             yield DiskTable(id="disks")
-            yield Static("", id="disk-details", classes="hint")
-            yield Label("Image stores", classes="section")
+            yield Static("", id="disk-details", classes="hint", markup=False)
+            yield Label("Image stores", classes="section", markup=False)
             yield OptionList(id="stores")
         yield Footer()
 
@@ -103,8 +103,8 @@ class HomeScreen(Screen[None]):
         keep = options.highlighted or 0
         options.clear_options()
         for store in stores:
-            options.add_option(Option(store.describe(), id=str(store.path)))
-        options.add_option(Option("Open a store at a path… (a)", id=OPEN_STORE))
+            options.add_option(PlainOption(store.describe(), id=str(store.path)))
+        options.add_option(PlainOption("Open a store at a path… (a)", id=OPEN_STORE))
         options.highlighted = min(keep, options.option_count - 1)
 
     @on(DataTable.RowHighlighted, "#disks")

@@ -66,11 +66,11 @@ class JobScreen(Screen[JobOutcome[T]]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="job"):
-            yield Label(self.job_title, classes="screen-title")
-            yield Static("Starting…", id="phase")
+            yield Label(self.job_title, classes="screen-title", markup=False)
+            yield Static("Starting…", id="phase", markup=False)
             yield ProgressBar(id="bar", show_eta=False)
-            yield Static("", id="numbers")
-            yield Static("", id="notices")
+            yield Static("", id="numbers", markup=False)
+            yield Static("", id="notices", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:

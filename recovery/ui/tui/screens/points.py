@@ -16,7 +16,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import ContentSwitcher, Footer, Label, OptionList, Static
-from textual.widgets.option_list import Option
 
 from recovery.errors import RecoveryError
 from recovery.model.disk import Disk
@@ -42,6 +41,7 @@ from recovery.ui.tui.screens.job import JobOutcome, JobScreen, settle
 from recovery.ui.tui.screens.result import ResultScreen
 from recovery.ui.tui.screens.wizard import Wizard
 from recovery.ui.tui.tuiapp import tui_app
+from recovery.ui.tui.widgets.plain import PlainOption
 from recovery.units import human_size
 
 OPEN_VOLUME = "open-volume"
@@ -95,20 +95,23 @@ class RestorePointsScreen(Wizard):
     def compose(self) -> ComposeResult:
         with ContentSwitcher(initial=self.STEPS[0][0], classes="wizard"):
             with Vertical(id="points-volume"):
-                yield Label("Restore points 1/3: Windows volume", classes="screen-title")
+                yield Label("Restore points 1/3: Windows volume", classes="screen-title",
+                            markup=False)
                 yield OptionList(*self.volume_options(), id="volumes")
             with Vertical(id="points-list"):
-                yield Label("Restore points 2/3: choose a point", classes="screen-title")
+                yield Label("Restore points 2/3: choose a point", classes="screen-title",
+                            markup=False)
                 yield OptionList(id="points")
-                yield Static("", id="points-notes", classes="hint")
+                yield Static("", id="points-notes", classes="hint", markup=False)
             with VerticalScroll(id="points-detail"):
                 yield Label("Restore points 3/3: r roll back, k diff a key",
-                            classes="screen-title")
-                yield Static("", id="point-detail")
+                            classes="screen-title", markup=False)
+                yield Static("", id="point-detail", markup=False)
             with Vertical(id="points-undo"):
-                yield Label("Undo: earlier rollbacks on this volume", classes="screen-title")
+                yield Label("Undo: earlier rollbacks on this volume", classes="screen-title",
+                            markup=False)
                 yield OptionList(id="undo-records")
-        yield Static("", id="points-status", classes="hint")
+        yield Static("", id="points-status", classes="hint", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -117,16 +120,16 @@ class RestorePointsScreen(Wizard):
         volumes.focus()
         self.query_one("#point-detail").can_focus = True
 
-    def volume_options(self) -> list[Option]:
+    def volume_options(self) -> list[PlainOption]:
         options = []
         for disk in self.disks:
             for part in disk.partitions:
                 if part.fs_type.lower() == "ntfs":
-                    options.append(Option(
+                    options.append(PlainOption(
                         f"{disk.node.name} partition {part.number}: {part.fs_label or 'NTFS'} "
                         f"{human_size(part.size)} on {disk.model or disk.node}",
                         id=f"{disk.node}#{part.number}"))
-        options.append(Option("Open a volume, disk or image file at a path…", id=OPEN_VOLUME))
+        options.append(PlainOption("Open a volume, disk or image file at a path…", id=OPEN_VOLUME))
         return options
 
     def status(self, text: str) -> None:
@@ -164,7 +167,7 @@ class RestorePointsScreen(Wizard):
         self.volume, self.report = volume, report
         options = self.query_one("#points", OptionList)
         options.clear_options()
-        options.add_options([Option(point_line(report, i), id=p.id)
+        options.add_options([PlainOption(point_line(report, i), id=p.id)
                              for i, p in enumerate(report.listing.points)])
         if report.listing.points:
             options.highlighted = 0
@@ -261,7 +264,7 @@ class RestorePointsScreen(Wizard):
         self.records = records
         options = self.query_one("#undo-records", OptionList)
         options.clear_options()
-        options.add_options([Option(f"{r.id}  {r.created}  point {r.point.get('id')}  "
+        options.add_options([PlainOption(f"{r.id}  {r.created}  point {r.point.get('id')}  "
                                     f"[{r.state}]  {replaced_names(r)}",
                                     id=r.id, disabled=r.state != "applied") for r in records])
         applied = [i for i, r in enumerate(records) if r.state == "applied"]

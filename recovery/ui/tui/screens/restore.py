@@ -25,7 +25,6 @@ from textual.widgets import (
     OptionList,
     Static,
 )
-from textual.widgets.option_list import Option
 
 from recovery.engine.restore import RestorePlan, RestoreRequest, RestoreSummary
 from recovery.errors import NotConfirmedError, RecoveryError
@@ -39,6 +38,7 @@ from recovery.ui.tui.screens.wizard import Wizard
 from recovery.ui.tui.stores import StoreLocation
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.images import describe_image, source_id
+from recovery.ui.tui.widgets.plain import PlainOption
 from recovery.units import human_size
 
 
@@ -90,19 +90,20 @@ class RestoreWizard(Wizard):
     def compose(self) -> ComposeResult:
         with ContentSwitcher(initial=self.STEPS[0][0], classes="wizard"):
             with Vertical(id="step-store"):
-                yield Label("Restore 1/4: image store", classes="screen-title")
+                yield Label("Restore 1/4: image store", classes="screen-title", markup=False)
                 yield OptionList(id="restore-stores")
             with Vertical(id="step-image"):
-                yield Label("Restore 2/4: image to restore", classes="screen-title")
+                yield Label("Restore 2/4: image to restore", classes="screen-title", markup=False)
                 yield OptionList(id="images")
-                yield Static("", id="image-details")
+                yield Static("", id="image-details", markup=False)
             with Vertical(id="step-target"):
-                yield Label("Restore 3/4: disk to overwrite", classes="screen-title")
+                yield Label("Restore 3/4: disk to overwrite", classes="screen-title", markup=False)
                 yield OptionList(id="targets")
-                yield Static("Checking disks…", id="target-details")
+                yield Static("Checking disks…", id="target-details", markup=False)
             with Vertical(id="step-lost"):
-                yield Label("Restore 4/4: this will be LOST", classes="screen-title refusal")
-                yield Static("", id="lost")
+                yield Label("Restore 4/4: this will be LOST", classes="screen-title refusal",
+                            markup=False)
+                yield Static("", id="lost", markup=False)
                 yield Checkbox("Delta restore: write only chunks that differ", id="delta")
                 yield Button("Overwrite this disk…", id="overwrite", variant="error")
         yield Footer()
@@ -171,12 +172,14 @@ class RestoreWizard(Wizard):
         wanted = source_id(self.image) if self.image else ""
         for candidate in candidates:
             disk = candidate.disk
-            label = f"{disk.node.name:<8} {disk.describe()}"
+            serial = f"serial {disk.serial}, " if disk.serial else ""
+            label = (f"{disk.node.name:<8} {disk.model or '-'} ({serial}{disk.bus_name}, "
+                     f"{human_size(disk.size)})")
             if disk.stable_id == wanted:
                 label += "  [source of this image]"
             if candidate.refusals:
                 label += "\n    refused: " + "\n    refused: ".join(candidate.refusals)
-            options.add_option(Option(label, id=str(disk.node),
+            options.add_option(PlainOption(label, id=str(disk.node),
                                       disabled=bool(candidate.refusals)))
         suggested = [i for i, c in enumerate(candidates)
                      if c.disk.stable_id == wanted and not c.refusals]

@@ -23,8 +23,8 @@ class ResultScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="wizard"):
             yield Label(self.result_title, id="result-title",
-                        classes="screen-title" + ("" if self.ok else " refusal"))
-            yield Static("\n".join(self.lines), id="result-lines")
+                        classes="screen-title" + ("" if self.ok else " refusal"), markup=False)
+            yield Static("\n".join(self.lines), id="result-lines", markup=False)
         yield Footer()
 
     def action_close(self) -> None:

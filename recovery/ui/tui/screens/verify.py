@@ -11,7 +11,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import ContentSwitcher, Footer, Label, OptionList
-from textual.widgets.option_list import Option
 
 from recovery.engine.verify import VerifySummary
 from recovery.events import EventSink
@@ -22,6 +21,7 @@ from recovery.ui.tui.screens.result import ResultScreen
 from recovery.ui.tui.screens.wizard import Wizard
 from recovery.ui.tui.stores import StoreLocation
 from recovery.ui.tui.tuiapp import tui_app
+from recovery.ui.tui.widgets.plain import PlainOption
 
 IMAGE_ONLY = "image-only"
 
@@ -54,14 +54,14 @@ class VerifyScreen(Wizard):
     def compose(self) -> ComposeResult:
         with ContentSwitcher(initial=self.STEPS[0][0], classes="wizard"):
             with Vertical(id="verify-store"):
-                yield Label("Verify 1/3: image store", classes="screen-title")
+                yield Label("Verify 1/3: image store", classes="screen-title", markup=False)
                 yield OptionList(id="verify-stores")
             with Vertical(id="verify-image"):
-                yield Label("Verify 2/3: image", classes="screen-title")
+                yield Label("Verify 2/3: image", classes="screen-title", markup=False)
                 yield OptionList(id="verify-images")
             with Vertical(id="verify-target"):
                 yield Label("Verify 3/3: check the image alone, or against a disk",
-                            classes="screen-title")
+                            classes="screen-title", markup=False)
                 yield OptionList(id="verify-targets")
         yield Footer()
 
@@ -83,10 +83,10 @@ class VerifyScreen(Wizard):
         self.image = str(event.option.id)
         options = self.query_one("#verify-targets", OptionList)
         options.clear_options()
-        options.add_option(Option("The image only (every chunk readable and intact)",
+        options.add_option(PlainOption("The image only (every chunk readable and intact)",
                                   id=IMAGE_ONLY))
         for disk in self.disks:
-            options.add_option(Option(f"Against {disk.node.name}: {disk.describe()}",
+            options.add_option(PlainOption(f"Against {disk.node.name}: {disk.describe()}",
                                       id=str(disk.node)))
         self.goto(2)
 

@@ -9,13 +9,13 @@ from typing import ClassVar
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, OptionList
-from textual.widgets.option_list import Option
 
 from recovery.errors import RecoveryError
 from recovery.store.images import ImageInfo
 from recovery.ui.tui.stores import StoreLocation
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.images import image_option
+from recovery.ui.tui.widgets.plain import PlainOption
 
 
 class Wizard(Screen[None]):
@@ -40,7 +40,7 @@ class Wizard(Screen[None]):
     def fill_stores(self, options: OptionList, stores: list[StoreLocation],
                     preselected: Path | None = None) -> None:
         options.clear_options()
-        options.add_options([Option(s.describe(), id=str(s.path)) for s in stores])
+        options.add_options([PlainOption(s.describe(), id=str(s.path)) for s in stores])
         paths = [s.path for s in stores]
         if paths:
             options.highlighted = paths.index(preselected) if preselected in paths else 0

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from textual.widgets.option_list import Option
-
 from recovery.store.images import ImageInfo
+from recovery.ui.tui.widgets.plain import PlainOption
 from recovery.units import human_size
 
 
@@ -12,16 +11,16 @@ def source_id(info: ImageInfo) -> str:
     return info.manifest.source.stable_id if info.manifest is not None else ""
 
 
-def image_option(info: ImageInfo) -> Option:
+def image_option(info: ImageInfo) -> PlainOption:
     """Complete images can be chosen; incomplete and damaged ones are shown, greyed out."""
     created = info.created[:16].replace("T", " ")
     if info.manifest is None:
         why = info.problem or "capture was interrupted"
-        return Option(f"{info.name}  {created}  [{info.state}: {why}]", id=info.name,
+        return PlainOption(f"{info.name}  {created}  [{info.state}: {why}]", id=info.name,
                       disabled=True)
     source = info.manifest.source
     used = sum(p.used_bytes for p in info.manifest.partitions if p.captured)
-    return Option(f"{info.name}  {created}  {source.model or source.node}  "
+    return PlainOption(f"{info.name}  {created}  {source.model or source.node}  "
                   f"{human_size(used)} used", id=info.name, disabled=not info.complete)
 
 
