@@ -150,3 +150,30 @@ def write_file_direct(path: Path, data: bytes | memoryview) -> bool:
         raise
     os.close(fd)
     return True
+
+
+def read_file_direct(path: Path) -> memoryview | None:
+    """The whole of `path` read with O_DIRECT into this thread's "file" buffer, or None
+    when the file system refuses O_DIRECT (the caller then reads it normally)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in _REFUSED:
+            return None
+        raise
+    try:
+        size = os.fstat(fd).st_size
+        buffer = thread_buffer(-(-size // ALIGN) * ALIGN, "file")
+        done = 0
+        while done < size:
+            got = os.preadv(fd, [buffer[done:]], done)
+            if got <= 0:
+                raise OSError(errno.EIO, f"{path} ended at byte {done} of {size}")
+            done += got
+    except OSError as exc:
+        if exc.errno in _REFUSED:
+            return None
+        raise
+    finally:
+        os.close(fd)
+    return buffer[:size]
