@@ -56,6 +56,18 @@ def blank_loop(tmp_path: Path, live_udev: None) -> Iterator[Path]:
 
 
 @pytest.fixture
+def small_loop(tmp_path: Path, live_udev: None) -> Iterator[Path]:
+    image = tmp_path / "small.img"
+    with open(image, "wb") as handle:
+        handle.truncate(DISK_SIZE // 2)
+    device = losetup.attach(image)
+    try:
+        yield device
+    finally:
+        losetup.detach(device)
+
+
+@pytest.fixture
 def store(tmp_path: Path) -> Path:
     path = tmp_path / "store"
     ChunkStore.open(path, create=True)
@@ -91,8 +103,8 @@ async def _capture(app: RecoveryApp, pilot: Pilot[Any], device: Path, store: Pat
 
 @asynctest
 async def test_capture_then_restore_to_another_disk(
-        windows_loop: tuple[DemoDisk, Path], blank_loop: Path, store: Path,
-        tmp_path: Path) -> None:
+        windows_loop: tuple[DemoDisk, Path], blank_loop: Path, small_loop: Path,
+        store: Path, tmp_path: Path) -> None:
     disk, source = windows_loop
     log = ActionLog(tmp_path / "tui.log")
     app = RecoveryApp(Backend(opened_stores=[store]), log)
@@ -116,6 +128,8 @@ async def test_capture_then_restore_to_another_disk(
         targets = [c.disk.node for c in wizard.candidates]
         assert source in targets and blank_loop in targets
         options = wizard.query_one("#targets", OptionList)
+        small = options.get_option(str(small_loop))
+        assert small.disabled and "Target disk is too small" in str(small.prompt)
         source_label = str(options.get_option(str(source)).prompt)
         assert "[source of this image]" in source_label  # shown literally, not as markup
         assert not wizard.candidates[targets.index(blank_loop)].refusals
