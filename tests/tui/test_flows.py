@@ -74,6 +74,10 @@ def store(tmp_path: Path) -> Path:
     return path
 
 
+def showing_result(app: RecoveryApp) -> bool:
+    return isinstance(app.screen, ResultScreen) and bool(app.screen.query("#result-lines"))
+
+
 async def _capture(app: RecoveryApp, pilot: Pilot[Any], device: Path, store: Path) -> None:
     await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen)
                    and any(d.node == device for d in app.screen.disks), f"{device} listed")
@@ -97,7 +101,7 @@ async def _capture(app: RecoveryApp, pilot: Pilot[Any], device: Path, store: Pat
     await pilot.press("ctrl+a", "ctrl+k", *"win10-before-repair", "enter")
     assert wizard.step == 4
     await pilot.press("enter")  # "Start the capture"
-    await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen), "capture result",
+    await wait_for(pilot, lambda: showing_result(app), "capture result",
                    attempts=600)
 
 
@@ -149,7 +153,7 @@ async def test_capture_then_restore_to_another_disk(
         expected = human_size(DISK_SIZE + 8 * 1024 * 1024)  # loop disks have no serial
         assert dialog.expected == expected
         await pilot.press("ctrl+a", "ctrl+k", *expected, "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen), "restore result",
+        await wait_for(pilot, lambda: showing_result(app), "restore result",
                        attempts=600)
         result = str(app.screen.query_one("#result-lines").render())
         assert "PASSED" in result

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recovery.sys import losetup
+from recovery.demo.disk import DiskSpec, build_windows_disk
+from recovery.sys import losetup, udev
 from recovery.sys.udev import RecordedUdev
 from recovery.ui.tui.actionlog import ActionLog
 from recovery.ui.tui.app import RecoveryApp
@@ -12,7 +13,10 @@ from recovery.ui.tui.backend import Backend
 from recovery.ui.tui.screens.dialogs import ConfirmDialog, ErrorDialog
 from recovery.ui.tui.screens.home import HomeScreen
 from recovery.ui.tui.widgets.disk_table import DiskTable
+from tests.fsbuild import BuiltVolume, write_hiberfil
 from tests.tui.conftest import HANDMADE, SIZE, asynctest, recorded_app, wait_for
+
+MiB = 1024 * 1024
 
 
 def table_keys(app: RecoveryApp) -> list[str]:
@@ -110,3 +114,28 @@ async def test_power_off_asks_first_and_only_then_runs(action_log: ActionLog) ->
         await pilot.press("b", "n")
         assert requested == ["poweroff"]
     assert "poweroff requested" in action_log.text()
+
+
+@asynctest
+async def test_partition_warnings_from_the_volume_probe(tmp_path: Path,
+                                                        live_udev: None) -> None:
+    spec = DiskSpec(size=400 * MiB, windows_size=96 * MiB, data_bytes=4 * MiB)
+    demo = build_windows_disk(tmp_path / "hibernated.img", spec)
+    windows = demo.windows
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    write_hiberfil(BuiltVolume(demo.path, windows.start, windows.size), mnt, b"HIBR")
+    app = RecoveryApp(Backend(), ActionLog(tmp_path / "tui.log"))
+    device = losetup.attach(demo.path)
+    try:
+        losetup.add_partitions(device)  # this kernel has no partition parser for loops
+        udev.settle()
+        async with app.run_test(size=SIZE) as pilot:
+            key = f"part:{device}:{windows.number}"
+            await wait_for(pilot, lambda: key in table_keys(app) and bool(
+                app.screen.query_one(DiskTable).get_row(key)[-1]), "the probed partition",
+                attempts=300)
+            notes = str(app.screen.query_one(DiskTable).get_row(key)[-1])
+            assert "Windows" in notes and "hibernated" in notes
+    finally:
+        losetup.detach(device)

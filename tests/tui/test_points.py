@@ -64,7 +64,8 @@ async def test_rollback_then_undo_on_a_volume(tmp_path: Path) -> None:
         await pilot.press("r")
         assert isinstance(app.screen, ConfirmDialog)
         await pilot.press("y")
-        await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen), "rollback result",
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen)
+                       and bool(app.screen.query("#result-lines")), "rollback result",
                        attempts=600)
         assert system_hive_hash(image, mnt) == digest(good)
 
@@ -75,6 +76,7 @@ async def test_rollback_then_undo_on_a_volume(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: screen.step == 3, "earlier rollbacks", attempts=600)
         assert [r.state for r in screen.records] == ["applied"]
         await pilot.press("enter", "y")
-        await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen), "undo result",
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen)
+                       and bool(app.screen.query("#result-lines")), "undo result",
                        attempts=600)
     assert system_hive_hash(image, mnt) == digest(bad)

@@ -21,6 +21,7 @@ from recovery.store.objects import ChunkStore
 from recovery.sys import udev
 from recovery.sys.run import run
 from recovery.ui.tui.stores import StoreLocation, find_stores, is_store
+from recovery.ui.tui.volumes import PartKey, VolumeNotes, VolumeProber
 
 if TYPE_CHECKING:
     # Imported when first used, so the home screen starts even when one engine part fails
@@ -45,9 +46,15 @@ class Backend:
     opened_stores: list[Path] = field(default_factory=list)
     hotplug: bool = True
     power: Callable[[str], None] = _power  # "reboot" / "poweroff"
+    prober: VolumeProber = field(default_factory=VolumeProber)
 
     def disks(self) -> list[Disk]:
         return list_disks(self.udev_source, live_medium=self.live_medium)
+
+    def volume_notes(self, disks: list[Disk]) -> dict[PartKey, VolumeNotes]:
+        if self.udev_source is not None:
+            return {}  # a recorded machine's device nodes are not this machine's
+        return self.prober.notes(disks)
 
     def watch(self, callback: Callable[[str, str], None]) -> Watcher | None:
         if not self.hotplug or self.udev_source is not None:

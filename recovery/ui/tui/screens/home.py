@@ -24,6 +24,7 @@ from recovery.ui.tui.backend import Watcher
 from recovery.ui.tui.screens.dialogs import ConfirmDialog, ErrorDialog, PathPrompt
 from recovery.ui.tui.stores import StoreLocation
 from recovery.ui.tui.tuiapp import tui_app
+from recovery.ui.tui.volumes import PartKey, VolumeNotes
 from recovery.ui.tui.widgets.disk_table import DiskTable, row_details
 from recovery.ui.tui.widgets.plain import PlainOption
 
@@ -58,6 +59,7 @@ class HomeScreen(Screen[None]):
         super().__init__()
         self.disks: list[Disk] = []
         self.stores: list[StoreLocation] = []
+        self.notes: dict[PartKey, VolumeNotes] = {}
         self.pending_refresh: Timer | None = None
         self.watcher: Watcher | None = None
 
@@ -94,11 +96,16 @@ class HomeScreen(Screen[None]):
         except RecoveryError as error:
             self.app.call_from_thread(self.app.push_screen, ErrorDialog(error))
             return
-        self.app.call_from_thread(self.show_devices, disks, stores)
+        self.app.call_from_thread(self.show_devices, disks, stores, {})
+        # Probing volumes reads them; show the list first, then add what the probe found.
+        notes = backend.volume_notes(disks)
+        if notes:
+            self.app.call_from_thread(self.show_devices, disks, stores, notes)
 
-    def show_devices(self, disks: list[Disk], stores: list[StoreLocation]) -> None:
-        self.disks, self.stores = disks, stores
-        self.query_one(DiskTable).show(disks)
+    def show_devices(self, disks: list[Disk], stores: list[StoreLocation],
+                     notes: dict[PartKey, VolumeNotes]) -> None:
+        self.disks, self.stores, self.notes = disks, stores, notes
+        self.query_one(DiskTable).show(disks, {k: n.tags for k, n in notes.items()})
         options = self.query_one("#stores", OptionList)
         keep = options.highlighted or 0
         options.clear_options()
@@ -110,7 +117,11 @@ class HomeScreen(Screen[None]):
     @on(DataTable.RowHighlighted, "#disks")
     def row_highlighted(self) -> None:
         key = self.query_one(DiskTable).selected_key()
-        self.query_one("#disk-details", Static).update(row_details(key, self.disks))
+        details = row_details(key, self.disks)
+        for (node, number), notes in self.notes.items():
+            if key == f"part:{node}:{number}" and notes.sentences:
+                details += " " + " ".join(notes.sentences)
+        self.query_one("#disk-details", Static).update(details)
 
     def on_devices_changed(self, message: DevicesChanged) -> None:
         tui_app(self.app).log_file.write(f"udev: {message.action} {message.node}")
