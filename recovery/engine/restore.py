@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +20,9 @@ from recovery.engine import safety
 from recovery.engine.chunking import ChunkIO, digest, zeros
 from recovery.engine.devices import resolve_disk
 from recovery.engine.pipeline import ordered_map
+from recovery.engine.readback import OverlappedReadBack
 from recovery.engine.table import compare_tables, read_table, write_table
-from recovery.engine.verify import PlacedChunk, all_placed, check_boot_areas, check_on_disk
+from recovery.engine.verify import PlacedChunk, all_placed, check_boot_areas
 from recovery.errors import ImageDamagedError, SafetyError, VerificationError
 from recovery.events import EventSink, Notice, discard, phase
 from recovery.model.disk import Disk
@@ -102,13 +104,15 @@ def restore(request: RestoreRequest, events: EventSink = discard,
             BlockDevice.open(request.target, writable=True,
                              sector_size=manifest.table.sector_size) as device:
         table_written = table_writer.submit(write_table, request.target, manifest.table)
-        written = _write_partitions(device, plan, store, request.delta, summary, events, cancel)
-        table_written.result()
-        _write_boot_areas(device, manifest, store)
-        device.flush()
-        if request.verify:
-            _read_back(device, manifest, written, events, cancel)
-            summary.verified = True
+        with OverlappedReadBack(device, request.verify, cancel) as read_back:
+            _write_partitions(device, plan, store, request.delta, summary, events, cancel,
+                              read_back.add)
+            table_written.result()
+            _write_boot_areas(device, manifest, store)
+            device.flush()
+            if request.verify:
+                _read_back(device, manifest, read_back, events)
+                summary.verified = True
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -137,8 +141,9 @@ def _write_boot_areas(device: BlockDevice, manifest: ImageManifest, store: Chunk
 
 def _write_partitions(device: BlockDevice, plan: RestorePlan, store: ChunkStore, delta: bool,
                       summary: RestoreSummary, events: EventSink,
-                      cancel: threading.Event | None) -> list[PlacedChunk]:
-    """Write each chunk's used ranges; returns the chunks written (for read-back)."""
+                      cancel: threading.Event | None,
+                      on_written: Callable[[PlacedChunk], None]) -> None:
+    """Write each chunk's used ranges; `on_written` hears of each chunk written."""
     def work(chunk: PlacedChunk) -> tuple[PlacedChunk, int]:
         offset, span = chunk.partition_offset, chunk.span
         if delta and digest(chunk_io.read_masked(offset, span, uncached=True)) == \
@@ -151,7 +156,6 @@ def _write_partitions(device: BlockDevice, plan: RestorePlan, store: ChunkStore,
             store.get_into(chunk.ref.digest, content)
         return chunk, chunk_io.write_used(offset, span, content)
 
-    written: list[PlacedChunk] = []
     total = sum(p.used_bytes for p in plan.manifest.captured_partitions)
     with phase(events, "restore", f"Restoring to {plan.target.node.name}",
                total) as tracker:
@@ -160,7 +164,7 @@ def _write_partitions(device: BlockDevice, plan: RestorePlan, store: ChunkStore,
             for chunk, nbytes in ordered_map(work, chunks, cancel=cancel):
                 tracker.advance(chunk.span.used_bytes)
                 if nbytes:
-                    written.append(chunk)
+                    on_written(chunk)
                     summary.bytes_written += nbytes
                     summary.chunks_written += 1
                 else:
@@ -168,17 +172,13 @@ def _write_partitions(device: BlockDevice, plan: RestorePlan, store: ChunkStore,
     if delta:
         events(Notice(f"Delta restore: {summary.chunks_skipped} chunks were already right, "
                       f"{summary.chunks_written} written."))
-    return written
 
 
-def _read_back(device: BlockDevice, manifest: ImageManifest, written: list[PlacedChunk],
-               events: EventSink, cancel: threading.Event | None) -> None:
+def _read_back(device: BlockDevice, manifest: ImageManifest, read_back: OverlappedReadBack,
+               events: EventSink) -> None:
     problems = compare_tables(manifest.table, read_table(device))
     problems += check_boot_areas(device, manifest)
-    total = sum(chunk.span.used_bytes for chunk in written)
-    with phase(events, "read-back", "Reading back", total) as tracker:
-        problems += [problem for _chunk, problem in
-                     check_on_disk(device, iter(written), tracker.advance, cancel) if problem]
+    problems += read_back.finish(events)
     if problems:
         raise VerificationError(
             f"Read-back verification of {device.path} found {len(problems)} problem(s); "
