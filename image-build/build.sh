@@ -21,6 +21,11 @@ for tool in mmdebstrap mksquashfs xorriso grub-mkimage mkfs.msdos mcopy; do
   command -v "$tool" >/dev/null || { echo "missing $tool: run tests/setup.sh" >&2; exit 1; }
 done
 
+# One build at a time per OUTDIR (two test sessions may ask at once); the second waits and
+# then finds the ISO up to date.
+exec 9>"$OUT/.lock"
+flock 9
+
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 list_files() { (cd "$REPO" && find "$@" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' | LC_ALL=C sort); }
 
@@ -93,7 +98,8 @@ chroot "$ROOT" systemctl -q enable recovery-console@tty1.service recovery-consol
   recovery-unattended.service getty@tty2.service
 # Consoles belong to the recovery program; no swap, no timers that touch the disks or network.
 for unit in getty@tty1.service serial-getty@ttyS0.service swap.target \
-    apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer \
+    apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
+    fstrim.timer getty-static.service \
     systemd-networkd.service systemd-resolved.service; do
   ln -sf /dev/null "$ROOT/etc/systemd/system/$unit"
 done
