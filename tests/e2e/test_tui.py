@@ -1,0 +1,39 @@
+"""The TUI starts on the serial console by itself after boot and lists the PC's disks."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from qemu import VM, BootMedium, load_machine
+from tests.e2e.conftest import BOOT_TIMEOUT, LiveImage
+
+ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[=>]")
+SERIALS = ("NVME-0001", "SATA-0001", "VIRTIO-0001", "USB-0001")
+TUI_START_TIMEOUT = 300.0
+
+
+def screen_text(vm: VM) -> str:
+    """What the serial console showed, without the TUI's cursor and colour escapes."""
+    return ESCAPES.sub("", vm.output)
+
+
+def test_tui_home_screen_lists_the_disks_on_serial(live_image: LiveImage,
+                                                   tmp_path: Path) -> None:
+    machine = load_machine("uefi-all-buses")
+    with VM(machine, BootMedium(live_image.iso, mode="kernel"), tmp_path,
+            timeout=BOOT_TIMEOUT + TUI_START_TIMEOUT) as vm:
+        vm.wait_for(r"RECOVERY-CONSOLE-READY tty=ttyS0", timeout=BOOT_TIMEOUT)
+        ready_at = vm.elapsed
+        deadline = time.monotonic() + TUI_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if all(serial in screen_text(vm) for serial in SERIALS):
+                break
+            time.sleep(2)
+        text = screen_text(vm)
+        missing = [serial for serial in SERIALS if serial not in text]
+        assert not missing, f"TUI did not show {missing}; serial log {vm.log_path}:\n" \
+                            f"{text[-3000:]}"
+        assert "The recovery program has ended" not in text
+        print(f"TUI listed every disk {vm.elapsed - ready_at:.0f} s after the console marker")
