@@ -66,6 +66,11 @@ class DirectDevice:
             self._fd = None
         self._refused = self._fd is None
 
+    @property
+    def active(self) -> bool:
+        """Direct I/O is open and has not been refused by the file system."""
+        return self._fd is not None and not self._refused
+
     def close(self) -> None:
         fd, self._fd, self._refused = self._fd, None, True
         if fd is not None:
