@@ -20,7 +20,7 @@ from recovery.engine import safety
 from recovery.engine.chunking import ChunkIO, digest, zeros
 from recovery.engine.devices import resolve_disk
 from recovery.engine.pipeline import ordered_map
-from recovery.engine.readback import OverlappedReadBack
+from recovery.engine.readback import WaveReadBack
 from recovery.engine.table import compare_tables, read_table, write_table
 from recovery.engine.verify import PlacedChunk, all_placed, check_boot_areas
 from recovery.errors import ImageDamagedError, SafetyError, VerificationError
@@ -104,15 +104,15 @@ def restore(request: RestoreRequest, events: EventSink = discard,
             BlockDevice.open(request.target, writable=True,
                              sector_size=manifest.table.sector_size) as device:
         table_written = table_writer.submit(write_table, request.target, manifest.table)
-        with OverlappedReadBack(device, request.verify, cancel) as read_back:
-            _write_partitions(device, plan, store, request.delta, summary, events, cancel,
-                              read_back.add)
-            table_written.result()
-            _write_boot_areas(device, manifest, store)
-            device.flush()
-            if request.verify:
-                _read_back(device, manifest, read_back, events)
-                summary.verified = True
+        read_back = WaveReadBack(device, request.verify, cancel)
+        _write_partitions(device, plan, store, request.delta, summary, events, cancel,
+                          read_back.add)
+        table_written.result()
+        _write_boot_areas(device, manifest, store)
+        device.flush()
+        if request.verify:
+            _read_back(device, manifest, read_back, events)
+            summary.verified = True
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -174,7 +174,7 @@ def _write_partitions(device: BlockDevice, plan: RestorePlan, store: ChunkStore,
                       f"{summary.chunks_written} written."))
 
 
-def _read_back(device: BlockDevice, manifest: ImageManifest, read_back: OverlappedReadBack,
+def _read_back(device: BlockDevice, manifest: ImageManifest, read_back: WaveReadBack,
                events: EventSink) -> None:
     problems = compare_tables(manifest.table, read_table(device))
     problems += check_boot_areas(device, manifest)
