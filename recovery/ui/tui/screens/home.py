@@ -52,7 +52,7 @@ class HomeScreen(Screen[None]):
         Binding("o", "poweroff", "Power off"),
         Binding("a", "open_store", "Open store", show=False),
         Binding("f5", "refresh", "Refresh", show=False),
-        Binding("q", "quit", "Quit", show=False),
+        Binding("q", "app.quit", "Quit", show=False),
     ]
 
     def __init__(self) -> None:
