@@ -1,0 +1,114 @@
+"""Unattended capture and restore inside the live image (issue 5, end-to-end list 1-3, 5).
+
+The guest boots the ISO's own kernel and initrd directly (the boot path has its own tests),
+runs one job from the kernel command line, prints RECOVERY-RESULT on the serial console and
+powers off; the host then checks the store and the restored disk with its own tools.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from qemu import VM, BootMedium, load_machine
+from recovery.ui.cli import main as recovery_cli
+from tests.e2e.conftest import LiveImage
+from tests.e2e.windisk import (
+    WindowsDisk,
+    fingerprint,
+    make_gpt_disk,
+    make_mbr_disk,
+    make_store_disk,
+    mounted_store_disk,
+)
+
+GiB = 1 << 30
+STORE_LABEL = "RSTORE"
+RESULT = re.compile(r"RECOVERY-RESULT: (PASS|FAIL) (\{.*\})\r?\n")  # whole line only
+JOB_TIMEOUT = 900.0
+
+
+def run_job(image: LiveImage, machine: str, workdir: Path, disks: dict[str, Path],
+            options: str) -> tuple[str, dict[str, object]]:
+    """Boot with `options`, wait for the result line; PASS must also power the guest off."""
+    medium = BootMedium(image.iso, mode="kernel", append=options)
+    with VM(load_machine(machine), medium, workdir, disks, timeout=JOB_TIMEOUT) as vm:
+        match = vm.wait_for(RESULT)
+        verdict, report = match.group(1), json.loads(match.group(2))
+        print(f"{machine} {options}: {verdict} after {vm.elapsed:.0f} s")
+        if verdict == "PASS":
+            assert vm.wait_exit(timeout=120) == 0
+    return verdict, report
+
+
+def store_options(job: str, image_name: str) -> str:
+    return f"recovery.run={job} recovery.store={STORE_LABEL}:/images recovery.image={image_name}"
+
+
+def check_store_on_host(store_image: Path, tmp_path: Path, name: str) -> None:
+    with mounted_store_disk(store_image, tmp_path / "store-mnt") as root:
+        assert recovery_cli(["verify", "--store", str(root / "images"), name]) == 0
+
+
+def round_trip(live_image: LiveImage, tmp_path: Path, machine: str, disk: WindowsDisk,
+               store: Path, serial: str, name: str) -> None:
+    original = fingerprint(disk)
+    disks = {"system": disk.image, "store": store}
+    verdict, report = run_job(live_image, machine, tmp_path / "capture", disks,
+                              f"{store_options('capture', name)} recovery.source={serial}")
+    assert verdict == "PASS", report
+    check_store_on_host(store, tmp_path, name)
+
+    size = disk.image.stat().st_size
+    with open(disk.image, "r+b") as handle:  # wipe: the restore must bring back everything
+        handle.truncate(0)
+        handle.truncate(size)
+    verdict, report = run_job(live_image, machine, tmp_path / "restore", disks,
+                              f"{store_options('restore', name)} recovery.target={serial} "
+                              "recovery.yes=1")
+    assert verdict == "PASS", report
+    assert fingerprint(disk) == original
+
+
+def test_gpt_disk_on_nvme_uefi_capture_wipe_restore(live_image: LiveImage,
+                                                    tmp_path: Path) -> None:
+    disk = make_gpt_disk(tmp_path / "windows.img", 2 * GiB, tmp_path / "build")
+    store = tmp_path / "store.img"
+    make_store_disk(store, 4 * GiB, STORE_LABEL)
+    round_trip(live_image, tmp_path, "uefi-nvme-usb", disk, store, "NVME-SYS-0001", "win-gpt")
+
+
+def test_mbr_disk_on_sata_bios_capture_wipe_restore(live_image: LiveImage,
+                                                    tmp_path: Path) -> None:
+    disk = make_mbr_disk(tmp_path / "windows.img", 2 * GiB, tmp_path / "build")
+    store = tmp_path / "store.img"
+    make_store_disk(store, 4 * GiB, STORE_LABEL)
+    round_trip(live_image, tmp_path, "bios-sata-usb", disk, store, "SATA-SYS-0001", "win-mbr")
+
+
+@pytest.fixture
+def captured_store(live_image: LiveImage, tmp_path: Path) -> tuple[Path, Path]:
+    """A store holding image 'win' of a GPT disk, captured inside the guest."""
+    disk = make_gpt_disk(tmp_path / "windows.img", 2 * GiB, tmp_path / "build")
+    store = tmp_path / "store.img"
+    make_store_disk(store, 4 * GiB, STORE_LABEL)
+    verdict, report = run_job(live_image, "uefi-nvme-usb", tmp_path / "capture",
+                              {"system": disk.image, "store": store},
+                              f"{store_options('capture', 'win')} recovery.source=NVME-SYS-0001")
+    assert verdict == "PASS", report
+    return disk.image, store
+
+
+def test_restore_onto_a_disk_that_fails_writes_reports_the_error(
+        live_image: LiveImage, tmp_path: Path, captured_store: tuple[Path, Path]) -> None:
+    system, store = captured_store
+    verdict, report = run_job(live_image, "uefi-nvme-faulty", tmp_path / "faulty",
+                              {"system": system, "store": store},
+                              f"{store_options('restore', 'win')} recovery.target=NVME-BAD-0001 "
+                              "recovery.yes=1")
+    assert verdict == "FAIL"
+    error = report["result"]["error"]  # type: ignore[index]
+    assert error["code"] == 11, report  # DeviceIOError: the device refused the write
