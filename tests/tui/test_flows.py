@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import OptionList
+from textual.widgets import Checkbox, OptionList
 
 from recovery.demo.disk import DemoDisk, DiskSpec, build_windows_disk
 from recovery.engine.table import compare_tables, read_table
@@ -165,3 +165,36 @@ async def test_capture_then_restore_to_another_disk(
             == ntfs3g.ntfsclone_image_hash(source, system.start, system.size))
     text = log.text()
     assert "capture finished" in text and "restore finished" in text
+
+
+@asynctest
+async def test_delta_restore_offered_on_the_source_disk(
+        windows_loop: tuple[DemoDisk, Path], store: Path, tmp_path: Path) -> None:
+    disk, source = windows_loop
+    app = RecoveryApp(Backend(opened_stores=[store]), ActionLog(tmp_path / "tui.log"))
+    async with app.run_test(size=SIZE) as pilot:
+        await _capture(app, pilot, source, store)
+        before = ntfs3g.ntfsclone_image_hash(source, disk.windows.start, disk.windows.size)
+        with BlockDevice.open(source, writable=True) as device:  # damage one used chunk
+            device.write_at(disk.windows.start + 4096 * 100, b"\xff" * 4096)
+            device.flush()
+        await pilot.press("enter", "r", "enter", "enter")
+        wizard = app.screen
+        assert isinstance(wizard, RestoreWizard)
+        await wait_for(pilot, lambda: wizard.targets_checked, "targets checked",
+                       attempts=1200)
+        options = wizard.query_one("#targets", OptionList)
+        assert options.highlighted_option is not None
+        assert options.highlighted_option.id == str(source)  # the image's own disk first
+        await pilot.press("enter")
+        delta = wizard.query_one("#delta", Checkbox)
+        assert delta.display and delta.value
+        await pilot.press("enter")
+        await pilot.press(*human_size(DISK_SIZE), "enter")
+        await wait_for(pilot, lambda: showing_result(app), "restore result", attempts=600)
+        result = str(app.screen.query_one("#result-lines").render())
+        assert "PASSED" in result
+    assert ntfs3g.ntfsclone_image_hash(source, disk.windows.start,
+                                       disk.windows.size) == before
+    skipped = [line for line in result.splitlines() if "already in place" in line]
+    assert skipped and not skipped[0].split("written, ")[1].startswith("0 ")
