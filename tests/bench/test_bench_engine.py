@@ -120,7 +120,7 @@ def _report(r: dict[str, float], part: TablePartition) -> None:
          r["partclone_restore"], 0.25),
         ("second capture of the unchanged disk vs first", r["our_second_capture"],
          r["our_capture"], 0.10),
-        ("store size vs partclone | zstd -1", r["our_size"], r["partclone_size"], 1.02),
+        ("store size vs partclone\\|zstd -1", r["our_size"], r["partclone_size"], 1.02),
     ]
     lines = [f"2 GiB NTFS volume, {used_mb:.0f} MB used (half incompressible, half text),",
              "GPT disk image on this machine kind (2 cores), page cache dropped before each",
