@@ -198,3 +198,34 @@ async def test_delta_restore_offered_on_the_source_disk(
                                        disk.windows.size) == before
     skipped = [line for line in result.splitlines() if "already in place" in line]
     assert skipped and not skipped[0].split("written, ")[1].startswith("0 ")
+
+
+@asynctest
+async def test_capture_refuses_a_store_on_the_source_disk(
+        windows_loop: tuple[DemoDisk, Path], tmp_path: Path) -> None:
+    disk, source = windows_loop
+    mnt = tmp_path / "windows-c"
+    mnt.mkdir()
+    volume = disk.windows
+    with ntfs3g.mount(disk.path, volume.start, mnt, True, size=volume.size) as root:
+        store = root / "images"
+        ChunkStore.open(store, create=True)
+        app = RecoveryApp(Backend(opened_stores=[store]), ActionLog(tmp_path / "tui.log"))
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen)
+                           and any(d.node == source for d in app.screen.disks), "disks")
+            await pilot.press("c")
+            wizard = app.screen
+            assert isinstance(wizard, CaptureWizard)
+            table = wizard.query_one("#source-disks", DiskTable)
+            for _ in range(table.row_count):
+                if table.selected_node() == source:
+                    break
+                await pilot.press("down")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: wizard.step == 1, "the partition list")
+            await pilot.press("enter", "enter")  # partitions, then the store
+            assert wizard.step == 2  # refused: still choosing a store
+            refusal = str(wizard.query_one("#store-refusal").render())
+            assert "is on the disk being captured" in refusal
+        assert not (store / "images").exists() or not any((store / "images").iterdir())

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from recovery.engine.disks import disk_holding, disks_holding, list_disks
+from recovery.engine.disks import disks_holding, list_disks
 from recovery.events import EventSink
 from recovery.model.disk import Disk
 from recovery.store.images import ImageInfo
@@ -61,9 +61,6 @@ class Backend:
             return None  # a recorded machine does not change
         watcher: Watcher = udev.watch_block_devices(callback)
         return watcher
-
-    def disk_holding(self, path: Path, disks: list[Disk]) -> Disk | None:
-        return disk_holding(path, disks)
 
     def disks_holding(self, path: Path, disks: list[Disk]) -> list[Disk]:
         return disks_holding(path, disks, self.udev_source)

@@ -194,8 +194,10 @@ class CaptureWizard(Wizard):
 
     def store_refusal(self, store: StoreLocation) -> str:
         assert self.source is not None
-        holder = tui_app(self.app).backend.disk_holding(store.path, self.disks)
-        if holder is not None and holder.stable_id == self.source.stable_id:
+        # Every disk whose loss would lose the store: for an image file mounted through a
+        # second loop device that includes the loop device of the file itself.
+        holders = tui_app(self.app).backend.disks_holding(store.path, self.disks)
+        if any(holder.stable_id == self.source.stable_id for holder in holders):
             return (f"{store.path} is on the disk being captured ({self.source.describe()}). "
                     "Choose a store on another drive.")
         return ""
