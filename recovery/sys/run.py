@@ -20,7 +20,7 @@ PACKAGE_OF = {
     "ntfsfix": "ntfs-3g", "ntfsinfo": "ntfs-3g", "mkfs.fat": "dosfstools",
     "fsck.fat": "dosfstools", "mcopy": "mtools", "mmd": "mtools", "mdir": "mtools",
     "partclone.ntfs": "partclone", "udevadm": "udev", "qemu-img": "qemu-utils",
-    "fusermount": "fuse3", "vshadowinfo": "libvshadow-utils",
+    "fusermount": "fuse3", "systemctl": "systemd", "vshadowinfo": "libvshadow-utils",
     "partclone.fat": "partclone", "mdel": "mtools", "mtype": "mtools", "umount": "mount",
 }
 

@@ -75,7 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", type=Path, help="where to put the demo files (default: tmp)")
     _json_flag(demo).set_defaults(handler=cmd_demo)
 
-    tui = commands.add_parser("tui", help="start the full-screen interface")
+    tui = commands.add_parser("tui", help="start the full-screen interface",
+                              add_help=False)
+    tui.add_argument("tui_args", nargs=argparse.REMAINDER,
+                     help="passed on: --store PATH, --log FILE, --udev-record FILE")
     tui.set_defaults(handler=cmd_tui, json=False)
     register_restore_points(commands)
     return parser
@@ -179,4 +182,4 @@ def cmd_tui(args: argparse.Namespace, events: EventSink) -> int:
     import importlib
 
     app = importlib.import_module("recovery.ui.tui.app")
-    return int(app.run_tui([]))
+    return int(app.run_tui(list(args.tui_args)))
