@@ -75,10 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", type=Path, help="where to put the demo files (default: tmp)")
     _json_flag(demo).set_defaults(handler=cmd_demo)
 
-    tui = commands.add_parser("tui", help="start the full-screen interface",
+    tui = commands.add_parser("tui", help="start the full-screen interface (options are "
+                              "passed on: --store PATH, --log FILE, --udev-record FILE)",
                               add_help=False)
-    tui.add_argument("tui_args", nargs=argparse.REMAINDER,
-                     help="passed on: --store PATH, --log FILE, --udev-record FILE")
     tui.set_defaults(handler=cmd_tui, json=False)
     register_restore_points(commands)
     return parser
@@ -90,7 +89,12 @@ def _json_flag(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "tui":
+        args.tui_args = extra  # the TUI parses its own options
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     handler: Handler = args.handler
