@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
 from qemu import VM, BootMedium, load_machine
+from recovery.errors import DeviceIOError, VerificationError
 from recovery.ui.cli import main as recovery_cli
 from tests.e2e.conftest import LiveImage
 from tests.e2e.windisk import (
@@ -111,4 +113,22 @@ def test_restore_onto_a_disk_that_fails_writes_reports_the_error(
                               "recovery.yes=1")
     assert verdict == "FAIL"
     error = report["result"]["error"]  # type: ignore[index]
-    assert error["code"] == 11, report  # DeviceIOError: the device refused the write
+    assert error["code"] == DeviceIOError.code, report  # the device refused the write
+
+
+def test_verify_of_a_store_with_a_damaged_chunk_fails_on_serial(
+        live_image: LiveImage, tmp_path: Path, captured_store: tuple[Path, Path]) -> None:
+    system, captured = captured_store
+    store = tmp_path / "damaged-store.img"
+    shutil.copyfile(captured, store)
+    with mounted_store_disk(store, tmp_path / "damage", read_write=True) as root:
+        chunk = max((p for p in (root / "images" / "chunks").rglob("*") if p.is_file()),
+                    key=lambda p: p.stat().st_size)
+        data = bytearray(chunk.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        chunk.write_bytes(bytes(data))
+    verdict, report = run_job(live_image, "uefi-nvme-usb", tmp_path / "verify",
+                              {"system": system, "store": store},
+                              store_options("verify", "win"))
+    assert verdict == "FAIL"
+    assert report["exit_status"] == VerificationError.code, report

@@ -115,11 +115,13 @@ def make_store_disk(image: Path, size: int, label: str) -> None:
 
 
 @contextmanager
-def mounted_store_disk(image: Path, mountpoint: Path) -> Iterator[Path]:
-    """The store stick's file system on the host (read-only: we only check it)."""
+def mounted_store_disk(image: Path, mountpoint: Path, *, read_write: bool = False
+                       ) -> Iterator[Path]:
+    """The store stick's file system on the host (read-only unless a test damages it)."""
     from recovery.sys.mount import mounted
 
     size = image.stat().st_size
-    with losetup.loop_device(image, offset=MiB, size=size - MiB, read_only=True) as device, \
-            mounted(device, "ext4", mountpoint, read_write=False) as point:
+    with losetup.loop_device(image, offset=MiB, size=size - MiB,
+                             read_only=not read_write) as device, \
+            mounted(device, "ext4", mountpoint, read_write=read_write) as point:
         yield point
