@@ -91,9 +91,12 @@ def test_mbr_disk_on_sata_bios_capture_wipe_restore(live_image: LiveImage,
     round_trip(live_image, tmp_path, "bios-sata-usb", disk, store, "SATA-SYS-0001", "win-mbr")
 
 
-@pytest.fixture
-def captured_store(live_image: LiveImage, tmp_path: Path) -> tuple[Path, Path]:
-    """A store holding image 'win' of a GPT disk, captured inside the guest."""
+@pytest.fixture(scope="module")
+def captured_store(live_image: LiveImage, tmp_path_factory: pytest.TempPathFactory
+                   ) -> tuple[Path, Path]:
+    """A store holding image 'win' of a GPT disk, captured inside the guest once for the
+    fault tests (they copy the store before damaging it)."""
+    tmp_path = tmp_path_factory.mktemp("captured")
     disk = make_gpt_disk(tmp_path / "windows.img", 2 * GiB, tmp_path / "build")
     store = tmp_path / "store.img"
     make_store_disk(store, 4 * GiB, STORE_LABEL)
@@ -106,7 +109,9 @@ def captured_store(live_image: LiveImage, tmp_path: Path) -> tuple[Path, Path]:
 
 def test_restore_onto_a_disk_that_fails_writes_reports_the_error(
         live_image: LiveImage, tmp_path: Path, captured_store: tuple[Path, Path]) -> None:
-    system, store = captured_store
+    captured_system, store = captured_store
+    system = tmp_path / "system.img"
+    shutil.copyfile(captured_system, system)
     verdict, report = run_job(live_image, "uefi-nvme-faulty", tmp_path / "faulty",
                               {"system": system, "store": store},
                               f"{store_options('restore', 'win')} recovery.target=NVME-BAD-0001 "
