@@ -23,10 +23,21 @@ class PhaseStarted:
 
 
 @dataclass(frozen=True)
+class ChunkTally:
+    """Chunks handled so far in a capture: new ones stored, ones the store already had,
+    all-zero ones (not stored at all)."""
+
+    new: int
+    reused: int
+    zero: int = 0
+
+
+@dataclass(frozen=True)
 class Progress:
     phase: str
     done_bytes: int
     total_bytes: int
+    chunks: ChunkTally | None = None  # set by phases that store chunks (capture)
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,8 @@ class PhaseTracker:
     total_bytes: int
     interval: float = 0.2
     done_bytes: int = 0
+    # Phases that store chunks attach their counter, so each Progress carries the tally.
+    tally: Callable[[], ChunkTally] | None = None
     _last: float = field(default=0.0, repr=False)
 
     def advance(self, nbytes: int) -> None:
@@ -68,7 +81,8 @@ class PhaseTracker:
         now = time.monotonic()
         if now - self._last >= self.interval or self.done_bytes >= self.total_bytes:
             self._last = now
-            self.sink(Progress(self.phase, self.done_bytes, self.total_bytes))
+            chunks = self.tally() if self.tally is not None else None
+            self.sink(Progress(self.phase, self.done_bytes, self.total_bytes, chunks))
 
 
 @contextmanager

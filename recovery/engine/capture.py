@@ -25,7 +25,7 @@ from recovery.engine.roles import classify
 from recovery.engine.table import boot_areas, read_table
 from recovery.engine.unchanged import ntfs_fingerprint, unchanged_since
 from recovery.errors import UnsupportedLayoutError
-from recovery.events import EventSink, Notice, discard, phase
+from recovery.events import ChunkTally, EventSink, Notice, discard, phase
 from recovery.fs.probe import VolumeInfo, probe_volume
 from recovery.model.disk import Disk
 from recovery.model.layout import PartitionTable, Role, TablePartition
@@ -148,6 +148,7 @@ def capture(request: CaptureRequest, events: EventSink = discard,
         parts_index, parts_meta = [], []
         with phase(events, "capture", f"Capturing {plan.disk.node.name}",
                    plan.used_bytes) as tracker:
+            tracker.tally = counter.tally
             job = _PartitionJob(device, store, counter, request, identity.stable_id, events,
                                 tracker.advance, cancel)
             for planned in plan.partitions:
@@ -199,6 +200,10 @@ class _Counter:
             self.chunks_new += new
             self.chunks_reused += reused
             self.chunks_zero += zero
+
+    def tally(self) -> ChunkTally:
+        with self.lock:
+            return ChunkTally(self.chunks_new, self.chunks_reused, self.chunks_zero)
 
     def stats(self, seconds: float) -> CaptureStats:
         return CaptureStats(bytes_read=self.bytes_read, bytes_stored=self.bytes_stored,

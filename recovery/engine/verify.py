@@ -14,14 +14,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recovery import __version__
 from recovery.engine.chunking import ChunkIO, ChunkSpan, chunk_spans, digest
 from recovery.engine.pipeline import ordered_map
 from recovery.engine.table import compare_tables, read_table
-from recovery.errors import DeviceIOError, ImageDamagedError, RecoveryError
-from recovery.events import EventSink, discard, phase
-from recovery.model.manifest import ImageManifest
+from recovery.errors import DeviceIOError, ImageDamagedError, RecoveryError, StoreError
+from recovery.events import EventSink, Notice, discard, phase
+from recovery.model.manifest import ImageManifest, utc_timestamp
 from recovery.store.index import ChunkRef, ImageIndex, PartitionIndex
 from recovery.store.objects import ChunkStore
+from recovery.store.verified import Verification
 from recovery.sys.blockdev import BlockDevice
 
 
@@ -103,6 +105,7 @@ def verify(store_path: Path, image: str, target: Path | None = None,
     manifest, index = store.load_image(image)
     summary = VerifySummary(image, str(target) if target else None)
     _check_store_chunks(store, manifest, index, summary, events, cancel)
+    _record_image_check(store, image, summary, events)
     if target is not None:
         _check_target(target, manifest, index, summary, events, cancel)
     summary.seconds = time.monotonic() - started
@@ -135,6 +138,21 @@ def _check_store_chunks(store: ChunkStore, manifest: ImageManifest, index: Image
             tracker.advance(length)
             if problem:
                 summary.problems.append(problem)
+
+
+def _record_image_check(store: ChunkStore, image: str, summary: VerifySummary,
+                        events: EventSink) -> None:
+    """Keep the image check's outcome in the store, so image lists can say whether and when
+    the image verified. A store that cannot be written (mounted read-only) keeps none."""
+    verification = Verification(
+        checked=utc_timestamp(), ok=summary.ok, problems=len(summary.problems),
+        chunks_checked=summary.chunks_checked, bytes_checked=summary.bytes_checked,
+        tool_version=__version__)
+    try:
+        store.record_verification(image, verification)
+    except StoreError as exc:
+        events(Notice(f"The result of this check was not recorded in the store: {exc.title}",
+                      "warning"))
 
 
 def _check_target(target: Path, manifest: ImageManifest, index: ImageIndex,

@@ -31,6 +31,7 @@ from recovery.errors import (
 from recovery.model.manifest import ImageManifest, SourceIdentity, utc_timestamp
 from recovery.store import files
 from recovery.store import manifest as manifest_codec
+from recovery.store import verified as verified_record
 from recovery.store.index import ImageIndex, IndexFormatError, decode, encode
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class ImageInfo:
     manifest: ImageManifest | None = None  # set for complete images
     problem: str = ""  # why a damaged image cannot be used
     capture_source: str = ""  # incomplete images: the source disk's stable id
+    verified: verified_record.Verification | None = None  # the last full check, if any
 
     @property
     def complete(self) -> bool:
@@ -78,6 +80,7 @@ class ImageInfo:
                 out[key] = plain[key]
             out["disk_size"] = self.manifest.table.disk_size
             out["scheme"] = self.manifest.table.scheme
+            out["verified"] = self.verified.to_dict() if self.verified else None
         return out
 
 
@@ -234,7 +237,8 @@ def _describe(folder: Path) -> ImageInfo:
                                  f"{manifest.index_size}")
     except RecoveryError as exc:
         return ImageInfo(name, "damaged", _mtime_timestamp(folder), problem=exc.title)
-    return ImageInfo(name, "complete", manifest.created, manifest)
+    return ImageInfo(name, "complete", manifest.created, manifest,
+                     verified=verified_record.read(folder))
 
 
 def image_names(images_dir: Path) -> list[str]:

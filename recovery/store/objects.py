@@ -22,7 +22,7 @@ import zstandard
 
 from recovery.errors import ImageDamagedError, StoreError
 from recovery.model.manifest import ImageManifest, RawArea, SourceIdentity, utc_timestamp
-from recovery.store import files, images, prune
+from recovery.store import files, images, prune, verified
 from recovery.store.images import default_image_name
 from recovery.store.index import ImageIndex
 from recovery.sys.directio import read_file_direct
@@ -214,6 +214,11 @@ class ChunkStore:
 
     def load_image(self, name: str) -> tuple[ImageManifest, ImageIndex]:
         return images.load(self.images_dir, name)
+
+    def record_verification(self, name: str, verification: verified.Verification) -> None:
+        """Keep the outcome of a full check of image `name` (see recovery.store.verified)."""
+        images.check_name(name)
+        verified.record(self.images_dir / name, verification, self.root)
 
     def remove_image(self, name: str) -> None:
         prune.remove_image(self, name)

@@ -126,6 +126,11 @@ async def test_capture_then_restore_to_another_disk(
         wizard = app.screen
         assert isinstance(wizard, RestoreWizard)
         await pilot.press("enter")  # store
+        # The capture's own check of the new image is recorded and shown in the image list.
+        image_option = wizard.query_one("#images", OptionList).get_option("win10-before-repair")
+        assert "[verified]" in str(image_option.prompt)
+        await wait_for(pilot, lambda: "Last check: verified OK" in str(
+            wizard.query_one("#image-details").render()), "the image's verification")
         await pilot.press("enter")  # the only image
         await wait_for(pilot, lambda: wizard.targets_checked, "targets checked",
                        attempts=1200)

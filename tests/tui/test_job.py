@@ -10,7 +10,7 @@ from textual.app import App, ComposeResult
 from textual.widgets import Static
 
 from recovery.errors import CancelledError
-from recovery.events import EventSink, PhaseStarted, Progress
+from recovery.events import ChunkTally, EventSink, PhaseStarted, Progress
 from recovery.ui.tui.actionlog import ActionLog
 from recovery.ui.tui.screens.dialogs import ConfirmDialog
 from recovery.ui.tui.screens.job import JobOutcome, JobScreen
@@ -41,7 +41,7 @@ def stoppable_job(reached: threading.Event) -> object:
     """Like the engine: reports progress, polls `cancel`, raises CancelledError."""
     def job(events: EventSink, cancel: threading.Event) -> int:
         events(PhaseStarted("capture", "Capturing Test Disk", 100 * MB))
-        events(Progress("capture", 40 * MB, 100 * MB))
+        events(Progress("capture", 40 * MB, 100 * MB, ChunkTally(7, 3, 2)))
         reached.set()
         if cancel.wait(timeout=120):
             raise CancelledError("Capture of Test Disk was stopped.", "Run it again to resume.")
@@ -61,6 +61,7 @@ async def test_progress_shows_phase_and_bytes_then_cancel_stops_the_job(
         await wait_for(pilot, lambda: "40.0 MB of 100.0 MB" in str(
             screen.query_one("#numbers", Static).render()), "the byte counter")
         assert "Capturing Test Disk" in str(screen.query_one("#phase", Static).render())
+        assert "7 new, 3 reused" in str(screen.query_one("#chunks", Static).render())
         await pilot.press("c")
         assert isinstance(app.screen, ConfirmDialog)
         await pilot.press("n")  # changed my mind: the job goes on

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recovery.events import Notice, PhaseFinished, PhaseStarted, Progress
+from recovery.events import ChunkTally, Notice, PhaseFinished, PhaseStarted, Progress
 from recovery.ui.tui.progress_model import ProgressModel, format_duration
 
 MB = 10**6
@@ -49,3 +49,14 @@ def test_durations_read_like_a_clock() -> None:
     assert format_duration(None) == "--:--"
     assert format_duration(65) == "1:05"
     assert format_duration(3725.4) == "1:02:05"
+
+
+def test_chunk_tally_is_kept_from_the_latest_progress_event() -> None:
+    model = ProgressModel(clock=lambda: 5.0)
+    assert model.chunk_line() == "" and model.elapsed() == 0.0
+    model.apply(PhaseStarted("capture", "Capturing disk", 100 * MB))
+    model.apply(Progress("capture", 10 * MB, 100 * MB, ChunkTally(2, 1, 0)))
+    model.apply(Progress("capture", 20 * MB, 100 * MB, ChunkTally(4, 1, 1)))
+    model.apply(Progress("capture", 30 * MB, 100 * MB))  # a phase without chunks
+    assert model.chunks == ChunkTally(4, 1, 1)
+    assert model.chunk_line().startswith("Chunks: 4 new, 1 reused")

@@ -1,4 +1,5 @@
-"""What the progress screen shows, computed from engine events: phase, bytes, rate, ETA.
+"""What the progress screen shows, computed from engine events: phase, bytes, rate, ETA,
+and for a capture how many chunks were new and how many the store already had.
 
 Kept apart from the widgets so the arithmetic is testable without a terminal. The rate is
 measured over a sliding window because a restore's first seconds (partition table, small
@@ -9,9 +10,17 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from recovery.events import Event, Notice, PhaseFinished, PhaseStarted, Progress
+from recovery.events import (
+    ChunkTally,
+    Event,
+    Notice,
+    PhaseFinished,
+    PhaseStarted,
+    Progress,
+)
 
 RATE_WINDOW_SECONDS = 5.0
 
@@ -29,14 +38,21 @@ class ProgressModel:
     description: str = ""
     done_bytes: int = 0
     total_bytes: int = 0
-    started_at: float = field(default_factory=time.monotonic)
-    phase_started_at: float = field(default_factory=time.monotonic)
+    chunks: ChunkTally | None = None
+    # Injectable so a snapshot of the progress screen shows the same times on every run.
+    clock: Callable[[], float] = time.monotonic
+    started_at: float = -1.0  # -1: when the model is made
+    phase_started_at: float = -1.0
     finished: list[FinishedPhase] = field(default_factory=list)
     notices: list[tuple[str, str]] = field(default_factory=list)
     _samples: deque[tuple[float, int]] = field(default_factory=deque, repr=False)
 
+    def __post_init__(self) -> None:
+        if self.started_at < 0:
+            self.started_at = self.phase_started_at = self.clock()
+
     def apply(self, event: Event, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
+        now = self.clock() if now is None else now
         if isinstance(event, PhaseStarted):
             self.phase, self.description = event.phase, event.description
             self.done_bytes, self.total_bytes = 0, event.total_bytes
@@ -48,6 +64,8 @@ class ProgressModel:
                 self.phase = event.phase
                 self._samples.clear()
             self.done_bytes, self.total_bytes = event.done_bytes, event.total_bytes
+            if event.chunks is not None:
+                self.chunks = event.chunks
             self._samples.append((now, event.done_bytes))
             while len(self._samples) > 2 and now - self._samples[0][0] > RATE_WINDOW_SECONDS:
                 self._samples.popleft()
@@ -77,7 +95,15 @@ class ProgressModel:
         return min(1.0, self.done_bytes / self.total_bytes)
 
     def elapsed(self, now: float | None = None) -> float:
-        return (time.monotonic() if now is None else now) - self.started_at
+        return (self.clock() if now is None else now) - self.started_at
+
+    def chunk_line(self) -> str:
+        """'Chunks: 120 new, 36 reused, 4 all-zero' during a capture, else ''."""
+        if self.chunks is None:
+            return ""
+        tally = self.chunks
+        return (f"Chunks: {tally.new} new, {tally.reused} reused (already in the store), "
+                f"{tally.zero} all-zero")
 
 
 def format_duration(seconds: float | None) -> str:

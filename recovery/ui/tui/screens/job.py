@@ -70,6 +70,7 @@ class JobScreen(Screen[JobOutcome[T]]):
             yield Static("Starting…", id="phase", markup=False)
             yield ProgressBar(id="bar", show_eta=False)
             yield Static("", id="numbers", markup=False)
+            yield Static("", id="chunks", markup=False)
             yield Static("", id="notices", markup=False)
         yield Footer()
 
@@ -118,6 +119,7 @@ class JobScreen(Screen[JobOutcome[T]]):
         self.query_one("#numbers", Static).update(
             f"{human_size(model.done_bytes)} of {total}   {human_rate(model.rate())}   "
             f"elapsed {format_duration(model.elapsed())}   ETA {eta}")
+        self.query_one("#chunks", Static).update(model.chunk_line())
         self.query_one("#notices", Static).update(
             "\n".join(f"{level}: {text}" for level, text in model.notices[-5:]))
 

@@ -21,7 +21,26 @@ def image_option(info: ImageInfo) -> PlainOption:
     source = info.manifest.source
     used = sum(p.used_bytes for p in info.manifest.partitions if p.captured)
     return PlainOption(f"{info.name}  {created}  {source.model or source.node}  "
-                  f"{human_size(used)} used", id=info.name, disabled=not info.complete)
+                       f"{human_size(used)} used  [{verification_tag(info)}]", id=info.name,
+                       disabled=not info.complete)
+
+
+def verification_tag(info: ImageInfo) -> str:
+    """Whether the last full check of the image passed, in a word or two."""
+    if info.verified is None:
+        return "not verified"
+    return "verified" if info.verified.ok else "FAILED verification"
+
+
+def verification_line(info: ImageInfo) -> str:
+    if info.verified is None:
+        return "Never verified: run Verify (key v on the home screen) to check every chunk."
+    check = info.verified
+    line = (f"Last check: {check.describe()} UTC, {check.chunks_checked} chunks "
+            f"({human_size(check.bytes_checked)}), recovery {check.tool_version}")
+    if not check.ok:
+        line += ". Do not restore it; capture the disk again."
+    return line
 
 
 def describe_image(info: ImageInfo) -> str:
@@ -30,7 +49,8 @@ def describe_image(info: ImageInfo) -> str:
     manifest = info.manifest
     source = manifest.source
     lines = [f"Taken {info.created} from {source.model} (serial {source.serial or '-'}, "
-             f"{source.bus}, {human_size(source.size)}), {manifest.table.scheme.upper()}"]
+             f"{source.bus}, {human_size(source.size)}), {manifest.table.scheme.upper()}",
+             verification_line(info)]
     for part in manifest.partitions:
         state = "captured" if part.captured else "not captured"
         lines.append(f"  {part.number}: {part.role:<8} {part.fs_type:<6} {part.label[:16]:<16} "
