@@ -52,9 +52,11 @@ class CaptureRequest:
     name: str | None = None
     roles: frozenset[Role] | None = None  # None: every partition
     chunk_size: int = DEFAULT_CHUNK_SIZE
-    # An NTFS volume whose metadata is unchanged since an earlier image of this disk reuses
-    # that image's chunks without reading the data (see recovery.engine.unchanged).
-    reuse_unchanged: bool = True
+    # Opt-in: an NTFS volume whose metadata is unchanged since an earlier image of this disk
+    # reuses that image's chunks without reading the data (recovery.engine.unchanged). Off
+    # by default: it cannot see writes that bypassed NTFS (an interrupted restore, a disk
+    # editor, failing media), and a capture must hold what the disk holds.
+    reuse_unchanged: bool = False
 
 
 @dataclass(frozen=True)
