@@ -23,7 +23,13 @@ from recovery.engine.pipeline import ordered_map
 from recovery.engine.readback import WaveReadBack
 from recovery.engine.table import compare_tables, read_table, write_table
 from recovery.engine.verify import PlacedChunk, all_placed, check_boot_areas
-from recovery.errors import ImageDamagedError, SafetyError, VerificationError
+from recovery.errors import (
+    CancelledError,
+    DeviceIOError,
+    ImageDamagedError,
+    SafetyError,
+    VerificationError,
+)
 from recovery.events import EventSink, Notice, discard, phase
 from recovery.model.disk import Disk
 from recovery.model.manifest import ImageManifest
@@ -97,6 +103,25 @@ def restore(request: RestoreRequest, events: EventSink = discard,
     store = ChunkStore.open(request.store)
     _check_chunks_present(store, plan)
     summary = RestoreSummary(manifest.name, plan.target.describe(), request.delta)
+    try:
+        _run_restore(request, plan, store, summary, events, cancel)
+    except (DeviceIOError, CancelledError) as exc:
+        # The engine's generic advice says "run it again"; a restore resumes only with
+        # --delta, which skips the chunks the target already holds.
+        raise type(exc)(exc.title, RESUME_ADVICE) from exc
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+RESUME_ADVICE = ("The target is only partly restored. Check its cable and health, then run "
+                 "the same restore again with --delta: it writes only what is still missing "
+                 "and verifies everything.")
+
+
+def _run_restore(request: RestoreRequest, plan: RestorePlan, store: ChunkStore,
+                 summary: RestoreSummary, events: EventSink,
+                 cancel: threading.Event | None) -> None:
+    manifest = plan.manifest
     # sgdisk syncs the whole system and sleeps a second before it exits; the table's sectors
     # and the partitions never overlap, so the partitions are written meanwhile. The boot
     # areas wait for the table: sector 0 holds both the boot code and the (protective) MBR.
@@ -113,8 +138,6 @@ def restore(request: RestoreRequest, events: EventSink = discard,
         if request.verify:
             _read_back(device, manifest, read_back, events)
             summary.verified = True
-    summary.seconds = time.monotonic() - started
-    return summary
 
 
 def _check_chunks_present(store: ChunkStore, plan: RestorePlan) -> None:

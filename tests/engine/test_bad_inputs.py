@@ -217,9 +217,10 @@ def test_interrupted_restore_resumes_with_delta(small_store: Path, small_disk: D
         if isinstance(event, Progress) and event.phase == "restore" and event.done_bytes:
             cancel.set()
 
-    with pytest.raises(CancelledError):
+    with pytest.raises(CancelledError) as stopped:
         restore(RestoreRequest(small_store, "base", target, confirmed=True), stop_midway,
                 cancel)
+    assert "--delta" in stopped.value.action
     resumed = restore(RestoreRequest(small_store, "base", target, delta=True, confirmed=True))
     assert resumed.chunks_skipped > 0 and resumed.chunks_written > 0 and resumed.verified
     assert verify(small_store, "base", target).ok
