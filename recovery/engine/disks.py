@@ -186,6 +186,11 @@ class _Machine:
         if backing is None or depth >= _MAX_NESTING:
             return found
         found += [r for r in self.loops_over(backing) if r is not disk]
+        # A loop over a disk or partition node (ntfs-3g mounts go through one) holds that disk.
+        device = self.by_node.get(self._path_key(str(backing)))
+        if device is not None:
+            found += [r for r in self.holders(device, depth + 1) if r not in found]
+            return found
         mount = mount_containing(backing, self.mounts, resolve=self.resolve_paths)
         below = self.record_of_mount(mount) if mount else None
         if below is not None:

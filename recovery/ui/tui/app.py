@@ -18,6 +18,7 @@ from recovery.ui.tui.actionlog import ActionLog
 from recovery.ui.tui.backend import Backend
 from recovery.ui.tui.screens.dialogs import ErrorDialog
 from recovery.ui.tui.screens.home import HomeScreen
+from recovery.ui.tui.storemounts import StoreMounts
 
 
 class RecoveryApp(App[int]):
@@ -77,7 +78,11 @@ def run_tui(argv: list[str]) -> int:
     if args.udev_record is not None:
         from recovery.sys.udev import RecordedUdev
         source = RecordedUdev(args.udev_record)
-    backend = Backend(udev_source=source, opened_stores=list(args.store))
     log = ActionLog(args.log) if args.log else ActionLog.default()
-    result = RecoveryApp(backend, log).run()
+    mounts = StoreMounts(log=log.write) if source is None else None
+    backend = Backend(udev_source=source, opened_stores=list(args.store), store_mounts=mounts)
+    try:
+        result = RecoveryApp(backend, log).run()
+    finally:
+        backend.close()
     return result or 0

@@ -20,6 +20,7 @@ from recovery.store.images import ImageInfo
 from recovery.store.objects import ChunkStore
 from recovery.sys import udev
 from recovery.sys.run import run
+from recovery.ui.tui.storemounts import StoreMounts
 from recovery.ui.tui.stores import StoreLocation, find_stores, is_store
 from recovery.ui.tui.volumes import PartKey, VolumeNotes, VolumeProber
 
@@ -47,6 +48,8 @@ class Backend:
     hotplug: bool = True
     power: Callable[[str], None] = _power  # "reboot" / "poweroff"
     prober: VolumeProber = field(default_factory=VolumeProber)
+    # Mounts unmounted partitions to look for stores (None: only mounted ones are searched).
+    store_mounts: StoreMounts | None = None
 
     def disks(self) -> list[Disk]:
         return list_disks(self.udev_source, live_medium=self.live_medium)
@@ -66,7 +69,19 @@ class Backend:
         return disks_holding(path, disks, self.udev_source)
 
     def stores(self, disks: list[Disk]) -> list[StoreLocation]:
-        return find_stores(disks, self.opened_stores)
+        mounted_here: list[tuple[Path, Disk]] = []
+        if self.store_mounts is not None and self.udev_source is None:
+            mounted_here = self.store_mounts.scan(disks)
+        return find_stores(disks, self.opened_stores, mounted_here)
+
+    def writable_store(self, path: Path) -> None:
+        """Before writing to a store: remount it read-write if the TUI mounted it read-only."""
+        if self.store_mounts is not None:
+            self.store_mounts.make_writable(path)
+
+    def close(self) -> None:
+        if self.store_mounts is not None:
+            self.store_mounts.close()
 
     def open_store(self, path: Path) -> None:
         """Remember a store the technician named; raises StoreError when it is not one."""

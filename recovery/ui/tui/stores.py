@@ -61,11 +61,15 @@ def locate(path: Path, disk: str = "") -> StoreLocation:
     return StoreLocation(path, free, disk)
 
 
-def find_stores(disks: Iterable[Disk], extra: Iterable[Path] = ()) -> list[StoreLocation]:
-    """Stores on mounted partitions of `disks`, plus `extra` paths the technician opened."""
+def find_stores(disks: Iterable[Disk], extra: Iterable[Path] = (),
+                mounted_here: Iterable[tuple[Path, Disk]] = ()) -> list[StoreLocation]:
+    """Stores on mounted partitions of `disks`, on partitions the TUI mounted itself
+    (`mounted_here`, see recovery.ui.tui.storemounts), and `extra` paths the technician
+    opened."""
     seen: set[Path] = set()
     stores: list[StoreLocation] = []
-    for mountpoint, disk in _mountpoints(disks):
+    # Ours first: they name the drive, where an ntfs-3g mount's own loop device would not.
+    for mountpoint, disk in [*mounted_here, *_mountpoints(disks)]:
         for path in _candidates(mountpoint):
             if path not in seen:
                 seen.add(path)

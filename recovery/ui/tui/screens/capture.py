@@ -242,6 +242,7 @@ class CaptureWizard(Wizard):
                            f"as {request.name}, roles {sorted(request.roles or ())}")
 
         def job(events: EventSink, cancel: threading.Event) -> CaptureOutcome:
+            app.backend.writable_store(request.store)
             summary = app.backend.capture(request, events, cancel)
             check = app.backend.verify(request.store, summary.image, None, events, cancel)
             return CaptureOutcome(summary, check)

@@ -62,6 +62,7 @@ class HomeScreen(Screen[None]):
         self.notes: dict[PartKey, VolumeNotes] = {}
         self.pending_refresh: Timer | None = None
         self.watcher: Watcher | None = None
+        self.stale = False  # devices changed while another screen was on top
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -125,6 +126,11 @@ class HomeScreen(Screen[None]):
 
     def on_devices_changed(self, message: DevicesChanged) -> None:
         tui_app(self.app).log_file.write(f"udev: {message.action} {message.node}")
+        if not self.is_current:
+            # Listing may mount partitions to look for stores: never while a wizard or a
+            # restore runs (the disk being written shows new partitions as it goes).
+            self.stale = True
+            return
         # One plug-in brings a burst of events (disk, partitions, change): list once.
         if self.pending_refresh is not None:
             self.pending_refresh.stop()
@@ -132,6 +138,11 @@ class HomeScreen(Screen[None]):
 
     def back_home(self, _result: None) -> None:
         self.refresh_devices()
+
+    def on_screen_resume(self) -> None:
+        if self.stale:
+            self.stale = False
+            self.refresh_devices()
 
     def selected_disk(self) -> Disk | None:
         node = self.query_one(DiskTable).selected_node()

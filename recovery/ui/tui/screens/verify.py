@@ -13,7 +13,8 @@ from textual.containers import Vertical
 from textual.widgets import ContentSwitcher, Footer, Label, OptionList
 
 from recovery.engine.verify import VerifySummary
-from recovery.events import EventSink
+from recovery.errors import RecoveryError
+from recovery.events import EventSink, Notice
 from recovery.model.disk import Disk
 from recovery.store.images import ImageInfo
 from recovery.ui.tui.screens.job import JobOutcome, JobScreen, settle
@@ -100,6 +101,10 @@ class VerifyScreen(Wizard):
                            + (f" against {target}" if target else " (image only)"))
 
         def job(events: EventSink, cancel: threading.Event) -> VerifySummary:
+            try:  # to record the outcome in the store; checking needs only reading
+                app.backend.writable_store(store)
+            except RecoveryError as error:
+                events(Notice(f"The store stays read-only: {error.title}", "warning"))
             return app.backend.verify(store, image, target, events, cancel)
         self.app.push_screen(JobScreen(f"Verifying {image}", job, "verification",
                                        app.log_file), self.finished)

@@ -20,8 +20,9 @@ def image_option(info: ImageInfo) -> PlainOption:
                       disabled=True)
     source = info.manifest.source
     used = sum(p.used_bytes for p in info.manifest.partitions if p.captured)
-    return PlainOption(f"{info.name}  {created}  {source.model or source.node}  "
-                       f"{human_size(used)} used  [{verification_tag(info)}]", id=info.name,
+    # The check's outcome before the model: on 80 columns the end of the line may wrap.
+    return PlainOption(f"{info.name}  {created}  [{verification_tag(info)}]  "
+                       f"{source.model or source.node}  {human_size(used)} used", id=info.name,
                        disabled=not info.complete)
 
 
@@ -29,7 +30,7 @@ def verification_tag(info: ImageInfo) -> str:
     """Whether the last full check of the image passed, in a word or two."""
     if info.verified is None:
         return "not verified"
-    return "verified" if info.verified.ok else "FAILED verification"
+    return "verified" if info.verified.ok else "check FAILED"
 
 
 def verification_line(info: ImageInfo) -> str:

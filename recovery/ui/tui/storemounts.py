@@ -1,0 +1,201 @@
+"""Finding image stores on drives nobody mounted: the live system mounts nothing by itself.
+
+Each unmounted partition with a file system the live system can read is mounted read-only
+under /run/recovery/stores/<disk>-<number> and looked at; it stays mounted only when it
+holds a store, else it is unmounted at once and not looked at again while it stays plugged
+in. Read-only, because any disk may be the one the technician restores to next; a store is
+made writable only when a capture (or a verification record) is about to be written to it,
+and the disk holding a store is never offered as a restore target (disks_holding follows
+these mounts to their disk).
+
+Partitions without a device node (loop devices without partx) are reached by offset into
+the loop device's backing file, so the mount is still traced back to its disk.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from recovery.errors import RecoveryError
+from recovery.model.disk import Disk, DiskPartition
+from recovery.sys import losetup, ntfs3g
+from recovery.sys.mount import mounted
+from recovery.ui.tui.stores import is_store
+
+MOUNT_ROOT = Path("/run/recovery/stores")
+# What the live kernel (and ntfs-3g) can read. A type this kernel lacks (vfat and exfat on
+# some build hosts) fails to mount and is skipped like a partition holding no store.
+READABLE = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "ntfs", "vfat", "exfat"})
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class _Held:
+    disk: Disk
+    partition: DiskPartition
+    mountpoint: Path
+    stack: ExitStack
+    read_write: bool = False
+
+
+def _key(disk: Disk, partition: DiskPartition) -> str:
+    """Stays the same while the drive stays plugged in; a reformatted partition is new."""
+    return f"{disk.stable_id}|{partition.number}|{partition.start}|{partition.fs_uuid}"
+
+
+@contextmanager
+def mount_partition(disk: Disk, partition: DiskPartition, mountpoint: Path, read_write: bool
+                    ) -> Iterator[Path]:
+    """Mount one partition of `disk` (through its node, or by offset into the loop device's
+    backing file); unmounts on exit."""
+    if partition.node is not None:
+        source, offset, size = partition.node, 0, 0
+    elif disk.backing_file is not None:
+        source, offset, size = disk.backing_file, partition.start, partition.size
+    else:
+        source, offset, size = disk.node, partition.start, partition.size
+    if partition.fs_type == "ntfs":
+        with ntfs3g.mount(source, offset, mountpoint, read_write, size=size) as point:
+            yield point
+        return
+    if offset == 0 and size == 0:
+        with mounted(source, partition.fs_type, mountpoint, read_write=read_write) as point:
+            yield point
+        return
+    with losetup.loop_device(source, offset=offset, size=size, read_only=not read_write,
+                             sector_size=disk.logical_sector_size) as device, \
+            mounted(device, partition.fs_type, mountpoint, read_write=read_write) as point:
+        yield point
+
+
+Mounter = Callable[[Disk, DiskPartition, Path, bool], AbstractContextManager[Path]]
+
+
+class StoreMounts:
+    """The stores this TUI mounted itself; thread-safe (the home screen scans in a worker)."""
+
+    def __init__(self, root: Path = MOUNT_ROOT, mount: Mounter = mount_partition,
+                 log: Log | None = None, accept: Callable[[Disk], bool] | None = None
+                 ) -> None:
+        self.root = root
+        self.mount = mount
+        self.log = log or (lambda _line: None)
+        # Which disks may be looked at (all on the live system; tests keep to their own).
+        self.accept = accept or (lambda _disk: True)
+        self.held: dict[str, _Held] = {}
+        self.looked_at: set[str] = set()  # partitions that held no store or did not mount
+        self.lock = threading.Lock()
+
+    def scan(self, disks: Iterable[Disk]) -> list[tuple[Path, Disk]]:
+        """Mount what may hold a store; returns (mountpoint, disk) of every store held."""
+        disks = list(disks)
+        with self.lock:
+            present = {_key(d, p) for d in disks for p in d.partitions}
+            self._forget_gone(present)
+            for disk, partition in self._candidates(disks):
+                self._look_at(disk, partition)
+            return [(held.mountpoint, held.disk) for held in self.held.values()]
+
+    def _candidates(self, disks: list[Disk]) -> Iterator[tuple[Disk, DiskPartition]]:
+        for disk in disks:
+            # A disk mounted as a whole (or through a loop device over part of it) is in
+            # someone's hands already; its mounted stores are found through its mounts.
+            if disk.holds_live_medium or disk.mountpoints or not self.accept(disk):
+                continue
+            for partition in disk.partitions:
+                key = _key(disk, partition)
+                if (_readable(partition) and not partition.is_mounted
+                        and key not in self.held and key not in self.looked_at):
+                    yield disk, partition
+
+    def _look_at(self, disk: Disk, partition: DiskPartition) -> None:
+        key = _key(disk, partition)
+        name = _UNSAFE_NAME.sub("_", f"{disk.node.name}-{partition.number}")
+        mountpoint = self.root / name
+        where = f"partition {partition.number} ({partition.fs_type}) of {disk.describe()}"
+        if os.path.ismount(mountpoint):
+            self.log(f"stores: {mountpoint} is already in use; {where} not looked at")
+            self.looked_at.add(key)
+            return
+        stack = ExitStack()
+        try:
+            stack.enter_context(self.mount(disk, partition, mountpoint, False))
+        except RecoveryError as error:
+            self.log(f"stores: {where} could not be mounted to look for a store: {error}")
+            self.looked_at.add(key)
+            return
+        if is_store(mountpoint) or any(is_store(child) for child in _subdirs(mountpoint)):
+            self.held[key] = _Held(disk, partition, mountpoint, stack)
+            self.log(f"stores: {where} holds a store; mounted read-only at {mountpoint}")
+            return
+        self.looked_at.add(key)
+        self._close(stack, where)
+
+    def _forget_gone(self, present: set[str]) -> None:
+        self.looked_at &= present
+        for key in [k for k in self.held if k not in present]:
+            held = self.held.pop(key)
+            self._close(held.stack, str(held.mountpoint))
+
+    def _close(self, stack: ExitStack, what: str) -> None:
+        try:
+            stack.close()
+        except RecoveryError as error:
+            self.log(f"stores: unmounting {what} failed: {error}")
+
+    def make_writable(self, path: Path) -> bool:
+        """Remount read-write the store mount holding `path`; False when `path` is not on
+        a mount of ours (the technician's own mounts are left as they are). Raises the
+        engine's error (e.g. a hibernated NTFS volume) after mounting it read-only again."""
+        with self.lock:
+            held = next((h for h in self.held.values()
+                         if path == h.mountpoint or path.is_relative_to(h.mountpoint)), None)
+            if held is None:
+                return False
+            if held.read_write:
+                return True
+            held.stack.close()
+            try:
+                held.stack = self._mounted(held, read_write=True)
+                held.read_write = True
+            except RecoveryError:
+                held.stack = self._mounted(held, read_write=False)
+                raise
+            self.log(f"stores: {held.mountpoint} mounted read-write")
+            return True
+
+    def _mounted(self, held: _Held, read_write: bool) -> ExitStack:
+        stack = ExitStack()
+        stack.enter_context(self.mount(held.disk, held.partition, held.mountpoint, read_write))
+        return stack
+
+    def close(self) -> None:
+        """Unmount every store mounted here (the TUI is leaving)."""
+        with self.lock:
+            for held in self.held.values():
+                self._close(held.stack, str(held.mountpoint))
+            self.held.clear()
+            self.looked_at.clear()
+
+
+def _readable(partition: DiskPartition) -> bool:
+    """A partition without a node was only sniffed for Windows file systems (no blkid):
+    an unknown type there may be ext4 and the kernel is left to recognise it."""
+    if partition.node is None and not partition.fs_type:
+        return True
+    return partition.fs_type in READABLE
+
+
+def _subdirs(root: Path) -> list[Path]:
+    try:
+        return [child for child in root.iterdir() if child.is_dir()]
+    except OSError:
+        return []
