@@ -20,7 +20,7 @@ from textual.pilot import Pilot
 
 from recovery.demo.disk import DiskSpec, build_windows_disk
 from recovery.engine.capture import CaptureRequest, capture
-from recovery.events import EventSink, Notice, PhaseStarted, Progress
+from recovery.events import ChunkTally, EventSink, Notice, PhaseStarted, Progress
 from recovery.sys import losetup, udev
 from recovery.ui.tui.actionlog import ActionLog
 from recovery.ui.tui.app import RecoveryApp
@@ -64,7 +64,9 @@ def demo_job(events: EventSink, cancel: threading.Event) -> int:
     done = 0
     while not cancel.wait(0.1):
         done += 25 * 10**6
-        events(Progress("capture", done, total))
+        chunks = done // (4 * MiB)  # a second capture of this PC: most chunks known already
+        events(Progress("capture", done, total,
+                        ChunkTally(new=chunks // 8, reused=chunks - chunks // 8 - 3, zero=3)))
     return 0
 
 

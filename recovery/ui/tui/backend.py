@@ -68,10 +68,13 @@ class Backend:
     def disks_holding(self, path: Path, disks: list[Disk]) -> list[Disk]:
         return disks_holding(path, disks, self.udev_source)
 
-    def stores(self, disks: list[Disk]) -> list[StoreLocation]:
+    def stores(self, disks: list[Disk], look_unmounted: bool = True) -> list[StoreLocation]:
+        """Stores on mounted partitions, on those mounted earlier to look for stores, and
+        (`look_unmounted`) on partitions nobody mounted yet, mounting them to look."""
         mounted_here: list[tuple[Path, Disk]] = []
         if self.store_mounts is not None and self.udev_source is None:
-            mounted_here = self.store_mounts.scan(disks)
+            mounted_here = (self.store_mounts.scan(disks) if look_unmounted
+                            else self.store_mounts.mounted())
         return find_stores(disks, self.opened_stores, mounted_here)
 
     def writable_store(self, path: Path) -> None:

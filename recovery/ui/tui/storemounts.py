@@ -104,6 +104,11 @@ class StoreMounts:
                 self._look_at(disk, partition)
             return [(held.mountpoint, held.disk) for held in self.held.values()]
 
+    def mounted(self) -> list[tuple[Path, Disk]]:
+        """(mountpoint, disk) of every store held, without looking at anything new."""
+        with self.lock:
+            return [(held.mountpoint, held.disk) for held in self.held.values()]
+
     def _candidates(self, disks: list[Disk]) -> Iterator[tuple[Disk, DiskPartition]]:
         for disk in disks:
             # A disk mounted as a whole (or through a loop device over part of it) is in

@@ -93,15 +93,17 @@ class HomeScreen(Screen[None]):
         backend = tui_app(self.app).backend
         try:
             disks = backend.disks()
-            stores = backend.stores(disks)
+            stores = backend.stores(disks, look_unmounted=False)
         except RecoveryError as error:
             self.app.call_from_thread(self.app.push_screen, ErrorDialog(error))
             return
         self.app.call_from_thread(self.show_devices, disks, stores, {})
-        # Probing volumes reads them; show the list first, then add what the probe found.
+        # Mounting partitions to look for stores and probing volumes read the disks: show
+        # the list first, then add what they found.
+        found = backend.stores(disks)
         notes = backend.volume_notes(disks)
-        if notes:
-            self.app.call_from_thread(self.show_devices, disks, stores, notes)
+        if notes or found != stores:
+            self.app.call_from_thread(self.show_devices, disks, found, notes)
 
     def show_devices(self, disks: list[Disk], stores: list[StoreLocation],
                      notes: dict[PartKey, VolumeNotes]) -> None:
