@@ -1,8 +1,11 @@
 """Unattended mode: one engine job from the kernel command line, for CI and mass restores.
 
-    recovery.run=capture|restore|verify|tui|shell
+    recovery.run=capture|restore|verify|rollback|tui|shell
     recovery.store=LABEL:path | /dev/NODE:path   file system holding the store, directory in it
     recovery.image=NAME  recovery.source=SERIAL|ID  recovery.target=SERIAL|ID  recovery.yes=1
+    recovery.volume=SERIAL|ID|/dev/NODE  recovery.point=ID  recovery.partition=N
+    recovery.hive=SYSTEM,SOFTWARE,...     (rollback: `recovery restore-points rollback`; with
+                                          recovery.store= the undo record is copied there too)
 
 The live image's recovery-unattended.service runs `python3 -m recovery.ui.unattended
 --console /dev/ttyS0 --console /dev/tty1 --poweroff`. It mounts the store, runs the CLI job
@@ -33,7 +36,7 @@ from typing import TextIO, cast
 from recovery.errors import RecoveryError, SourceError, UsageError
 from recovery.model.disk import Disk, DiskPartition
 
-JOBS = ("capture", "restore", "verify")
+JOBS = ("capture", "restore", "verify", "rollback")
 INTERACTIVE = ("tui", "shell")
 RESULT_PREFIX = "RECOVERY-RESULT:"
 STORE_WAIT_SECONDS = 60.0
@@ -60,6 +63,10 @@ class UnattendedJob:
     source: str = ""
     target: str = ""
     yes: bool = False
+    volume: str = ""
+    point: str = ""
+    partition: str = ""
+    hive: str = ""
 
     @property
     def is_engine_job(self) -> bool:
@@ -93,14 +100,16 @@ def parse_cmdline(cmdline: str) -> UnattendedJob | None:
     job = UnattendedJob(
         run=run, store=parse_store(options["store"]) if options.get("store") else None,
         image=options.get("image", ""), source=options.get("source", ""),
-        target=options.get("target", ""), yes=options.get("yes", "") in ("1", "yes", "true"))
+        target=options.get("target", ""), yes=options.get("yes", "") in ("1", "yes", "true"),
+        volume=options.get("volume", ""), point=options.get("point", ""),
+        partition=options.get("partition", ""), hive=options.get("hive", ""))
     _check_complete(job)
     return job
 
 
 def _check_complete(job: UnattendedJob) -> None:
     needed = {"capture": ("store", "source"), "restore": ("store", "image", "target"),
-              "verify": ("store", "image")}.get(job.run, ())
+              "verify": ("store", "image"), "rollback": ("volume", "point")}.get(job.run, ())
     missing = [name for name in needed if not getattr(job, name)]
     if missing:
         raise UsageError(
@@ -109,9 +118,11 @@ def _check_complete(job: UnattendedJob) -> None:
             "Edit the boot entry (press e in the boot menu) and add the missing options.")
 
 
-def cli_arguments(job: UnattendedJob, store_dir: Path, resolve: Callable[[str], str]
+def cli_arguments(job: UnattendedJob, store_dir: Path | None, resolve: Callable[[str], str]
                   ) -> list[str]:
     """The `recovery` command line for the job; `resolve` turns a serial or id into a node."""
+    if job.run == "rollback":
+        return rollback_arguments(job, store_dir, resolve)
     store = ["--store", str(store_dir)]
     if job.run == "capture":
         name = ["--name", job.image] if job.image else []
@@ -121,6 +132,17 @@ def cli_arguments(job: UnattendedJob, store_dir: Path, resolve: Callable[[str], 
         return ["restore", *store, job.image, resolve(job.target), *yes, "--json"]
     target = ["--target", resolve(job.target)] if job.target else []
     return ["verify", *store, job.image, *target, "--json"]
+
+
+def rollback_arguments(job: UnattendedJob, store_dir: Path | None,
+                       resolve: Callable[[str], str]) -> list[str]:
+    # A /dev path may name the Windows partition itself, which is no disk to look up.
+    volume = job.volume if job.volume.startswith("/dev/") else resolve(job.volume)
+    argv = ["restore-points", "rollback", volume, job.point]
+    argv += ["--partition", job.partition] if job.partition else []
+    argv += ["--hive", job.hive] if job.hive else []
+    argv += ["--undo-copy", str(store_dir / "undo")] if store_dir is not None else []
+    return [*argv, *(["--yes"] if job.yes else []), "--json"]
 
 
 def resolve_disk_node(identifier: str) -> str:
@@ -210,8 +232,10 @@ def run_job(job: UnattendedJob, progress: TextIO) -> dict[str, object]:
     report: dict[str, object] = {"job": job.run, "image": job.image}
     started = time.monotonic()
     try:
-        assert job.store is not None
-        with mounted_store(job.store) as store_dir:
+        # A rollback needs no store; with one, its undo record is copied there.
+        store: contextlib.AbstractContextManager[Path | None] = (
+            mounted_store(job.store) if job.store is not None else contextlib.nullcontext())
+        with store as store_dir:
             argv = cli_arguments(job, store_dir, resolve_disk_node)
             report["command"] = ["recovery", *argv]
             status, result = run_cli(argv, progress)

@@ -50,6 +50,7 @@ def test_interactive_modes_are_not_jobs(run: str) -> None:
     ("recovery.run=restore recovery.store=S:/x recovery.image=I", "recovery.target="),
     ("recovery.run=capture recovery.store=S:/x", "recovery.source="),
     ("recovery.run=verify recovery.image=I", "recovery.store="),
+    ("recovery.run=rollback recovery.volume=SER1", "recovery.point="),
 ])
 def test_incomplete_jobs_are_refused_by_name(cmdline: str, missing: str) -> None:
     with pytest.raises(UsageError, match=missing):
@@ -76,6 +77,22 @@ def test_cli_arguments_for_each_job() -> None:
         "restore", "--store", "/mnt/s", "img", "/dev/sda", "--yes", "--json"]
     assert cli_arguments(verify, where, nodes.__getitem__) == [
         "verify", "--store", "/mnt/s", "img", "--target", "/dev/sda", "--json"]
+
+
+def test_rollback_job_needs_no_store_and_maps_onto_restore_points() -> None:
+    job = parse_cmdline("recovery.run=rollback recovery.volume=SER1 recovery.point=vss-1 "
+                        "recovery.hive=SYSTEM,SAM recovery.partition=3 recovery.yes=1")
+    assert job == UnattendedJob("rollback", volume="SER1", point="vss-1", hive="SYSTEM,SAM",
+                                partition="3", yes=True)
+    nodes = {"SER1": "/dev/nvme0n1"}
+    assert cli_arguments(job, None, nodes.__getitem__) == [
+        "restore-points", "rollback", "/dev/nvme0n1", "vss-1", "--partition", "3",
+        "--hive", "SYSTEM,SAM", "--yes", "--json"]
+    # A partition node is passed on as it is; a store receives a copy of the undo record.
+    on_partition = UnattendedJob("rollback", volume="/dev/sda3", point="regback")
+    assert cli_arguments(on_partition, Path("/mnt/s"), nodes.__getitem__) == [
+        "restore-points", "rollback", "/dev/sda3", "regback", "--undo-copy", "/mnt/s/undo",
+        "--json"]
 
 
 def _disk(partitions: tuple[DiskPartition, ...]) -> Disk:
