@@ -62,9 +62,10 @@ def images(found: list[ImageInfo]) -> str:
             continue
         manifest = info.manifest
         parts = ", ".join(f"{p.number}:{p.role}" for p in manifest.captured_partitions)
+        checked = info.verified.describe() if info.verified else "not verified yet"
         lines.append(f"{info.name}  {manifest.created}  {manifest.source.model} "
                      f"(serial {manifest.source.serial or '-'}) "
-                     f"{human_size(manifest.source.size)}  partitions {parts}")
+                     f"{human_size(manifest.source.size)}  partitions {parts}  [{checked}]")
     return "\n".join(lines)
 
 
