@@ -126,8 +126,11 @@ rm -rf "$TREE" && mkdir -p "$TREE/live" "$TREE/.disk" "$TREE/boot/grub/i386-pc"
 cp "$ROOT"/boot/vmlinuz-* "$TREE/live/vmlinuz"
 cp "$ROOT"/boot/initrd.img-* "$TREE/live/initrd.img"
 rm -rf "$ROOT"/boot/* "$ROOT"/tmp/* "$ROOT"/var/tmp/*
-mksquashfs "$ROOT" "$TREE/live/filesystem.squashfs" -comp zstd -Xcompression-level 15 \
-  -b 1M -noappend -quiet
+# 128 KiB blocks, not 1 MiB: a page fault in a small file decompresses its whole fragment
+# block, and the kernel caches only 3 of them; at boot systemd's ~40 libraries thrashed
+# that cache (1 MiB blocks: 30 s from exec to systemd's first line under TCG, 128K: 11 s).
+mksquashfs "$ROOT" "$TREE/live/filesystem.squashfs" -comp zstd -Xcompression-level 15 -b 128K \
+  -noappend -quiet
 rm -rf "$ROOT"
 echo "recovery live $(date -u +%Y%m%d)" > "$TREE/.disk/info"
 cp "$HERE/grub/grub.cfg" "$TREE/boot/grub/grub.cfg"
