@@ -6,6 +6,7 @@ either absent or complete, never half written under its real name.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -64,7 +65,9 @@ def write_atomic(path: Path, data: bytes, root: Path) -> None:
                 os.fsync(handle.fileno())
         os.rename(temp, path)
     except OSError as exc:
-        temp.unlink(missing_ok=True)
+        # On a read-only mount even unlinking a missing file fails (EROFS).
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)
         raise write_error(path, root, exc) from exc
 
 

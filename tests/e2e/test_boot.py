@@ -12,7 +12,7 @@ from qemu import VM, BootMedium, load_machine
 from tests.e2e.conftest import BOOT_TIMEOUT, LiveImage
 
 READY = re.compile(r"RECOVERY-CONSOLE-READY tty=ttyS0 uptime=([\d.]+) firmware=(\w+) "
-                   r"secureboot=(\w+)")
+                   r"secureboot=(\w+)\r?\n")  # whole line: it may arrive in pieces
 
 
 @pytest.mark.parametrize(("machine", "mode", "firmware", "secureboot"), [
