@@ -5,11 +5,13 @@ from __future__ import annotations
 import lzma
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from recovery.sys import losetup
+from recovery.sys.run import run
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
@@ -35,6 +37,19 @@ def unpack_hive(name: str, dest: Path) -> Path:
     else:
         target.write_bytes(source.read_bytes())
     return target
+
+
+@contextmanager
+def ext4_mounted(device: Path, mountpoint: Path) -> Iterator[Path]:
+    """`device` formatted ext4 and mounted at `mountpoint` (a USB drive holding a store);
+    unmounted on exit, even when the test fails."""
+    run(["mkfs.ext4", "-q", "-F", "-m", "0", str(device)])
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    run(["mount", str(device), str(mountpoint)])
+    try:
+        yield mountpoint
+    finally:
+        run(["umount", str(mountpoint)], check=False)
 
 
 @pytest.fixture

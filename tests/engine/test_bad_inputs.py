@@ -35,6 +35,7 @@ from recovery.store.objects import ChunkStore
 from recovery.sys import losetup
 from recovery.sys.run import run
 from recovery.units import MiB
+from tests.conftest import ext4_mounted
 
 
 def _copy_store(store: Path, tmp_path: Path) -> Path:
@@ -159,14 +160,8 @@ def test_sector_size_mismatch(small_store: Path, small_disk: DemoDisk, tmp_path:
 @contextmanager
 def _mounted_ext4(image: Path, mountpoint: Path) -> Iterator[Path]:
     """The whole target disk formatted ext4 and mounted, as a USB drive holding a store."""
-    with losetup.loop_device(image) as device:
-        run(["mkfs.ext4", "-q", str(device)])
-        mountpoint.mkdir()
-        run(["mount", str(device), str(mountpoint)])
-        try:
-            yield device
-        finally:
-            run(["umount", str(mountpoint)])
+    with losetup.loop_device(image) as device, ext4_mounted(device, mountpoint):
+        yield device
 
 
 def test_target_mounted(small_store: Path, small_disk: DemoDisk, tmp_path: Path) -> None:

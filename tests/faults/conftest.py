@@ -15,8 +15,8 @@ from recovery.demo.disk import DemoDisk
 from recovery.fs.probe import probe_volume
 from recovery.sys import losetup
 from recovery.sys.blockdev import BlockDevice
-from recovery.sys.run import run
 from recovery.units import MiB
+from tests.conftest import ext4_mounted
 
 # The engine tests' session disk and its image "base" (never modified, so shared here).
 from tests.engine.conftest import small_disk, small_store  # noqa: F401
@@ -51,14 +51,8 @@ def loop_over() -> Iterator[LoopFactory]:
 def usb_drive(make_loop: Callable[..., tuple[Path, Path]], tmp_path: Path) -> Iterator[Path]:
     """A 128 MiB ext4 USB drive for the store, mounted; unmounted even on failure."""
     _, device = make_loop(128 * 1024 * 1024, name="usb.img")
-    run(["mkfs.ext4", "-q", "-F", "-m", "0", str(device)])
-    mountpoint = tmp_path / "usb"
-    mountpoint.mkdir()
-    run(["mount", str(device), str(mountpoint)])
-    try:
+    with ext4_mounted(device, tmp_path / "usb") as mountpoint:
         yield mountpoint
-    finally:
-        run(["umount", str(mountpoint)], check=False)
 
 
 CHUNK = 4 * MiB  # the engine's default chunk: the most one failing write covers

@@ -11,7 +11,7 @@ import pytest
 from recovery.errors import ImageIncompleteError, StoreFullError
 from recovery.store import ChunkRef, ChunkStore, ImageIndex, PartitionIndex
 from recovery.sys import ntfs3g
-from recovery.sys.run import run
+from tests.conftest import ext4_mounted
 from tests.unit.test_store import digest_of, put_data, sample_manifest
 
 MiB = 1024 * 1024
@@ -32,13 +32,8 @@ def small_drive(request: pytest.FixtureRequest, make_loop: Callable[..., tuple[P
             yield mountpoint
         return
     _, device = make_loop(64 * MiB, name="usb.img")
-    run(["mkfs.ext4", "-q", "-F", "-m", "0", str(device)])
-    mountpoint.mkdir()
-    run(["mount", str(device), str(mountpoint)])
-    try:
+    with ext4_mounted(device, mountpoint):
         yield mountpoint
-    finally:
-        run(["umount", str(mountpoint)], check=False)
 
 
 def fill_with_chunks(store: ChunkStore) -> tuple[list[bytes], StoreFullError]:
