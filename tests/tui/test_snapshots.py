@@ -171,3 +171,15 @@ def test_restore_target_step(snap_compare: SnapCompare, tmp_path: Path,
 
     app = recorded_app(ActionLog(tmp_path / "tui.log"))
     assert snap_compare(app, terminal_size=SIZE, run_before=show_targets)
+
+
+# --- the other screens reached from home -------------------------------------------------
+@pytest.mark.parametrize("key", ["v", "p"], ids=["verify", "restore-points"])
+def test_screen_opened_from_home(snap_compare: SnapCompare, tmp_path: Path, key: str) -> None:
+    async def open_screen(pilot: Pilot[Any]) -> None:
+        await _home_ready(pilot)
+        await pilot.press(key)
+        await pilot.pause(0.3)
+
+    app = recorded_app(ActionLog(tmp_path / "tui.log"))
+    assert snap_compare(app, terminal_size=SIZE, run_before=open_screen)
