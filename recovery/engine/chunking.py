@@ -135,13 +135,6 @@ def _zero_unused(content: memoryview, span: ChunkSpan) -> None:
         position = start + length
 
 
-def read_masked(device: BlockDevice, partition_offset: int, span: ChunkSpan,
-                uncached: bool = False) -> bytes:
-    """The chunk's content as bytes (one-off reads; bulk paths use ChunkIO)."""
-    with ChunkIO(device) as chunk_io:
-        return bytes(chunk_io.read_masked(partition_offset, span, uncached))
-
-
 def zeros(length: int) -> memoryview:
     """`length` zero bytes without allocating them each time."""
     global _ZEROS
@@ -163,7 +156,3 @@ def digest(data: bytes | memoryview) -> bytes:
 @lru_cache(maxsize=8)
 def zero_digest(length: int) -> bytes:
     return digest(bytes(length))
-
-
-def is_zero(data: bytes) -> bool:
-    return data == bytes(len(data)) if len(data) < 65536 else not data.strip(b"\0")
