@@ -36,35 +36,26 @@ DISK_SIZE = 400 * MiB  # the demo's GPT layout, shrunk: ESP, MSR, Windows, WinRE
 def windows_loop(tmp_path: Path, live_udev: None) -> Iterator[tuple[DemoDisk, Path]]:
     spec = DiskSpec(size=DISK_SIZE, windows_size=96 * MiB, data_bytes=16 * MiB)
     disk = build_windows_disk(tmp_path / "windows.img", spec)
-    device = losetup.attach(disk.path)
-    try:
+    with losetup.loop_device(disk.path) as device:
         yield disk, device
-    finally:
-        losetup.detach(device)
+
+
+def _empty_disk(path: Path, size: int) -> Iterator[Path]:
+    """A loop device over a sparse file of `size` bytes, detached afterwards."""
+    with open(path, "wb") as handle:
+        handle.truncate(size)
+    with losetup.loop_device(path) as device:
+        yield device
 
 
 @pytest.fixture
 def blank_loop(tmp_path: Path, live_udev: None) -> Iterator[Path]:
-    image = tmp_path / "blank.img"
-    with open(image, "wb") as handle:
-        handle.truncate(DISK_SIZE + 8 * 1024 * 1024)
-    device = losetup.attach(image)
-    try:
-        yield device
-    finally:
-        losetup.detach(device)
+    yield from _empty_disk(tmp_path / "blank.img", DISK_SIZE + 8 * 1024 * 1024)
 
 
 @pytest.fixture
 def small_loop(tmp_path: Path, live_udev: None) -> Iterator[Path]:
-    image = tmp_path / "small.img"
-    with open(image, "wb") as handle:
-        handle.truncate(DISK_SIZE // 2)
-    device = losetup.attach(image)
-    try:
-        yield device
-    finally:
-        losetup.detach(device)
+    yield from _empty_disk(tmp_path / "small.img", DISK_SIZE // 2)
 
 
 @pytest.fixture
