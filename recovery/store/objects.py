@@ -12,6 +12,7 @@ never stored (the index flags them). Methods are safe to call from worker thread
 
 from __future__ import annotations
 
+import errno
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -59,15 +60,18 @@ class ChunkStore:
     @classmethod
     def open(cls, path: Path, create: bool = False) -> ChunkStore:
         path = Path(path)
-        if create:
-            _create(path)
-        elif not path.is_dir():
-            what = "is not a directory" if path.exists() else "does not exist"
-            raise StoreError(f"The store path {path} {what}.",
-                             "Mount the store drive and give the folder that holds "
-                             f"{MARKER}; create a store with `recovery capture ... "
-                             "--store PATH`.")
-        _check_marker(path)
+        try:
+            if create:
+                _create(path)
+            elif not path.is_dir():
+                what = "is not a directory" if path.exists() else "does not exist"
+                raise StoreError(f"The store path {path} {what}.",
+                                 "Mount the store drive and give the folder that holds "
+                                 f"{MARKER}; create a store with `recovery capture ... "
+                                 "--store PATH`.")
+            _check_marker(path)
+        except OSError as error:
+            raise _unreachable(path, error) from error
         return cls(path)
 
     # --- chunks --------------------------------------------------------------------------
@@ -227,12 +231,23 @@ class ChunkStore:
         return prune.collect(self)
 
 
+def _unreachable(path: Path, error: OSError) -> StoreError:
+    """The drive under `path` stopped answering: unplugged while mounted, or failing."""
+    return StoreError(
+        f"The store drive at {path} does not answer ({error.strerror}); it was probably "
+        "unplugged while mounted, or it is failing.",
+        f"Unmount it ('umount -l {path}'), plug the drive in again and mount it, then "
+        "try again.")
+
+
 def _create(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
         for sub in ("chunks", "images"):
             (path / sub).mkdir(exist_ok=True)
     except OSError as exc:
+        if exc.errno in (errno.ENOTCONN, errno.EIO):
+            raise _unreachable(path, exc) from exc
         raise StoreError(f"Cannot create a store in {path}: {exc.strerror}.",
                          "Check that the drive is mounted read-write and the path is a "
                          "folder.") from exc

@@ -12,6 +12,7 @@ import pytest
 from textual.widgets import OptionList
 
 from recovery.engine.disks import list_disks
+from recovery.errors import StoreError
 from recovery.model.disk import Disk
 from recovery.store.objects import ChunkStore
 from recovery.sys import losetup, ntfs3g
@@ -141,3 +142,34 @@ async def test_home_screen_lists_a_store_nobody_mounted(usb_drive: Path, mounts:
             return any(options.get_option_at_index(i).id == wanted
                        for i in range(options.option_count))
         await wait_for(pilot, listed, f"the store at {wanted}", attempts=600)
+
+
+def test_a_mount_whose_fuse_daemon_died_does_not_hide_the_other_stores(
+        usb_drive: Path, mounts: StoreMounts, tmp_path: Path) -> None:
+    """A USB drive pulled while ntfs-3g had it mounted leaves a mount that answers every
+    stat with ENOTCONN; the scan must pass over it, not fail on it."""
+    image = tmp_path / "pulled.img"
+    with open(image, "wb") as handle:
+        handle.truncate(32 * MiB)
+    ntfs3g.mkntfs(image, label="PULLED")
+    dead = tmp_path / "pulled"
+    dead.mkdir()
+    device = losetup.attach(image)
+    try:
+        run(["ntfs-3g", str(device), str(dead)])
+        ChunkStore.open(dead, create=True)
+        run(["pkill", "-KILL", "-f", f"ntfs-3g {device} "])
+        with pytest.raises(OSError) as gone:
+            (dead / "recovery-store.yaml").stat()
+        assert gone.value.errno == errno.ENOTCONN
+        assert str(dead) in [m.mountpoint for m in read_mounts()]
+
+        stores = Backend(store_mounts=mounts).stores(list_disks())
+        paths = [s.path for s in stores]
+        assert mounts.root / f"{usb_drive.name}-1" in paths and dead not in paths
+        # Named directly (`--store`), it is explained, not a traceback.
+        with pytest.raises(StoreError, match="does not answer"):
+            ChunkStore.open(dead)
+    finally:
+        run(["umount", "-l", str(dead)], check=False)
+        losetup.detach(device)

@@ -40,7 +40,12 @@ def _mountpoints(disks: Iterable[Disk]) -> list[tuple[Path, Disk]]:
 
 
 def is_store(path: Path) -> bool:
-    return (path / STORE_MARKER).is_file()
+    # A mount whose FUSE daemon died (ntfs-3g of a pulled USB drive) answers ENOTCONN to
+    # every stat; it holds no store anyone can use, and must not stop the scan of the others.
+    try:
+        return (path / STORE_MARKER).is_file()
+    except OSError:
+        return False
 
 
 def _candidates(root: Path) -> list[Path]:
