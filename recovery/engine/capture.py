@@ -9,6 +9,8 @@ the store are not written twice).
 
 from __future__ import annotations
 
+import os
+import random
 import socket
 import threading
 import time
@@ -23,7 +25,7 @@ from recovery.engine.devices import resolve_disk
 from recovery.engine.pipeline import ordered_map
 from recovery.engine.roles import classify
 from recovery.engine.table import boot_areas, read_table
-from recovery.engine.unchanged import ntfs_fingerprint, unchanged_since
+from recovery.engine.unchanged import SpotCheck, ntfs_fingerprint, spot_check, unchanged_since
 from recovery.errors import UnsupportedLayoutError
 from recovery.events import ChunkTally, EventSink, Notice, discard, phase
 from recovery.fs.probe import VolumeInfo, probe_volume
@@ -52,11 +54,13 @@ class CaptureRequest:
     name: str | None = None
     roles: frozenset[Role] | None = None  # None: every partition
     chunk_size: int = DEFAULT_CHUNK_SIZE
-    # Opt-in: an NTFS volume whose metadata is unchanged since an earlier image of this disk
-    # reuses that image's chunks without reading the data (recovery.engine.unchanged). Off
-    # by default: it cannot see writes that bypassed NTFS (an interrupted restore, a disk
-    # editor, failing media), and a capture must hold what the disk holds.
-    reuse_unchanged: bool = False
+    # By default an NTFS volume whose metadata is unchanged since an earlier image of this
+    # disk reuses that image's chunks after a random spot check of them against the disk
+    # (recovery.engine.unchanged). read_all reads every used block regardless: for a disk
+    # that may have been written past NTFS (a disk editor, failing media).
+    read_all: bool = False
+    # The spot check's sample; None draws it from os.urandom (tests fix it).
+    spot_check_seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +156,7 @@ def capture(request: CaptureRequest, events: EventSink = discard,
                    plan.used_bytes) as tracker:
             tracker.tally = counter.tally
             job = _PartitionJob(device, store, counter, request, identity.stable_id, events,
-                                tracker.advance, cancel)
+                                tracker.advance, cancel, _sampler(request))
             for planned in plan.partitions:
                 index, meta = _capture_partition(job, planned)
                 parts_index.extend(index)
@@ -164,8 +168,10 @@ def capture(request: CaptureRequest, events: EventSink = discard,
         table=plan.table, raw_areas=tuple(raw_areas), partitions=tuple(parts_meta),
         stats=stats)
     writer.commit(manifest, ImageIndex(partitions=tuple(parts_index)))
-    return CaptureSummary(name, str(request.store), [p.to_dict() for p in plan.partitions],
-                          stats, plan.warnings)
+    partitions = [{**planned.to_dict(), "reused_from": meta.reused_from or None,
+                   "reuse_check": meta.reuse_check or None}
+                  for planned, meta in zip(plan.partitions, parts_meta, strict=True)]
+    return CaptureSummary(name, str(request.store), partitions, stats, plan.warnings)
 
 
 def source_identity(disk: Disk) -> SourceIdentity:
@@ -256,6 +262,12 @@ class _PartitionJob:
     events: EventSink
     advance: Callable[[int], None]
     cancel: threading.Event | None
+    sampler: random.Random  # draws the spot check's chunks
+
+
+def _sampler(request: CaptureRequest) -> random.Random:
+    seed = request.spot_check_seed
+    return random.Random(os.urandom(32) if seed is None else seed)
 
 
 def _capture_partition(job: _PartitionJob, planned: PlannedPartition
@@ -264,16 +276,20 @@ def _capture_partition(job: _PartitionJob, planned: PlannedPartition
     refs: list[ChunkRef] = []
     stored_before = job.counter.bytes_stored
     fingerprint = ""
+    reused: SpotCheck | None = None
     if planned.selected and volume.fs_type == "ntfs":
         fingerprint = ntfs_fingerprint(job.device, part.start, part.size)
     if planned.selected:
-        refs = _reuse_unchanged(job, planned, fingerprint) or _read_chunks(job, planned)
+        found = _reuse_unchanged(job, planned, fingerprint)
+        reused, refs = found if found else (None, _read_chunks(job, planned))
     meta = PartitionImage(number=part.number, role=planned.role, fs_type=volume.fs_type,
                           label=volume.label, start=part.start, size=part.size,
                           used_bytes=volume.used_bytes, captured=planned.selected,
                           warnings=tuple(volume.warnings), chunk_count=len(refs),
                           stored_bytes=job.counter.bytes_stored - stored_before,
-                          fingerprint=fingerprint)
+                          fingerprint=fingerprint,
+                          reused_from=reused.image if reused else "",
+                          reuse_check=reused.describe() if reused else "")
     if not planned.selected:
         return [], meta
     return [PartitionIndex(part.number, tuple(volume.used), tuple(refs))], meta
@@ -297,18 +313,33 @@ def _read_chunks(job: _PartitionJob, planned: PlannedPartition) -> list[ChunkRef
 
 
 def _reuse_unchanged(job: _PartitionJob, planned: PlannedPartition, fingerprint: str
-                     ) -> list[ChunkRef]:
-    """The chunks of an earlier image of this unchanged volume, or [] to read it."""
-    if not job.request.reuse_unchanged:
-        return []
+                     ) -> tuple[SpotCheck, list[ChunkRef]] | None:
+    """The chunks of an earlier image of this unchanged volume, once sampled chunks of it
+    read back from the disk matched; None to read the volume."""
+    if job.request.read_all:
+        return None
+    part = planned.partition
     found = unchanged_since(job.store, job.source_id, job.request.chunk_size,
-                            planned.partition, planned.volume.used, fingerprint)
+                            part, planned.volume.used, fingerprint)
     if found is None:
-        return []
+        return None
     name, previous = found
+    check = spot_check(job.device, part, job.request.chunk_size, name, previous, job.sampler,
+                       job.cancel)
+    job.counter.add(check.bytes_read, 0, False, False, False)
+    if not check.matched:
+        first = check.differing[0] * job.request.chunk_size
+        job.events(Notice(
+            f"Partition {part.number}: {len(check.differing)} of {check.sampled} sampled "
+            f"chunks differ from image {name} (the first at {human_size(first)} into the "
+            "partition) although its NTFS metadata is the same; something wrote to it past "
+            "NTFS (an interrupted restore, a disk editor, failing media). Reading the whole "
+            "partition.", "warning"))
+        return None
     for ref in previous.chunks:
         job.counter.add(0, 0, False, not ref.zero, ref.zero)
     job.advance(planned.volume.used_bytes)
-    job.events(Notice(f"Partition {planned.partition.number} is unchanged since image {name} "
-                      "(same NTFS metadata): its chunks are reused without reading them."))
-    return list(previous.chunks)
+    job.events(Notice(f"Partition {part.number} is unchanged since image {name} (same NTFS "
+                      f"metadata; {check.describe()} on the disk): its chunks are reused "
+                      "without reading the rest."))
+    return check, list(previous.chunks)

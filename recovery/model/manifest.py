@@ -63,6 +63,8 @@ class PartitionImage:
     chunk_count: int = 0  # chunks in the index, zero chunks included
     stored_bytes: int = 0  # compressed bytes of the chunks this capture added
     fingerprint: str = ""  # NTFS metadata hash: a repeat capture of an unchanged volume
+    reused_from: str = ""  # the image whose chunks an unchanged volume reused, unread
+    reuse_check: str = ""  # the spot check that allowed it: "4 of 4 sampled chunks matched"
 
 
 @dataclass(frozen=True)

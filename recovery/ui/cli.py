@@ -48,10 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--name", help="image name (default: model and date)")
     cap.add_argument("--partitions", default="all", metavar="ROLE,...|all",
                      help="roles to capture: boot,reserved,system,data,unknown (default all)")
-    cap.add_argument("--reuse-unchanged", action="store_true",
-                     help="reuse an earlier image's chunks for NTFS volumes whose metadata "
-                     "is unchanged, without reading their data (fast; blind to writes that "
-                     "bypassed NTFS)")
+    cap.add_argument("--read-all", action="store_true",
+                     help="read every used block, even of NTFS volumes unchanged since an "
+                     "earlier image (by default their chunks are reused after a spot check)")
     cap.add_argument("--chunk-size", type=parse_size, default=DEFAULT_CHUNK_SIZE,
                      help=argparse.SUPPRESS)
     _json_flag(cap).set_defaults(handler=cmd_capture)
@@ -132,7 +131,7 @@ def cmd_disks(args: argparse.Namespace, events: EventSink) -> int:
 def cmd_capture(args: argparse.Namespace, events: EventSink) -> int:
     request = CaptureRequest(source=args.source, store=args.store, name=args.name,
                              roles=parse_roles(args.partitions), chunk_size=args.chunk_size,
-                             reuse_unchanged=args.reuse_unchanged)
+                             read_all=args.read_all)
     summary = capture(request, events)
     if args.json:
         print_json({"ok": True, **summary.to_dict()})

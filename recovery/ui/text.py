@@ -45,6 +45,8 @@ def capture_summary(summary: CaptureSummary) -> str:
              f"{stats.chunks_zero} zero"]
     for part in summary.partitions:
         mark = "captured" if part["selected"] else "left out"
+        if part.get("reused_from"):
+            mark = f"unchanged since {part['reused_from']}, reused: {part['reuse_check']}"
         lines.append(f"  partition {part['number']}: {part['role']:<8} {part['fs_type']:<9} "
                      f"used {human_size(int(str(part['used_bytes'])))} ({mark})")
     lines += [f"  warning: {warning}" for warning in summary.warnings]

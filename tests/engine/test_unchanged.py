@@ -1,22 +1,39 @@
-"""A repeat capture of an unchanged NTFS volume reuses the earlier image without reading the
-data; any change made through NTFS makes it read everything again."""
+"""A repeat capture of an unchanged NTFS volume reuses the earlier image after reading a
+random sample of its chunks back from the disk; a change through NTFS, writes past NTFS
+that the sample hits, a chunk missing from the store, or --read-all make it read
+everything."""
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import subprocess
+import sys
 from pathlib import Path
 
 from recovery.demo.disk import DemoDisk
-from recovery.engine.capture import CaptureRequest, capture
+from recovery.engine.capture import DEFAULT_CHUNK_SIZE, CaptureRequest, CaptureSummary, capture
+from recovery.engine.chunking import chunk_spans
 from recovery.engine.restore import RestoreRequest, restore
-from recovery.engine.unchanged import ntfs_fingerprint
+from recovery.engine.unchanged import (
+    ntfs_fingerprint,
+    sample_chunks,
+    spot_check_size,
+)
 from recovery.engine.verify import verify
 from recovery.events import Event, Notice
+from recovery.fs.ntfs import ATTR_DATA, NtfsReader, decode_runlist
+from recovery.model.layout import TablePartition
+from recovery.store.index import ChunkRef, PartitionIndex
 from recovery.store.objects import ChunkStore
 from recovery.sys import ntfs3g
 from recovery.sys.blockdev import BlockDevice
+from recovery.ui import text
 from tests.engine.helpers import volume_fingerprints
+
+ROOT = Path(__file__).resolve().parents[2]
+CHUNK = DEFAULT_CHUNK_SIZE
 
 
 def _copy(disk: DemoDisk, tmp_path: Path) -> Path:
@@ -25,33 +42,57 @@ def _copy(disk: DemoDisk, tmp_path: Path) -> Path:
     return copy
 
 
-def _capture(source: Path, store: Path, name: str, reuse: bool = True
-             ) -> tuple[int, list[str]]:
-    notices: list[str] = []
+def _capture(request: CaptureRequest) -> tuple[CaptureSummary, list[Notice]]:
+    notices: list[Notice] = []
 
     def sink(event: Event) -> None:
         if isinstance(event, Notice):
-            notices.append(event.message)
+            notices.append(event)
 
-    summary = capture(CaptureRequest(source, store, name=name, reuse_unchanged=reuse), sink)
-    return summary.stats.bytes_read, [n for n in notices if "unchanged" in n]
+    return capture(request, sink), notices
 
 
-def _windows_index(store: Path, image: str, number: int) -> object:
+def _reused(notices: list[Notice], number: int) -> bool:
+    return any(n.message.startswith(f"Partition {number} is unchanged") for n in notices)
+
+
+def _index(store: Path, image: str, number: int) -> PartitionIndex:
     _manifest, index = ChunkStore.open(store).load_image(image)
     return next(p for p in index.partitions if p.number == number)
 
 
-def test_unchanged_volume_reuses_chunks_and_restores_exactly(small_disk: DemoDisk,
-                                                             tmp_path: Path) -> None:
+def _windows_used(store: Path, image: str, number: int) -> int:
+    return ChunkStore.open(store).load_image(image)[0].partition(number).used_bytes
+
+
+def test_unchanged_volume_reuses_chunks_by_default_and_restores_exactly(
+        small_disk: DemoDisk, tmp_path: Path) -> None:
     store, windows = tmp_path / "store", small_disk.windows
-    first_read, first_notices = _capture(small_disk.path, store, "a")
-    second_read, second_notices = _capture(small_disk.path, store, "b")
-    assert not first_notices
-    assert any(f"Partition {windows.number} is" in notice for notice in second_notices)
-    assert second_read < first_read - windows.size // 20  # the volume's data was not read
-    assert _windows_index(store, "b", windows.number) == \
-        _windows_index(store, "a", windows.number)
+    first, first_notices = _capture(CaptureRequest(small_disk.path, store, name="a"))
+    assert not _reused(first_notices, windows.number)
+    first_manifest = ChunkStore.open(store).load_image("a")[0]
+    listed = subprocess.run([sys.executable, "-m", "recovery", "capture", str(small_disk.path),
+                             "--store", str(store), "--name", "b", "--json"],
+                            cwd=ROOT, capture_output=True, text=True, check=True)
+    second = json.loads(listed.stdout)
+    sampled = spot_check_size(len(_index(store, "a", windows.number).chunks))
+    check = f"{sampled} of {sampled} sampled chunks matched"
+    parts = {p["number"]: p for p in second["partitions"]}
+    assert {n: p["reused_from"] for n, p in parts.items()} == \
+        {n: "a" if p["fs_type"] == "ntfs" else None for n, p in parts.items()}  # FAT, MSR read
+    assert parts[windows.number]["reuse_check"] == check
+    ntfs = [p.number for p in first_manifest.partitions if p.fs_type == "ntfs"]
+    others = first.stats.bytes_read - sum(first_manifest.partition(n).used_bytes for n in ntfs)
+    samples = sum(spot_check_size(len(_index(store, "a", n).chunks)) for n in ntfs)
+    # Of the NTFS volumes only the samples were read.
+    assert others < second["bytes_read"] <= others + samples * CHUNK
+    meta = ChunkStore.open(store).load_image("b")[0].partition(windows.number)
+    assert (meta.reused_from, meta.reuse_check) == ("a", check)
+    assert meta.fingerprint == ChunkStore.open(store).load_image("a")[0].partition(
+        windows.number).fingerprint
+    assert _index(store, "b", windows.number) == _index(store, "a", windows.number)
+    third, _ = _capture(CaptureRequest(small_disk.path, store, name="c"))
+    assert f"unchanged since b, reused: {check}" in text.capture_summary(third)
     target = tmp_path / "target.img"
     with open(target, "wb") as handle:
         handle.truncate(small_disk.table.disk_size)
@@ -63,7 +104,7 @@ def test_unchanged_volume_reuses_chunks_and_restores_exactly(small_disk: DemoDis
 
 def test_a_change_through_ntfs_is_read_again(small_disk: DemoDisk, tmp_path: Path) -> None:
     source, store, windows = _copy(small_disk, tmp_path), tmp_path / "store", small_disk.windows
-    _capture(source, store, "a")
+    _capture(CaptureRequest(source, store, name="a"))
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     with ntfs3g.mount(source, windows.start, mnt, read_write=True, size=windows.size):
@@ -72,19 +113,118 @@ def test_a_change_through_ntfs_is_read_again(small_disk: DemoDisk, tmp_path: Pat
         with open(victim, "r+b") as handle:  # same size, then the old times put back
             handle.write(b"changed in place")
         os.utime(victim, ns=(times.st_atime_ns, times.st_mtime_ns))
-    _read, notices = _capture(source, store, "b")
-    assert not any(f"Partition {windows.number} is" in notice for notice in notices)
-    assert _windows_index(store, "b", windows.number) != \
-        _windows_index(store, "a", windows.number)
+    summary, notices = _capture(CaptureRequest(source, store, name="b"))
+    assert not _reused(notices, windows.number)
+    assert summary.stats.bytes_read >= _windows_used(store, "b", windows.number)
+    assert _index(store, "b", windows.number) != _index(store, "a", windows.number)
     assert verify(store, "b", source).ok
     assert not verify(store, "a", source).ok
 
 
-def test_reuse_is_off_unless_asked_for(small_disk: DemoDisk, tmp_path: Path) -> None:
-    store = tmp_path / "store"
-    first_read, _ = _capture(small_disk.path, store, "a")
-    second = capture(CaptureRequest(small_disk.path, store, name="b"))  # the default
-    assert second.stats.bytes_read == first_read
+def _metadata_chunks(device: BlockDevice, part: TablePartition) -> set[int]:
+    """Chunks holding what the fingerprint hashes: the boot sector, $MFT, $LogFile, $Bitmap."""
+    reader = NtfsReader(device, part.start, part.size)
+    cluster, found = reader.boot.cluster_size, {0}
+    for record in (0, 2, 6):
+        for attribute in reader.attributes(record):
+            if attribute.type != ATTR_DATA or attribute.name or attribute.resident:
+                continue
+            for lcn, count in decode_runlist(attribute.value):
+                assert lcn is not None
+                first, last = lcn * cluster, (lcn + count) * cluster - 1
+                found.update(range(first // CHUNK, last // CHUNK + 1))
+    return found
+
+
+def _overwrite_past_ntfs(source: Path, part: TablePartition, previous: PartitionIndex
+                         ) -> set[int]:
+    """Like an interrupted restore of another image: every other chunk between the first
+    and the last gets other data, the metadata chunks stay. Returns the chunk numbers."""
+    with BlockDevice.open(source) as device:
+        keep = _metadata_chunks(device, part)
+    middle = [ref.number for ref in previous.chunks[1:-1] if ref.number not in keep]
+    victims = set(middle[::2])
+    rng = random.Random(5)
+    fd = os.open(source, os.O_WRONLY)
+    try:
+        for span in chunk_spans(part.size, CHUNK, list(previous.extents)):
+            for start, length in span.used if span.number in victims else ():
+                os.pwrite(fd, rng.randbytes(length), part.start + start)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return victims
+
+
+def _hits(chunks: tuple[ChunkRef, ...], victims: set[int], seed: int) -> bool:
+    return any(ref.number in victims for ref in sample_chunks(chunks, random.Random(seed)))
+
+
+def test_writes_past_ntfs_are_caught_by_the_spot_check(small_disk: DemoDisk,
+                                                       tmp_path: Path) -> None:
+    source, store, windows = _copy(small_disk, tmp_path), tmp_path / "store", small_disk.windows
+    _capture(CaptureRequest(source, store, name="a"))
+    previous = _index(store, "a", windows.number)
+    with BlockDevice.open(source) as device:
+        before = ntfs_fingerprint(device, windows.start, windows.size)
+    victims = _overwrite_past_ntfs(source, windows, previous)
+    assert len(victims) >= 2
+    with BlockDevice.open(source) as device:
+        assert ntfs_fingerprint(device, windows.start, windows.size) == before  # NTFS blind
+    # A sample that hits (3 in 4 do here); the capture must draw the same one.
+    seed = next(s for s in range(100) if _hits(previous.chunks, victims, s))
+    summary, notices = _capture(CaptureRequest(source, store, name="b", spot_check_seed=seed))
+    assert not _reused(notices, windows.number)
+    warnings = [n.message for n in notices if n.level == "warning"]
+    assert any(m.startswith(f"Partition {windows.number}: ") and "sampled chunks differ "
+               "from image a" in m for m in warnings), warnings
+    assert summary.stats.bytes_read >= _windows_used(store, "b", windows.number)
+    meta = ChunkStore.open(store).load_image("b")[0].partition(windows.number)
+    assert (meta.reused_from, meta.reuse_check) == ("", "")
+    changed = {ref.number for ref in _index(store, "b", windows.number).chunks} & victims
+    assert changed == victims
+    assert verify(store, "b", source).ok
+    assert not verify(store, "a", source).ok
+
+
+def test_a_chunk_missing_from_the_store_is_read_again(small_disk: DemoDisk,
+                                                      tmp_path: Path) -> None:
+    store, windows = tmp_path / "store", small_disk.windows
+    _capture(CaptureRequest(small_disk.path, store, name="a"))
+    chunks = ChunkStore.open(store)
+    lost = next(ref for ref in _index(store, "a", windows.number).chunks if not ref.zero)
+    chunks.chunk_path(lost.digest).unlink()
+    summary, notices = _capture(CaptureRequest(small_disk.path, store, name="b"))
+    assert not _reused(notices, windows.number)
+    assert summary.stats.chunks_new >= 1 and chunks.has(lost.digest)
+    assert verify(store, "b", small_disk.path).ok
+
+
+def test_read_all_reads_everything(small_disk: DemoDisk, tmp_path: Path) -> None:
+    store, windows = tmp_path / "store", small_disk.windows
+    first, _ = _capture(CaptureRequest(small_disk.path, store, name="a"))
+    second, notices = _capture(CaptureRequest(small_disk.path, store, name="b", read_all=True))
+    assert not _reused(notices, windows.number)
+    assert second.stats.bytes_read == first.stats.bytes_read
+    assert second.stats.chunks_new == 0
+    assert all(p["reused_from"] is None for p in second.partitions)
+
+
+def test_sample_is_first_last_and_one_per_slice() -> None:
+    chunks = tuple(ChunkRef(number, bytes(32), False) for number in range(0, 2000, 2))
+    assert [spot_check_size(n) for n in (1, 3, 12, 363, 1000, 1600, 500_000)] == \
+        [1, 3, 4, 4, 10, 16, 16]
+    samples = [sample_chunks(chunks, random.Random(seed)) for seed in range(50)]
+    for sample in samples:
+        assert len(sample) == 10 == len(set(sample)) and sample == sorted(sample)
+        assert sample[0] == chunks[0] and sample[-1] == chunks[-1]
+        for number, ref in enumerate(sample[1:-1]):  # 998 inner chunks, 8 slices
+            assert 1 + number * 998 // 8 <= chunks.index(ref) < 1 + (number + 1) * 998 // 8
+    assert len({tuple(sample) for sample in samples}) > 40  # random, not a fixed pattern
+    # A run of differing chunks longer than two slices (an interrupted restore writes in
+    # order) is hit by every sample.
+    run = {ref.number for ref in chunks[300:550]}
+    assert all(any(ref.number in run for ref in sample) for sample in samples)
 
 
 def test_fingerprint_is_empty_for_non_ntfs(small_disk: DemoDisk) -> None:

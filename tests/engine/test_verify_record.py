@@ -34,7 +34,7 @@ def test_capture_progress_carries_new_and_reused_chunk_counts(small_disk: DemoDi
                                                               tmp_path: Path) -> None:
     store = tmp_path / "store"
     first_events: list[Event] = []
-    first = capture(CaptureRequest(small_disk.path, store, name="a", reuse_unchanged=False),
+    first = capture(CaptureRequest(small_disk.path, store, name="a"),
                     first_events.append).stats
     tallies = _tallies(first_events)
     assert tallies, "no Progress event carried a chunk tally"
@@ -43,7 +43,7 @@ def test_capture_progress_carries_new_and_reused_chunk_counts(small_disk: DemoDi
     assert first.chunks_new > 0
 
     second_events: list[Event] = []
-    second = capture(CaptureRequest(small_disk.path, store, name="b", reuse_unchanged=False),
+    second = capture(CaptureRequest(small_disk.path, store, name="b", read_all=True),
                      second_events.append).stats
     last = _tallies(second_events)[-1]
     assert last.new == 0 and last.reused == second.chunks_reused > 0
