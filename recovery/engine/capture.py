@@ -276,20 +276,21 @@ def _capture_partition(job: _PartitionJob, planned: PlannedPartition
     refs: list[ChunkRef] = []
     stored_before = job.counter.bytes_stored
     fingerprint = ""
-    reused: SpotCheck | None = None
+    check: SpotCheck | None = None
     if planned.selected and volume.fs_type == "ntfs":
         fingerprint = ntfs_fingerprint(job.device, part.start, part.size)
     if planned.selected:
         found = _reuse_unchanged(job, planned, fingerprint)
-        reused, refs = found if found else (None, _read_chunks(job, planned))
+        check = found[0] if found else None
+        refs = found[1] if found and found[0].matched else _read_chunks(job, planned)
     meta = PartitionImage(number=part.number, role=planned.role, fs_type=volume.fs_type,
                           label=volume.label, start=part.start, size=part.size,
                           used_bytes=volume.used_bytes, captured=planned.selected,
                           warnings=tuple(volume.warnings), chunk_count=len(refs),
                           stored_bytes=job.counter.bytes_stored - stored_before,
                           fingerprint=fingerprint,
-                          reused_from=reused.image if reused else "",
-                          reuse_check=reused.describe() if reused else "")
+                          reused_from=check.image if check and check.matched else "",
+                          reuse_check=check.describe() if check else "")
     if not planned.selected:
         return [], meta
     return [PartitionIndex(part.number, tuple(volume.used), tuple(refs))], meta
@@ -314,8 +315,8 @@ def _read_chunks(job: _PartitionJob, planned: PlannedPartition) -> list[ChunkRef
 
 def _reuse_unchanged(job: _PartitionJob, planned: PlannedPartition, fingerprint: str
                      ) -> tuple[SpotCheck, list[ChunkRef]] | None:
-    """The chunks of an earlier image of this unchanged volume, once sampled chunks of it
-    read back from the disk matched; None to read the volume."""
+    """The spot check of the earlier image of this unchanged volume and, when it matched,
+    that image's chunks; None when there is no such image."""
     if job.request.read_all:
         return None
     part = planned.partition
@@ -335,7 +336,7 @@ def _reuse_unchanged(job: _PartitionJob, planned: PlannedPartition, fingerprint:
             "partition) although its NTFS metadata is the same; something wrote to it past "
             "NTFS (an interrupted restore, a disk editor, failing media). Reading the whole "
             "partition.", "warning"))
-        return None
+        return check, []
     for ref in previous.chunks:
         job.counter.add(0, 0, False, not ref.zero, ref.zero)
     job.advance(planned.volume.used_bytes)

@@ -142,7 +142,10 @@ class SpotCheck:
         return not self.differing
 
     def describe(self) -> str:
-        return f"{self.sampled - len(self.differing)} of {self.sampled} sampled chunks matched"
+        if self.matched:
+            return f"{self.sampled} of {self.sampled} sampled chunks matched"
+        return (f"{len(self.differing)} of {self.sampled} sampled chunks differed from image "
+                f"{self.image}: read in full")
 
 
 def spot_check_size(chunk_count: int) -> int:

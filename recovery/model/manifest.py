@@ -64,7 +64,7 @@ class PartitionImage:
     stored_bytes: int = 0  # compressed bytes of the chunks this capture added
     fingerprint: str = ""  # NTFS metadata hash: a repeat capture of an unchanged volume
     reused_from: str = ""  # the image whose chunks an unchanged volume reused, unread
-    reuse_check: str = ""  # the spot check that allowed it: "4 of 4 sampled chunks matched"
+    reuse_check: str = ""  # its spot check: "4 of 4 sampled chunks matched" (or differed)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,8 @@ def capture_summary(summary: CaptureSummary) -> str:
         mark = "captured" if part["selected"] else "left out"
         if part.get("reused_from"):
             mark = f"unchanged since {part['reused_from']}, reused: {part['reuse_check']}"
+        elif part.get("reuse_check"):
+            mark = f"captured; {part['reuse_check']}"
         lines.append(f"  partition {part['number']}: {part['role']:<8} {part['fs_type']:<9} "
                      f"used {human_size(int(str(part['used_bytes'])))} ({mark})")
     lines += [f"  warning: {warning}" for warning in summary.warnings]
