@@ -1,3 +1,3 @@
-from recovery.ui.cli import main
+from recovery.ui.entry import main
 
 raise SystemExit(main())

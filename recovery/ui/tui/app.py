@@ -2,6 +2,10 @@
 
 The app owns the Backend (the door to the engine), the action log and the machine-level
 actions (shell, reboot, power off); screens do the rest.
+
+The Backend, and with it the engine, is loaded on first use, from the home screen's device
+worker: the first screen is on the console before the engine's imports run (on a live image
+under a slow CPU those are seconds).
 """
 
 from __future__ import annotations
@@ -9,16 +13,20 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App
 
 from recovery.errors import RecoveryError
 from recovery.ui.tui.actionlog import ActionLog
-from recovery.ui.tui.backend import Backend
 from recovery.ui.tui.screens.dialogs import ErrorDialog
 from recovery.ui.tui.screens.home import HomeScreen
-from recovery.ui.tui.storemounts import StoreMounts
+
+if TYPE_CHECKING:
+    from recovery.ui.tui.backend import Backend
 
 
 class RecoveryApp(App[int]):
@@ -27,11 +35,26 @@ class RecoveryApp(App[int]):
     SUB_TITLE = "capture · restore · verify · restore points"
     ENABLE_COMMAND_PALETTE = False
 
-    def __init__(self, backend: Backend | None = None, log: ActionLog | None = None) -> None:
+    def __init__(self, backend: Backend | Callable[[], Backend] | None = None,
+                 log: ActionLog | None = None) -> None:
         # The Linux console has 16 colours: use the terminal's own palette, not truecolor.
         super().__init__(ansi_color=True)
-        self.backend = backend or Backend()
+        self._backend = backend if not callable(backend) else None
+        self._make_backend = backend if callable(backend) else _default_backend
+        self._backend_lock = threading.Lock()
         self.log_file = log or ActionLog.default()
+
+    @property
+    def backend(self) -> Backend:
+        with self._backend_lock:  # the device worker and the UI thread may both ask first
+            if self._backend is None:
+                self._backend = self._make_backend()
+            return self._backend
+
+    def close_backend(self) -> None:
+        with self._backend_lock:
+            if self._backend is not None:
+                self._backend.close()
 
     def on_mount(self) -> None:
         self.log_file.write("recovery tui started")
@@ -72,17 +95,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _default_backend() -> Backend:
+    from recovery.ui.tui.backend import Backend
+    return Backend()
+
+
 def run_tui(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    source = None
-    if args.udev_record is not None:
-        from recovery.sys.udev import RecordedUdev
-        source = RecordedUdev(args.udev_record)
     log = ActionLog(args.log) if args.log else ActionLog.default()
-    mounts = StoreMounts(log=log.write) if source is None else None
-    backend = Backend(udev_source=source, opened_stores=list(args.store), store_mounts=mounts)
+
+    def make_backend() -> Backend:
+        from recovery.ui.tui.backend import Backend
+        from recovery.ui.tui.storemounts import StoreMounts
+        if args.udev_record is not None:
+            from recovery.sys.udev import RecordedUdev
+            return Backend(udev_source=RecordedUdev(args.udev_record),
+                           opened_stores=list(args.store))
+        return Backend(opened_stores=list(args.store), store_mounts=StoreMounts(log=log.write))
+
+    app = RecoveryApp(make_backend, log)
     try:
-        result = RecoveryApp(backend, log).run()
+        result = app.run()
     finally:
-        backend.close()
+        app.close_backend()
     return result or 0

@@ -7,7 +7,7 @@ disks and probing stores touches devices that may be slow to answer.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -20,13 +20,16 @@ from textual.widgets import DataTable, Footer, Header, Label, OptionList, Static
 
 from recovery.errors import RecoveryError
 from recovery.model.disk import Disk
-from recovery.ui.tui.backend import Watcher
 from recovery.ui.tui.screens.dialogs import ConfirmDialog, ErrorDialog, PathPrompt
-from recovery.ui.tui.stores import StoreLocation
 from recovery.ui.tui.tuiapp import tui_app
-from recovery.ui.tui.volumes import PartKey, VolumeNotes
 from recovery.ui.tui.widgets.disk_table import DiskTable, row_details
 from recovery.ui.tui.widgets.plain import PlainOption
+
+if TYPE_CHECKING:
+    # The engine behind these loads in the device worker, after the first screen is drawn.
+    from recovery.ui.tui.backend import Watcher
+    from recovery.ui.tui.stores import StoreLocation
+    from recovery.ui.tui.volumes import PartKey, VolumeNotes
 
 OPEN_STORE = "open-store"
 
@@ -69,16 +72,15 @@ class HomeScreen(Screen[None]):
         with Vertical(id="home"):
             yield Label("Disks", classes="section", markup=False)
             yield DiskTable(id="disks")
-            yield Static("", id="disk-details", classes="hint", markup=False)
+            yield Static("Looking for disks…", id="disk-details", classes="hint",
+                         markup=False)
             yield Label("Image stores", classes="section", markup=False)
             yield OptionList(id="stores")
         yield Footer()
 
     def on_mount(self) -> None:
-        app = tui_app(self.app)
-        self.watcher = app.backend.watch(self.device_event)
         self.query_one(DiskTable).focus()
-        self.refresh_devices()
+        self.refresh_devices(start_watching=True)
 
     def device_event(self, action: str, node: str) -> None:
         """Called on the udev monitor's thread; post_message is thread-safe."""
@@ -89,8 +91,10 @@ class HomeScreen(Screen[None]):
             self.watcher.stop()
 
     @work(thread=True, exclusive=True, group="devices")
-    def refresh_devices(self) -> None:
+    def refresh_devices(self, start_watching: bool = False) -> None:
         backend = tui_app(self.app).backend
+        if start_watching:
+            self.watcher = backend.watch(self.device_event)
         try:
             disks = backend.disks()
             stores = backend.stores(disks, look_unmounted=False)
@@ -116,6 +120,11 @@ class HomeScreen(Screen[None]):
             options.add_option(PlainOption(store.describe(), id=str(store.path)))
         options.add_option(PlainOption("Open a store at a path… (a)", id=OPEN_STORE))
         options.highlighted = min(keep, options.option_count - 1)
+        if disks:
+            self.row_highlighted()
+        else:
+            self.query_one("#disk-details", Static).update(
+                "No disks found. Plug one in: it appears here.")
 
     @on(DataTable.RowHighlighted, "#disks")
     def row_highlighted(self) -> None:
