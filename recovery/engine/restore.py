@@ -32,7 +32,7 @@ from recovery.errors import (
 )
 from recovery.events import EventSink, Notice, discard, phase
 from recovery.model.disk import Disk
-from recovery.model.manifest import ImageManifest
+from recovery.model.manifest import ImageManifest, RawArea
 from recovery.store.index import ImageIndex
 from recovery.store.objects import ChunkStore
 from recovery.sys.blockdev import BlockDevice
@@ -129,15 +129,18 @@ def _run_restore(request: RestoreRequest, plan: RestorePlan, store: ChunkStore,
             BlockDevice.open(request.target, writable=True,
                              sector_size=manifest.table.sector_size) as device:
         table_written = table_writer.submit(write_table, request.target, manifest.table)
-        read_back = WaveReadBack(device, request.verify, cancel)
-        _write_partitions(device, plan, store, request.delta, summary, events, cancel,
-                          read_back.add)
-        table_written.result()
-        _write_boot_areas(device, manifest, store)
-        device.flush()
-        if request.verify:
-            _read_back(device, manifest, read_back, events)
-            summary.verified = True
+        # Read while the partitions are written: after the last write nothing overlaps.
+        boot_areas = table_writer.submit(_read_boot_areas, store, manifest)
+        planned = sum(p.used_bytes for p in manifest.captured_partitions)
+        with WaveReadBack(device, request.verify, planned, cancel) as read_back:
+            _write_partitions(device, plan, store, request.delta, summary, events, cancel,
+                              read_back.add)
+            table_written.result()
+            _write_boot_areas(device, boot_areas.result())
+            device.flush()
+            if request.verify:
+                _read_back(device, manifest, read_back, events)
+                summary.verified = True
 
 
 def _check_chunks_present(store: ChunkStore, plan: RestorePlan) -> None:
@@ -153,12 +156,12 @@ def _check_chunks_present(store: ChunkStore, plan: RestorePlan) -> None:
             "damage; restore another image or capture the disk again.")
 
 
-def _write_boot_areas(device: BlockDevice, manifest: ImageManifest, store: ChunkStore) -> None:
-    for area in manifest.raw_areas:
-        data = store.get(bytes.fromhex(area.digest))
-        if len(data) != area.size:
-            raise ImageDamagedError(f"Boot area {area.name} of image {manifest.name} has the "
-                                    "wrong size.", "The image is damaged; use another image.")
+def _read_boot_areas(store: ChunkStore, manifest: ImageManifest) -> list[tuple[RawArea, bytes]]:
+    return [(area, store.read_area(area)) for area in manifest.raw_areas]
+
+
+def _write_boot_areas(device: BlockDevice, areas: list[tuple[RawArea, bytes]]) -> None:
+    for area, data in areas:
         device.write_at(area.offset, data)
 
 

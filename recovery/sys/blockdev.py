@@ -126,6 +126,19 @@ class BlockDevice:
                  tb: TracebackType | None) -> None:
         self.close()
 
+    @property
+    def rotational(self) -> bool:
+        """The disk holding this device (or this image file) spins, as the kernel says
+        (queue/rotational in sysfs); False when it does not say (tmpfs, FUSE). Virtual
+        disks (virtio, loop) report True: the kernel cannot know what is behind them."""
+        info = os.fstat(self.fd)
+        dev = info.st_rdev if stat.S_ISBLK(info.st_mode) else info.st_dev
+        node = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}")
+        for queue in (node / "queue", node / ".." / "queue"):  # a partition: its disk's
+            with suppress(OSError):
+                return (queue / "rotational").read_text().strip() == "1"
+        return False
+
     # --- I/O ----------------------------------------------------------------------------
     def read_at(self, offset: int, length: int) -> bytes:
         """Exactly `length` bytes at `offset`; past the end is an error, never short data."""

@@ -112,8 +112,16 @@ def test_capture_and_restore_against_partclone(tmp_path: Path) -> None:
 
 
 def _zero(path: Path) -> None:
+    """Overwrite the target with zeros so our restore must write everything again.
+
+    Zeros written, not a hole punched: partclone restored onto the allocated blocks of a
+    copy, and a real disk has no holes. Writing into a hole makes ext4 allocate blocks
+    under the file's lock for every write (measured: 0.2-0.3 s more on this restore).
+    """
+    zeros = bytes(4 * MiB)
     with open(path, "r+b") as handle:
-        handle.truncate(0)
+        for _ in range((VOLUME + 4 * MiB) // len(zeros)):
+            handle.write(zeros)
         handle.truncate(VOLUME + 4 * MiB)
 
 

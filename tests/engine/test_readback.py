@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ from recovery.demo.disk import DemoDisk
 from recovery.engine import readback
 from recovery.engine.chunking import ChunkIO, ChunkSpan
 from recovery.engine.restore import RestoreRequest, restore
-from recovery.errors import VerificationError
+from recovery.engine.verify import PlacedChunk
+from recovery.errors import CancelledError, VerificationError
 from recovery.events import Event, PhaseFinished
 from recovery.units import MiB
 from tests.engine.helpers import volume_fingerprints
@@ -42,11 +44,13 @@ def test_small_waves_restore_and_count_every_byte(small_disk: DemoDisk, small_st
         volume_fingerprints(small_disk.path, small_disk.table)
 
 
+@pytest.mark.parametrize("overlap", [True, False], ids=["overlapped", "phased"])
 def test_a_write_lost_in_an_early_wave_is_found(small_disk: DemoDisk, small_store: Path,
-                                                tmp_path: Path,
+                                                tmp_path: Path, overlap: bool,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """A disk that acknowledges a write and keeps nothing: the read-back must say so."""
     monkeypatch.setattr(readback, "WAVE_BYTES", 4 * MiB)
+    monkeypatch.setattr(readback, "overlaps", lambda device: overlap)
     real_write = ChunkIO.write_used
     dropped: list[int] = []
 
@@ -62,3 +66,53 @@ def test_a_write_lost_in_an_early_wave_is_found(small_disk: DemoDisk, small_stor
     with pytest.raises(VerificationError) as caught:
         restore(RestoreRequest(small_store, "base", target, confirmed=True))
     assert dropped and f"disk offset {dropped[0]}" in caught.value.title
+
+
+@pytest.mark.parametrize("overlap", [True, False], ids=["overlapped", "phased"])
+def test_waves_shrink_towards_the_end(small_disk: DemoDisk, small_store: Path, tmp_path: Path,
+                                      overlap: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What is read back after the last write, when nothing overlaps it, is a small wave."""
+    monkeypatch.setattr(readback, "WAVE_BYTES", 16 * MiB)
+    monkeypatch.setattr(readback, "overlaps", lambda device: overlap)
+    monkeypatch.setattr(readback, "LAST_WAVE_BYTES", 1 * MiB)
+    waves: list[int] = []
+    real_check = readback.WaveReadBack._check
+
+    def record(self: readback.WaveReadBack, wave: list[PlacedChunk]) -> None:
+        waves.append(sum(chunk.span.used_bytes for chunk in wave))
+        real_check(self, wave)
+
+    monkeypatch.setattr(readback.WaveReadBack, "_check", record)
+    target = _blank(tmp_path / "target.img", small_disk.table.disk_size)
+    summary = restore(RestoreRequest(small_store, "base", target, confirmed=True))
+    assert summary.verified and sum(waves) == summary.bytes_written
+    assert len(waves) >= 3 and max(waves) >= 16 * MiB
+    chunk = 4 * MiB  # a wave ends with the chunk that crosses its limit
+    assert waves[-1] <= 1 * MiB + chunk and waves[-1] < max(waves)
+
+
+@pytest.mark.parametrize("overlap", [True, False], ids=["overlapped", "phased"])
+def test_a_cancelled_restore_stops_the_read_back_thread(small_disk: DemoDisk,
+                                                       small_store: Path, tmp_path: Path,
+                                                       overlap: bool,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopped mid-way, a restore leaves no thread reading the device it has closed."""
+    monkeypatch.setattr(readback, "WAVE_BYTES", 4 * MiB)
+    monkeypatch.setattr(readback, "overlaps", lambda device: overlap)
+    cancel = threading.Event()
+    waves: list[int] = []
+    real_check = readback.WaveReadBack._check
+
+    def cancel_during_second_wave(self: readback.WaveReadBack,
+                                  wave: list[PlacedChunk]) -> None:
+        waves.append(len(wave))
+        if len(waves) == 2:
+            cancel.set()
+        real_check(self, wave)
+
+    monkeypatch.setattr(readback.WaveReadBack, "_check", cancel_during_second_wave)
+    target = _blank(tmp_path / "target.img", small_disk.table.disk_size)
+    with pytest.raises(CancelledError) as caught:
+        restore(RestoreRequest(small_store, "base", target, confirmed=True), cancel=cancel)
+    assert "--delta" in caught.value.action
+    assert not [t for t in threading.enumerate() if t.name.startswith("read-back")]
