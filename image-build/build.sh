@@ -93,6 +93,10 @@ cp "$pipwheel" "$ROOT/tmp/ours/"
 chroot "$ROOT" sh -c "python3 /tmp/ours/$(basename "$pipwheel")/pip install -q --no-index \
   --no-deps --break-system-packages --root-user-action=ignore /tmp/ours/recovery-*.whl"
 rm -rf "$ROOT/tmp/ours"
+# The base stage's tarball clamps file times, so the .pyc files pip wrote there no longer
+# match their sources and Python would recompile every module of Textual, rich, ... on
+# each boot (into the RAM overlay, lost at power-off): 9 s of a TCG boot. Compile again.
+chroot "$ROOT" python3 -m compileall -q -j 0 /usr/local/lib/python3.11/dist-packages
 cp -a "$HERE/rootfs/." "$ROOT/"
 chroot "$ROOT" systemctl -q enable recovery-console@tty1.service recovery-console@ttyS0.service \
   recovery-unattended.service getty@tty2.service
