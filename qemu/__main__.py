@@ -79,6 +79,8 @@ def record_udev(args: argparse.Namespace, workdir: Path) -> int:
     comment = (f"QEMU guest {machine.name} ({machine.description}); recorded by "
                f"python3 -m qemu record-udev from the live image")
     with VM(machine, medium, workdir, _disks(args.disk), timeout=args.timeout) as vm:
+        if medium.mode != "kernel":
+            _choose_grub_entry(vm, SHELL_ENTRY)
         vm.wait_for("Shell: type 'exit'")
         vm.wait_for(r"[#$] $")
         vm.shell("udevadm settle", timeout=60)
@@ -91,6 +93,18 @@ def record_udev(args: argparse.Namespace, workdir: Path) -> int:
     print(f"qemu: {len(recording.get('devices', []))} devices recorded into {args.out}",
           file=sys.stderr)
     return 0
+
+
+# GRUB's menu (image-build/grub/grub.cfg): a CD or USB boot reaches a shell through its
+# third entry, as a technician would choose it; kernel options can only be added to
+# direct kernel boots.
+SHELL_ENTRY = 2
+DOWN = "\x1b[B"
+
+
+def _choose_grub_entry(vm: VM, index: int) -> None:
+    vm.wait_for("Recovery: shell only")
+    vm.send(DOWN * index + "\r")
 
 
 def main(argv: list[str] | None = None) -> int:
