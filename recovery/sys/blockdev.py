@@ -128,16 +128,13 @@ class BlockDevice:
 
     @property
     def rotational(self) -> bool:
-        """The disk holding this device (or this image file) spins, as the kernel says
-        (queue/rotational in sysfs); False when it does not say (tmpfs, FUSE). Virtual
-        disks (virtio, loop) report True: the kernel cannot know what is behind them."""
+        """The disk holding this device (or this image file) is known to spin: the drive
+        said so (queue/rotational in sysfs, from its rotation rate). A loop device answers
+        for the disk holding its backing file. False when nothing is known: no disk
+        (tmpfs, FUSE), or a virtio disk, whose flag is the kernel's default and not a
+        report (virtio-blk cannot tell what the host stores it on)."""
         info = os.fstat(self.fd)
-        dev = info.st_rdev if stat.S_ISBLK(info.st_mode) else info.st_dev
-        node = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}")
-        for queue in (node / "queue", node / ".." / "queue"):  # a partition: its disk's
-            with suppress(OSError):
-                return (queue / "rotational").read_text().strip() == "1"
-        return False
+        return _known_to_spin(info.st_rdev if stat.S_ISBLK(info.st_mode) else info.st_dev)
 
     # --- I/O ----------------------------------------------------------------------------
     def read_at(self, offset: int, length: int) -> bytes:
@@ -244,6 +241,19 @@ class BlockDevice:
         return DeviceIOError(f"I/O error on {self.path} during {what} at byte offset {offset} "
                              f"(sector {offset // self.logical_sector_size}): {exc.strerror}.",
                              hint)
+
+
+def _known_to_spin(dev: int, depth: int = 0) -> bool:
+    node = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}")
+    if "/virtio" in os.path.realpath(node):
+        return False
+    for disk in (node, node / ".."):  # a partition: its disk's
+        with suppress(OSError, ValueError):
+            backing = (disk / "loop" / "backing_file").read_text().strip()
+            return depth < 8 and _known_to_spin(os.stat(backing).st_dev, depth + 1)
+        with suppress(OSError):
+            return (disk / "queue" / "rotational").read_text().strip() == "1"
+    return False
 
 
 def detect_file_sector_size(fd: int) -> int:

@@ -53,13 +53,15 @@ def test_a_write_lost_in_an_early_wave_is_found(small_disk: DemoDisk, small_stor
     monkeypatch.setattr(readback, "overlaps", lambda device: overlap)
     real_write = ChunkIO.write_used
     dropped: list[int] = []
+    one_at_a_time = threading.Lock()  # writers run in parallel: drop exactly one chunk
 
     def drop_one_chunk(self: ChunkIO, offset: int, span: ChunkSpan,
                           content: memoryview) -> int:
-        if not dropped and span.number > 0 and bytes(content).strip(b"\0"):
-            dropped.append(offset + span.start)
-            return span.used_bytes
-        return real_write(self, offset, span, content)
+        with one_at_a_time:
+            drop = not dropped and span.number > 0 and bool(bytes(content).strip(b"\0"))
+            if drop:
+                dropped.append(offset + span.start)
+        return span.used_bytes if drop else real_write(self, offset, span, content)
 
     monkeypatch.setattr(ChunkIO, "write_used", drop_one_chunk)
     target = _blank(tmp_path / "target.img", small_disk.table.disk_size)
