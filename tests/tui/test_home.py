@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+
+from textual.widgets import Static
 
 from recovery.demo.disk import DiskSpec, build_windows_disk
 from recovery.sys import losetup, udev
@@ -139,3 +142,25 @@ async def test_partition_warnings_from_the_volume_probe(tmp_path: Path,
             assert "Windows" in notes and "hibernated" in notes
     finally:
         losetup.detach(device)
+
+
+@asynctest
+async def test_home_screen_is_drawn_before_the_engine_is_loaded(action_log: ActionLog) -> None:
+    """On the live image the engine's imports take seconds: the technician must see the
+    home screen first, then the disks when the Backend is ready."""
+    release = threading.Event()
+    built: list[Backend] = []
+
+    def slow_backend() -> Backend:
+        release.wait(30)
+        built.append(Backend(udev_source=RecordedUdev(HANDMADE)))
+        return built[0]
+
+    app = RecoveryApp(slow_backend, action_log)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen), "home screen")
+        details = app.screen.query_one("#disk-details", Static)
+        assert "Looking for disks" in str(details.render()) and not built
+        release.set()
+        await wait_for(pilot, lambda: "disk:/dev/nvme0n1" in table_keys(app), "the disks")
+        assert len(built) == 1
