@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recovery.model.disk import Disk
-
-STORE_MARKER = "recovery-store.yaml"
+from recovery.store.objects import MARKER
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ def is_store(path: Path) -> bool:
     # A mount whose FUSE daemon died (ntfs-3g of a pulled USB drive) answers ENOTCONN to
     # every stat; it holds no store anyone can use, and must not stop the scan of the others.
     try:
-        return (path / STORE_MARKER).is_file()
+        return (path / MARKER).is_file()
     except OSError:
         return False
 
