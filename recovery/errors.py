@@ -127,6 +127,21 @@ class SectorSizeMismatchError(SafetyError):
     kind = "sector-size-mismatch"
 
 
+class DiskChangedError(SafetyError):
+    """The node now names another disk (or the disk changed) since the plan was made."""
+
+    code = 36
+    kind = "disk-changed"
+
+
+class SourceInUseError(SafetyError):
+    """Capture refused: the store is on the disk being read, or the source is the live
+    medium."""
+
+    code = 37
+    kind = "source-in-use"
+
+
 # --- verification --------------------------------------------------------------------------
 class VerificationError(RecoveryError):
     """Read-back or image verification found differences; `problems` lists every one."""

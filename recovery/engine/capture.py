@@ -1,10 +1,23 @@
 """Capture: read a Windows disk (never writing to it) into the image store.
 
-plan_capture() looks at the disk and says what would be captured; capture() does it:
-boot areas and partition table first, then each selected partition's used blocks cut into
-chunks on all cores, then the index and, last, the manifest — so an interrupted capture is
-never listed as an image, and running the same command again resumes it (chunks already in
-the store are not written twice).
+Plan, show, execute (blivet's plan -> execute):
+
+    plan = plan_capture(CaptureRequest(source, store, roles=..., numbers=...))
+    plan = plan.choose({1, 3, 4}, store=..., name=...)   # optional: what the technician ticked
+    summary = execute_capture(plan, events, cancel)
+
+plan_capture() looks at the disk once and freezes what will be captured: the disk's
+identity (safety.DiskIdentity: stable id, serial, size, image file inode), its partition
+table, and each partition with its role, used-block map and an explicit `selected` flag.
+execute_capture() runs the gate again (the store must not be on the source disk, the
+source must not be the live medium), refuses with DiskChangedError when the node now holds
+another disk or the table changed, and then captures exactly the selected partitions of
+the plan: no re-planning inside. capture(request) is plan + execute in one call.
+
+Execution order: boot areas and partition table first, then each selected partition's used
+blocks cut into chunks on all cores, then the index and, last, the manifest, so an
+interrupted capture is never listed as an image, and running the same command again
+resumes it (chunks already in the store are not written twice).
 """
 
 from __future__ import annotations
@@ -14,19 +27,25 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from recovery import __version__
+from recovery.engine import safety
 from recovery.engine.chunking import ChunkIO, ChunkSpan, chunk_spans, digest, zero_digest
 from recovery.engine.devices import resolve_disk
 from recovery.engine.pipeline import ordered_map
 from recovery.engine.roles import classify
-from recovery.engine.table import boot_areas, read_table
+from recovery.engine.table import boot_areas, compare_tables, read_table
 from recovery.engine.unchanged import SpotCheck, ntfs_fingerprint, spot_check, unchanged_since
-from recovery.errors import UnsupportedLayoutError
+from recovery.errors import (
+    DiskChangedError,
+    SafetyError,
+    UnsupportedLayoutError,
+    UsageError,
+)
 from recovery.events import ChunkTally, EventSink, Notice, discard, phase
 from recovery.fs.probe import VolumeInfo, probe_volume
 from recovery.model.disk import Disk
@@ -50,9 +69,11 @@ DEFAULT_CHUNK_SIZE = 4 * MiB
 @dataclass(frozen=True)
 class CaptureRequest:
     source: Path
-    store: Path
+    store: Path | None  # None: not chosen yet (plan only; execute needs one)
     name: str | None = None
-    roles: frozenset[Role] | None = None  # None: every partition
+    # Which partitions: those with one of `roles` or one of the partition `numbers`;
+    # both None: every partition.
+    roles: frozenset[Role] | None = None
     chunk_size: int = DEFAULT_CHUNK_SIZE
     # By default an NTFS volume whose metadata is unchanged since an earlier image of this
     # disk reuses that image's chunks after a random spot check of them against the disk
@@ -61,6 +82,12 @@ class CaptureRequest:
     read_all: bool = False
     # The spot check's sample; None draws it from os.urandom (tests fix it).
     spot_check_seed: int | None = None
+    numbers: frozenset[int] | None = None
+
+    def selects(self, number: int, role: Role) -> bool:
+        if self.roles is None and self.numbers is None:
+            return True
+        return role in (self.roles or ()) or number in (self.numbers or ())
 
 
 @dataclass(frozen=True)
@@ -80,13 +107,39 @@ class PlannedPartition:
 
 @dataclass(frozen=True)
 class CapturePlan:
+    """What execute_capture will do, frozen: read `disk` (which must still match
+    `identity`) and capture exactly the partitions marked selected."""
+
+    request: CaptureRequest
     disk: Disk
+    identity: safety.DiskIdentity
     table: PartitionTable
     partitions: tuple[PlannedPartition, ...]
+    refusals: tuple[SafetyError, ...] = ()  # the gate's, when the plan was made
 
     @property
     def selected(self) -> list[PlannedPartition]:
         return [p for p in self.partitions if p.selected]
+
+    @property
+    def selected_numbers(self) -> list[int]:
+        return [p.partition.number for p in self.selected]
+
+    def choose(self, numbers: Iterable[int], store: Path | None = None,
+               name: str | None = None) -> CapturePlan:
+        """The same plan with exactly the partitions `numbers` selected (and the store and
+        image name, when given); the gate is asked again about the store."""
+        chosen = frozenset(numbers)
+        if not chosen:
+            raise _nothing_selected(self.disk)
+        _check_numbers(self.disk, self.table, chosen)
+        request = replace(self.request, roles=None, numbers=chosen,
+                          store=store if store is not None else self.request.store,
+                          name=name if name is not None else self.request.name)
+        partitions = tuple(replace(p, selected=p.partition.number in chosen)
+                           for p in self.partitions)
+        refusals = tuple(safety.capture_refusals(self.disk, request.store))
+        return replace(self, request=request, partitions=partitions, refusals=refusals)
 
     @property
     def used_bytes(self) -> int:
@@ -98,9 +151,13 @@ class CapturePlan:
                 for p in self.selected for w in p.volume.warnings]
 
     def to_dict(self) -> dict[str, object]:
-        return {"source": self.disk.to_dict(), "scheme": self.table.scheme,
+        return {"source": self.disk.to_dict(), "identity": self.identity.to_dict(),
+                "store": str(self.request.store) if self.request.store else None,
+                "scheme": self.table.scheme,
                 "partitions": [p.to_dict() for p in self.partitions],
-                "used_bytes": self.used_bytes, "warnings": self.warnings}
+                "selected": self.selected_numbers,
+                "used_bytes": self.used_bytes, "warnings": self.warnings,
+                "refusals": [r.as_dict() for r in self.refusals]}
 
 
 @dataclass
@@ -118,38 +175,69 @@ class CaptureSummary:
 
 def plan_capture(request: CaptureRequest) -> CapturePlan:
     disk = resolve_disk(request.source)
-    with BlockDevice.open(request.source) as device:
+    identity = safety.DiskIdentity.of(disk)
+    with BlockDevice.open(disk.node) as device:
         table = read_table(device)
+        _check_numbers(disk, table, request.numbers or frozenset())
         planned = []
         for partition in table.data_partitions():
             volume = probe_volume(device, partition.start, partition.size)
             role = classify(partition, table.scheme, volume)
-            selected = request.roles is None or role in request.roles
-            planned.append(PlannedPartition(partition, role, volume, selected))
+            planned.append(PlannedPartition(partition, role, volume,
+                                            request.selects(partition.number, role)))
     if not any(p.selected for p in planned):
         raise UnsupportedLayoutError(
             f"No partition of {disk.describe()} matches the roles asked for.",
             "Run 'recovery capture' with --partitions all, or see 'recovery disks'.")
-    return CapturePlan(disk, table, tuple(planned))
+    refusals = tuple(safety.capture_refusals(disk, request.store))
+    return CapturePlan(request, disk, identity, table, tuple(planned), refusals)
+
+
+def _check_numbers(disk: Disk, table: PartitionTable, numbers: frozenset[int]) -> None:
+    present = {p.number for p in table.data_partitions()}
+    missing = sorted(numbers - present)
+    if missing:
+        raise UsageError(
+            f"{disk.describe()} has no partition {', '.join(map(str, missing))} (it has "
+            f"{', '.join(map(str, sorted(present))) or 'none'}).",
+            "Choose partitions by the numbers 'recovery disks' shows, or by role.")
+
+
+def _nothing_selected(disk: Disk) -> UnsupportedLayoutError:
+    return UnsupportedLayoutError(f"No partition of {disk.describe()} is selected.",
+                                  "Select at least one partition to capture.")
 
 
 def capture(request: CaptureRequest, events: EventSink = discard,
             cancel: threading.Event | None = None) -> CaptureSummary:
+    """Plan and execute in one call (for scripts and tests that confirm nothing)."""
+    return execute_capture(plan_capture(request), events, cancel)
+
+
+def execute_capture(plan: CapturePlan, events: EventSink = discard,
+                    cancel: threading.Event | None = None) -> CaptureSummary:
+    """Capture exactly what `plan` lists, after the gate and the identity check again."""
     started = time.monotonic()
-    plan = plan_capture(request)
-    for warning in plan.warnings:
-        events(Notice(warning, "warning"))
-    store = ChunkStore.open(request.store, create=True)
-    _check_space(store, plan, events)
-    identity = source_identity(plan.disk)
-    # Repeating an interrupted capture continues it, even when the default name's minute
-    # has changed since.
-    name = (request.name or store.resumable_image(identity)
-            or default_image_name(identity, datetime.now(UTC),
-                                  [image.name for image in store.list_images()]))
-    writer = store.begin_image(name, source=identity)
-    counter = _Counter()
-    with BlockDevice.open(request.source) as device:
+    request = plan.request
+    if request.store is None:
+        raise UsageError("No image store was chosen for this capture.",
+                         "Choose the store (a directory on another drive) first.")
+    if not plan.selected:
+        raise _nothing_selected(plan.disk)
+    with BlockDevice.open(plan.disk.node) as device:
+        _recheck(plan, request.store, device)
+        for warning in plan.warnings:
+            events(Notice(warning, "warning"))
+        store = ChunkStore.open(request.store, create=True)
+        _check_space(store, plan, events)
+        identity = source_identity(plan.disk)
+        # Repeating an interrupted capture continues it, even when the default name's
+        # minute has changed since.
+        name = (request.name or store.resumable_image(identity)
+                or default_image_name(identity, datetime.now(UTC),
+                                      [image.name for image in store.list_images()]))
+        writer = store.begin_image(name, source=identity)
+        counter = _Counter()
         raw_areas = _capture_boot_areas(device, plan.table, store, counter)
         parts_index, parts_meta = [], []
         with phase(events, "capture", f"Capturing {plan.disk.node.name}",
@@ -172,6 +260,21 @@ def capture(request: CaptureRequest, events: EventSink = discard,
                    "reuse_check": meta.reuse_check or None}
                   for planned, meta in zip(plan.partitions, parts_meta, strict=True)]
     return CaptureSummary(name, str(request.store), partitions, stats, plan.warnings)
+
+
+def _recheck(plan: CapturePlan, store: Path, device: BlockDevice) -> None:
+    """The gate again, on the disk as it is now: the node must hold the planned disk with
+    the planned partition table (used-block maps come from the plan)."""
+    now = resolve_disk(plan.disk.node)
+    refusals = (safety.identity_refusals(plan.identity, now)
+                + safety.capture_refusals(now, store))
+    if refusals:
+        raise refusals[0]
+    changes = compare_tables(plan.table, read_table(device))
+    if changes:
+        raise DiskChangedError(
+            f"The partition table of {now.describe()} changed since the capture was planned "
+            f"({changes[0]}).", "Nothing was captured: plan the capture again.")
 
 
 def source_identity(disk: Disk) -> SourceIdentity:

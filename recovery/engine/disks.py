@@ -248,11 +248,21 @@ def partitions_from_table(path: Path) -> tuple[DiskPartition, ...]:
     device, no udev event): for loop devices without partx nodes and for image files.
     File-system labels stay empty; the type comes from the boot sector. Empty when the
     table cannot be read."""
+    return _read_table_bytes(path)[1]
+
+
+def _read_table_bytes(path: Path) -> tuple[int, tuple[DiskPartition, ...]]:
+    """(sector size, partitions) as BlockDevice sees `path`: an image file's sector size
+    is the one its table was made for (512 when it has none)."""
     try:
         with BlockDevice.open(path) as device:
-            return tuple(_read_partitions(device))
+            sector = device.logical_sector_size
+            try:
+                return sector, tuple(_read_partitions(device))
+            except (RecoveryError, OSError, ValueError):
+                return sector, ()
     except (RecoveryError, OSError, ValueError):
-        return ()
+        return 512, ()
 
 
 # --- building Disk objects ---------------------------------------------------------------
@@ -434,10 +444,13 @@ def describe_node(path: Path, disks: list[Disk] | None = None) -> Disk | None:
     mountpoints: list[str] = []
     for loop in loops:
         mountpoints += [m for m in loop.all_mountpoints if m not in mountpoints]
+    # The same sector size BlockDevice reads the file with; an empty file says 512, and
+    # a restore writes the image's own (the gate does not hold a file to a sector size).
+    sector, partitions = _read_table_bytes(real)
     return Disk(stable_id=f"file:{real}", node=real, model=real.name, serial="", wwn="",
-                bus="file", size=info.st_size, logical_sector_size=512,
-                physical_sector_size=512, removable=False,
+                bus="file", size=info.st_size, logical_sector_size=sector,
+                physical_sector_size=sector, removable=False,
                 read_only=not os.access(real, os.W_OK),
-                partitions=partitions_from_table(real),
+                partitions=partitions,
                 mountpoints=tuple(mountpoints), backing_file=real,
                 holds_live_medium=any(loop.holds_live_medium for loop in loops))

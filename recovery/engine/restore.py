@@ -1,5 +1,17 @@
 """Restore: put an image back on a disk, identifiers and all, and prove it by reading back.
 
+Plan, show, execute:
+
+    plan = plan_restore(RestoreRequest(store, image, target))   # shows plan.refusals
+    plan = plan.confirm(delta=...)        # after the technician confirmed this very disk
+    summary = execute_restore(plan, events, cancel)
+
+The plan is frozen: the target's identity (safety.DiskIdentity: stable id, serial, size,
+image file inode), the image's manifest and index, and the explicit partition numbers to
+write. execute_restore() runs the gate again on the disk now at the plan's node, refuses
+(DiskChangedError) when that is not the planned disk any more, and writes exactly the
+plan's partitions; restore(request) is plan + execute in one call.
+
 Order: safety gate (nothing is touched before it passes), partition table with the same
 identifiers, boot code and post-MBR gap, then every captured partition's used ranges at
 their offsets (unused ranges left alone), flush, and read every written range back from
@@ -13,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from recovery.engine import safety
@@ -27,12 +39,13 @@ from recovery.errors import (
     CancelledError,
     DeviceIOError,
     ImageDamagedError,
+    NotConfirmedError,
     SafetyError,
     VerificationError,
 )
 from recovery.events import EventSink, Notice, discard, phase
 from recovery.model.disk import Disk
-from recovery.model.manifest import ImageManifest, RawArea
+from recovery.model.manifest import ImageManifest, PartitionImage, RawArea
 from recovery.store.index import ImageIndex
 from recovery.store.objects import ChunkStore
 from recovery.sys.blockdev import BlockDevice
@@ -48,15 +61,35 @@ class RestoreRequest:
     verify: bool = True
 
 
-@dataclass
+@dataclass(frozen=True)
 class RestorePlan:
+    """What execute_restore will do, frozen: write `manifest`'s table and boot areas and
+    the image partitions numbered `partitions` to `target`, which must still match
+    `identity`."""
+
+    request: RestoreRequest
     target: Disk
+    identity: safety.DiskIdentity
     manifest: ImageManifest
     index: ImageIndex = field(repr=False)
+    partitions: tuple[int, ...]  # image partition numbers whose data is written
     refusals: list[SafetyError]
+
+    def confirm(self, delta: bool | None = None) -> RestorePlan:
+        """This plan, confirmed by the technician for this very disk (and `delta` set)."""
+        request = replace(self.request, confirmed=True,
+                          delta=self.request.delta if delta is None else delta)
+        refusals = [r for r in self.refusals if not isinstance(r, NotConfirmedError)]
+        return replace(self, request=request, refusals=refusals)
+
+    @property
+    def written_partitions(self) -> list[PartitionImage]:
+        return [p for p in self.manifest.captured_partitions if p.number in self.partitions]
 
     def to_dict(self) -> dict[str, object]:
         return {"image": self.manifest.name, "target": self.target.to_dict(),
+                "identity": self.identity.to_dict(), "partitions": list(self.partitions),
+                "delta": self.request.delta,
                 "will_overwrite": [p.to_dict() for p in self.target.partitions],
                 "image_partitions": [
                     {"number": p.number, "role": p.role, "fs_type": p.fs_type,
@@ -87,24 +120,37 @@ def plan_restore(request: RestoreRequest) -> RestorePlan:
     store = ChunkStore.open(request.store)
     manifest, index = store.load_image(request.image)
     target = resolve_disk(request.target)
-    gate = safety.GateInput(target=target, required_size=manifest.table.end_of_last_partition,
-                            sector_size=manifest.table.sector_size, store=request.store)
-    refusals = safety.refusals(gate) + safety.confirmation_refusal(target, request.confirmed)
-    return RestorePlan(target, manifest, index, refusals)
+    numbers = tuple(p.number for p in manifest.captured_partitions)
+    plan = RestorePlan(request, target, safety.DiskIdentity.of(target), manifest, index,
+                       numbers, [])
+    return replace(plan, refusals=_gate(plan, target))
+
+
+def _gate(plan: RestorePlan, target: Disk) -> list[SafetyError]:
+    request, table = plan.request, plan.manifest.table
+    gate = safety.GateInput(target=target, required_size=table.end_of_last_partition,
+                            sector_size=table.sector_size, store=request.store)
+    return (safety.identity_refusals(plan.identity, target) + safety.refusals(gate)
+            + safety.confirmation_refusal(target, request.confirmed))
 
 
 def restore(request: RestoreRequest, events: EventSink = discard,
             cancel: threading.Event | None = None) -> RestoreSummary:
+    """Plan and execute in one call (the caller confirmed with `request.confirmed`)."""
+    return execute_restore(plan_restore(request), events, cancel)
+
+
+def execute_restore(plan: RestorePlan, events: EventSink = discard,
+                    cancel: threading.Event | None = None) -> RestoreSummary:
+    """Write exactly what `plan` lists, after the gate and the identity check again."""
     started = time.monotonic()
-    plan = plan_restore(request)
-    if plan.refusals:
-        raise plan.refusals[0]
-    manifest = plan.manifest
+    _recheck(plan)
+    request, manifest = plan.request, plan.manifest
     store = ChunkStore.open(request.store)
     _check_chunks_present(store, plan)
     summary = RestoreSummary(manifest.name, plan.target.describe(), request.delta)
     try:
-        _run_restore(request, plan, store, summary, events, cancel)
+        _run_restore(plan, store, summary, events, cancel)
     except (DeviceIOError, CancelledError) as exc:
         # The engine's generic advice says "run it again"; a restore resumes only with
         # --delta, which skips the chunks the target already holds.
@@ -113,25 +159,31 @@ def restore(request: RestoreRequest, events: EventSink = discard,
     return summary
 
 
+def _recheck(plan: RestorePlan) -> None:
+    """The whole gate again, on the disk that is at the plan's node now."""
+    refusals = _gate(plan, resolve_disk(plan.target.node))
+    if refusals:
+        raise refusals[0]
+
+
 RESUME_ADVICE = ("The target is only partly restored. Check its cable and health, then run "
                  "the same restore again with --delta: it writes only what is still missing "
                  "and verifies everything.")
 
 
-def _run_restore(request: RestoreRequest, plan: RestorePlan, store: ChunkStore,
-                 summary: RestoreSummary, events: EventSink,
-                 cancel: threading.Event | None) -> None:
-    manifest = plan.manifest
+def _run_restore(plan: RestorePlan, store: ChunkStore, summary: RestoreSummary,
+                 events: EventSink, cancel: threading.Event | None) -> None:
+    request, manifest, node = plan.request, plan.manifest, plan.target.node
     # sgdisk syncs the whole system and sleeps a second before it exits; the table's sectors
     # and the partitions never overlap, so the partitions are written meanwhile. The boot
     # areas wait for the table: sector 0 holds both the boot code and the (protective) MBR.
     with ThreadPoolExecutor(1, thread_name_prefix="table") as table_writer, \
-            BlockDevice.open(request.target, writable=True,
+            BlockDevice.open(node, writable=True,
                              sector_size=manifest.table.sector_size) as device:
-        table_written = table_writer.submit(write_table, request.target, manifest.table)
+        table_written = table_writer.submit(write_table, node, manifest.table)
         # Read while the partitions are written: after the last write nothing overlaps.
         boot_areas = table_writer.submit(_read_boot_areas, store, manifest)
-        planned = sum(p.used_bytes for p in manifest.captured_partitions)
+        planned = sum(p.used_bytes for p in plan.written_partitions)
         with WaveReadBack(device, request.verify, planned, cancel) as read_back:
             _write_partitions(device, plan, store, request.delta, summary, events, cancel,
                               read_back.add)
@@ -182,10 +234,11 @@ def _write_partitions(device: BlockDevice, plan: RestorePlan, store: ChunkStore,
             store.get_into(chunk.ref.digest, content)
         return chunk, chunk_io.write_used(offset, span, content)
 
-    total = sum(p.used_bytes for p in plan.manifest.captured_partitions)
+    total = sum(p.used_bytes for p in plan.written_partitions)
     with phase(events, "restore", f"Restoring to {plan.target.node.name}",
                total) as tracker:
-        chunks = all_placed(plan.manifest, plan.index)
+        chunks = (chunk for chunk in all_placed(plan.manifest, plan.index)
+                  if chunk.partition in plan.partitions)
         with ChunkIO(device) as chunk_io:
             for chunk, nbytes in ordered_map(work, chunks, cancel=cancel):
                 tracker.advance(chunk.span.used_bytes)

@@ -42,6 +42,18 @@ def classify(partition: TablePartition, scheme: Scheme, volume: VolumeInfo | Non
     return "unknown"
 
 
+def parse_partitions(text: str) -> tuple[frozenset[Role] | None, frozenset[int] | None]:
+    """'system,boot,4' -> ({'system','boot'}, {4}); 'all' or '' -> (None, None): every
+    partition. Numbers are the partition numbers 'recovery disks' shows."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    numbers = frozenset(int(item) for item in items if item.isdigit())
+    names = [item for item in items if not item.isdigit()]
+    if not items or [name.lower() for name in names] == ["all"]:
+        return None, None
+    roles = parse_roles(",".join(names)) if names else frozenset()
+    return roles, (numbers or None)
+
+
 def parse_roles(text: str) -> frozenset[Role] | None:
     """'system,boot' -> {'system','boot'}; 'all' or '' -> None (every partition)."""
     names = {name.strip().lower() for name in text.split(",") if name.strip()}

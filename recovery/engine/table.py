@@ -13,11 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from recovery.errors import (
-    SectorSizeMismatchError,
-    TargetTooSmallError,
-    UnsupportedLayoutError,
-)
+from recovery.engine import safety
+from recovery.engine.devices import resolve_disk
+from recovery.errors import UnsupportedLayoutError
 from recovery.model import gpt
 from recovery.model.layout import PartitionTable, TablePartition
 from recovery.sys import losetup, parted, sfdisk, sgdisk
@@ -212,12 +210,16 @@ def boot_areas(table: PartitionTable) -> list[tuple[str, int, int]]:
 def write_table(path: Path, table: PartitionTable) -> None:
     """Write `table` to the whole disk or image file `path`, replacing what is there.
 
-    An image file has no sector size of its own: it gets the table's. A disk must have the
-    table's logical sector size (SectorSizeMismatchError otherwise) and be big enough
-    (TargetTooSmallError). On a larger disk the GPT backup goes to the new end.
+    An image file has no sector size of its own: it gets the table's. Whether the layout
+    fits (size, a disk's logical sector size) is the safety gate's rule
+    (safety.layout_refusals), asked again here for callers that write a table alone. On a
+    larger disk the GPT backup goes to the new end.
     """
+    refusals = safety.layout_refusals(resolve_disk(path), table.end_of_last_partition,
+                                      table.sector_size)
+    if refusals:
+        raise refusals[0]
     with BlockDevice.open(path) as target:
-        _check_target(target, table)
         image_file = not target.is_block_device
         same_size = target.size == table.disk_size
     _clear_old_tables(path, table)
@@ -231,20 +233,6 @@ def write_table(path: Path, table: PartitionTable) -> None:
             sfdisk.write_mbr(node, table)
     if table.scheme == "gpt":
         _restore_usable_range(path, table, same_size)
-
-
-def _check_target(target: BlockDevice, table: PartitionTable) -> None:
-    if target.is_block_device and target.logical_sector_size != table.sector_size:
-        raise SectorSizeMismatchError(
-            f"{target.path} has {target.logical_sector_size}-byte sectors, but the image's "
-            f"partition table was made for {table.sector_size}-byte sectors.",
-            "Partition positions and the GPT are counted in sectors, so this layout cannot be "
-            f"written as is. Restore to a disk with {table.sector_size}-byte logical sectors.")
-    needed = table.end_of_last_partition
-    if target.size < needed:
-        raise TargetTooSmallError(
-            f"Target disk is too small: the partition table needs {human_size(needed)}, "
-            f"{target.path} has {human_size(target.size)}.", "Choose a larger disk.")
 
 
 def _clear_old_tables(path: Path, table: PartitionTable) -> None:

@@ -14,10 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from recovery import __version__
-from recovery.engine.capture import DEFAULT_CHUNK_SIZE, CaptureRequest, capture
+from recovery.engine.capture import (
+    DEFAULT_CHUNK_SIZE,
+    CaptureRequest,
+    execute_capture,
+    plan_capture,
+)
 from recovery.engine.disks import disks_holding, list_disks
-from recovery.engine.restore import RestoreRequest, plan_restore, restore
-from recovery.engine.roles import parse_roles
+from recovery.engine.restore import RestoreRequest, execute_restore, plan_restore
+from recovery.engine.roles import parse_partitions
 from recovery.engine.verify import verify
 from recovery.errors import CancelledError, NotConfirmedError, RecoveryError, VerificationError
 from recovery.events import EventSink, discard
@@ -46,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("source", type=Path, help="whole disk (/dev/sda) or raw disk-image file")
     cap.add_argument("--store", type=Path, required=True, help="image store directory")
     cap.add_argument("--name", help="image name (default: model and date)")
-    cap.add_argument("--partitions", default="all", metavar="ROLE,...|all",
-                     help="roles to capture: boot,reserved,system,data,unknown (default all)")
+    cap.add_argument("--partitions", default="all", metavar="ROLE|NUMBER,...|all",
+                     help="roles (boot,reserved,system,data,unknown) and/or partition "
+                     "numbers to capture (default all)")
     cap.add_argument("--read-all", action="store_true",
                      help="read every used block, even of NTFS volumes unchanged since an "
                      "earlier image (by default their chunks are reused after a spot check)")
@@ -129,12 +135,18 @@ def cmd_disks(args: argparse.Namespace, events: EventSink) -> int:
 
 
 def cmd_capture(args: argparse.Namespace, events: EventSink) -> int:
+    roles, numbers = parse_partitions(args.partitions)
     request = CaptureRequest(source=args.source, store=args.store, name=args.name,
-                             roles=parse_roles(args.partitions), chunk_size=args.chunk_size,
+                             roles=roles, numbers=numbers, chunk_size=args.chunk_size,
                              read_all=args.read_all)
-    summary = capture(request, events)
+    plan = plan_capture(request)
+    if not args.json:
+        print(text.capture_plan(plan), flush=True)
+    if plan.refusals:
+        raise plan.refusals[0]
+    summary = execute_capture(plan, events)
     if args.json:
-        print_json({"ok": True, **summary.to_dict()})
+        print_json({"ok": True, "plan": plan.to_dict(), **summary.to_dict()})
     else:
         print(text.capture_summary(summary))
     return 0
@@ -161,15 +173,15 @@ def cmd_verify(args: argparse.Namespace, events: EventSink) -> int:
 def cmd_restore(args: argparse.Namespace, events: EventSink) -> int:
     request = RestoreRequest(store=args.store, image=args.name, target=args.target,
                              delta=args.delta, confirmed=args.yes)
-    if not args.yes:
-        plan = plan_restore(request)
+    plan = plan_restore(request)
+    if not args.yes or plan.refusals:
         if not args.json:
             print(text.restore_plan(plan))
         blocking = [r for r in plan.refusals if not isinstance(r, NotConfirmedError)]
         raise (blocking or plan.refusals)[0]
-    summary = restore(request, events)
+    summary = execute_restore(plan, events)
     if args.json:
-        print_json({"ok": True, **summary.to_dict()})
+        print_json({"ok": True, "plan": plan.to_dict(), **summary.to_dict()})
     else:
         print(text.restore_summary(summary))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recovery.engine.capture import CaptureSummary
+from recovery.engine.capture import CapturePlan, CaptureSummary
 from recovery.engine.restore import RestorePlan, RestoreSummary
 from recovery.engine.verify import VerifySummary
 from recovery.model.disk import Disk
@@ -32,6 +32,18 @@ def disks(found: list[Disk], store_holders: set[Path] | None = None) -> str:
             label = f" '{part.fs_label}'" if part.fs_label else ""
             lines.append(f"    {part.number:>2}  {human_size(part.size):>10}  "
                          f"{part.fs_type or '-':<8}{label}  {part.part_name}{where}")
+    return "\n".join(lines)
+
+
+def capture_plan(plan: CapturePlan) -> str:
+    lines = [f"Capture {plan.disk.node}: {plan.disk.describe()} [{plan.identity.stable_id}]"
+             + (f" into {plan.request.store}" if plan.request.store else "")]
+    for planned in plan.partitions:
+        mark = "capture" if planned.selected else "leave out"
+        lines.append(f"  partition {planned.partition.number}: {planned.role:<8} "
+                     f"{planned.volume.fs_type or '-':<9} used "
+                     f"{human_size(planned.volume.used_bytes)} ({mark})")
+    lines += [f"refused: {r.title} {r.action}" for r in plan.refusals]
     return "\n".join(lines)
 
 
@@ -85,7 +97,9 @@ def verify_summary(summary: VerifySummary) -> str:
 
 def restore_plan(plan: RestorePlan) -> str:
     target = plan.target
-    lines = [f"Restore '{plan.manifest.name}' onto {target.node}: {target.describe()}",
+    numbers = ", ".join(str(n) for n in plan.partitions)
+    lines = [f"Restore '{plan.manifest.name}' onto {target.node}: {target.describe()} "
+             f"[{plan.identity.stable_id}]", f"Image partitions to write: {numbers}",
              "This will overwrite:"]
     lines += [f"  partition {p.number}: {human_size(p.size)} {p.fs_type or '-'} "
               f"{p.fs_label} {p.part_name}".rstrip() for p in target.partitions] \

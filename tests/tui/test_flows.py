@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Checkbox, OptionList
+from textual.widgets import Checkbox, OptionList, SelectionList
 
 from recovery.demo.disk import DemoDisk, DiskSpec, build_windows_disk
 from recovery.engine.table import compare_tables, read_table
@@ -69,7 +69,19 @@ def showing_result(app: RecoveryApp) -> bool:
     return isinstance(app.screen, ResultScreen) and bool(app.screen.query("#result-lines"))
 
 
-async def _capture(app: RecoveryApp, pilot: Pilot[Any], device: Path, store: Path) -> None:
+async def _untick(pilot: Pilot[Any], picker: SelectionList[int], number: int) -> None:
+    """Move to partition `number` in the partition list and press Space on it."""
+    await pilot.press("home")
+    for _ in range(picker.option_count):
+        highlighted = picker.highlighted
+        if highlighted is not None and picker.get_option_at_index(highlighted).value == number:
+            break
+        await pilot.press("down")
+    await pilot.press("space")
+
+
+async def _capture(app: RecoveryApp, pilot: Pilot[Any], device: Path, store: Path,
+                   untick: tuple[int, ...] = ()) -> None:
     await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen)
                    and any(d.node == device for d in app.screen.disks), f"{device} listed")
     await pilot.press("c")
@@ -85,6 +97,10 @@ async def _capture(app: RecoveryApp, pilot: Pilot[Any], device: Path, store: Pat
     assert table.selected_node() == device
     await pilot.press("enter")  # the source disk under the cursor
     await wait_for(pilot, lambda: wizard.step == 1, "the partition list")
+    picker = wizard.query_one("#partitions", SelectionList)
+    for number in untick:
+        await _untick(pilot, picker, number)
+        assert number not in picker.selected
     await pilot.press("enter")  # boot, reserved and system are pre-selected
     assert wizard.step == 2
     await pilot.press("enter")  # the store
@@ -161,6 +177,21 @@ async def test_capture_then_restore_to_another_disk(
             == ntfs3g.ntfsclone_image_hash(source, system.start, system.size))
     text = log.text()
     assert "capture finished" in text and "restore finished" in text
+
+
+@asynctest
+async def test_unticked_partition_is_left_out_though_its_role_is_captured(
+        windows_loop: tuple[DemoDisk, Path], store: Path, tmp_path: Path) -> None:
+    _disk, source = windows_loop
+    app = RecoveryApp(Backend(opened_stores=[store]), ActionLog(tmp_path / "tui.log"))
+    async with app.run_test(size=SIZE) as pilot:
+        # 2 is the MSR, 4 WinRE: both "reserved"; only the MSR is unticked.
+        await _capture(app, pilot, source, store, untick=(2,))
+        result = str(app.screen.query_one("#result-lines").render())
+        assert "Image verification: PASSED" in result
+    manifest, index = ChunkStore.open(store).load_image("win10-before-repair")
+    assert [p.number for p in manifest.captured_partitions] == [1, 3, 4]
+    assert [p.number for p in index.partitions] == [1, 3, 4]
 
 
 @asynctest

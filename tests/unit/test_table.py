@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from recovery.engine.devices import resolve_disk
+from recovery.engine.safety import layout_refusals
 from recovery.engine.table import (
     boot_areas,
     compare_tables,
@@ -19,7 +21,12 @@ from recovery.engine.table import (
     read_table,
     write_table,
 )
-from recovery.errors import SectorSizeMismatchError, TargetTooSmallError, UnsupportedLayoutError
+from recovery.errors import (
+    SafetyError,
+    SectorSizeMismatchError,
+    TargetTooSmallError,
+    UnsupportedLayoutError,
+)
 from recovery.model.layout import PartitionTable
 from recovery.sys import losetup
 from recovery.sys.blockdev import BlockDevice
@@ -329,13 +336,22 @@ def test_damaged_primary_gpt_is_read_from_backup_without_repairing(
     assert sha256(image) == before
 
 
+def _layout_refusals(target: Path, table: PartitionTable) -> list[SafetyError]:
+    """The gate's rules for writing `table` to `target` (write_table trusts them)."""
+    return layout_refusals(resolve_disk(target), table.end_of_last_partition,
+                           table.sector_size)
+
+
 def test_sector_size_mismatch_is_refused_before_writing(make_loop: MakeLoop,
                                                         tmp_path: Path) -> None:
     _, source = source_disk(make_loop, "gpt", 4096)
     table = read(source)
     image, target = make_loop(DISK, 512, "target.img")
-    with pytest.raises(SectorSizeMismatchError, match=r"512-byte sectors.*4096-byte"):
-        write_table(target, table)
+    refusals = _layout_refusals(target, table)
+    assert [type(r) for r in refusals] == [SectorSizeMismatchError]
+    assert re.search(r"512-byte sectors.*4096-byte", refusals[0].title)
+    # An image file has no sector size of its own: it takes the table's.
+    assert _layout_refusals(image, table) == []
     assert image.read_bytes() == bytes(DISK)
 
 
@@ -343,8 +359,9 @@ def test_too_small_target_is_refused(make_loop: MakeLoop, tmp_path: Path) -> Non
     _, source = source_disk(make_loop, "gpt", 512)
     table = read(source)
     target = make_target(make_loop, tmp_path, "file", 32 * MiB, 512)
-    with pytest.raises(TargetTooSmallError, match="too small"):
-        write_table(target, table)
+    refusals = _layout_refusals(target, table)
+    assert [type(r) for r in refusals] == [TargetTooSmallError]
+    assert "too small" in refusals[0].title
 
 
 # --- raw areas and comparison ------------------------------------------------------------

@@ -101,20 +101,20 @@ class Backend:
         from recovery.engine.capture import plan_capture
         return plan_capture(request)
 
-    def capture(self, request: capture_engine.CaptureRequest, events: EventSink,
-                cancel: threading.Event) -> capture_engine.CaptureSummary:
-        from recovery.engine.capture import capture
-        return capture(request, events, cancel)
+    def execute_capture(self, plan: capture_engine.CapturePlan, events: EventSink,
+                        cancel: threading.Event) -> capture_engine.CaptureSummary:
+        from recovery.engine.capture import execute_capture
+        return execute_capture(plan, events, cancel)
 
     def plan_restore(self, request: restore_engine.RestoreRequest
                      ) -> restore_engine.RestorePlan:
         from recovery.engine.restore import plan_restore
         return plan_restore(request)
 
-    def restore(self, request: restore_engine.RestoreRequest, events: EventSink,
-                cancel: threading.Event) -> restore_engine.RestoreSummary:
-        from recovery.engine.restore import restore
-        return restore(request, events, cancel)
+    def execute_restore(self, plan: restore_engine.RestorePlan, events: EventSink,
+                        cancel: threading.Event) -> restore_engine.RestoreSummary:
+        from recovery.engine.restore import execute_restore
+        return execute_restore(plan, events, cancel)
 
     def verify(self, store: Path, image: str, target: Path | None, events: EventSink,
                cancel: threading.Event) -> verify_engine.VerifySummary:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import ClassVar
 
 from textual import on, work
@@ -133,7 +132,7 @@ class CaptureWizard(Wizard):
 
     @work(thread=True, exclusive=True, group="plan")
     def plan_source(self, disk: Disk) -> None:
-        request = CaptureRequest(source=disk.node, store=Path())
+        request = CaptureRequest(source=disk.node, store=None)
         try:
             plan = tui_app(self.app).backend.plan_capture(request)
         except RecoveryError as error:
@@ -157,14 +156,13 @@ class CaptureWizard(Wizard):
         self.goto(1)
 
     # step 2: partitions -------------------------------------------------------------------
-    def selected_roles(self) -> frozenset[str]:
-        assert self.plan is not None
-        numbers = set(self.query_one("#partitions", SelectionList).selected)
-        return frozenset(p.role for p in self.plan.partitions if p.partition.number in numbers)
+    def selected_numbers(self) -> frozenset[int]:
+        """The partition numbers ticked: exactly what the capture will read."""
+        return frozenset(self.query_one("#partitions", SelectionList).selected)
 
     @on(PartitionPicker.Confirmed)
     def partitions_chosen(self) -> None:
-        if not self.selected_roles():
+        if not self.selected_numbers():
             self.notify("Select at least one partition (Space).", severity="warning")
             return
         self.show_stores()
@@ -212,8 +210,8 @@ class CaptureWizard(Wizard):
 
     def summary_lines(self) -> list[str]:
         assert self.plan is not None and self.store is not None and self.source is not None
-        roles = self.selected_roles()
-        chosen = [p for p in self.plan.partitions if p.role in roles]
+        numbers = self.selected_numbers()
+        chosen = [p for p in self.plan.partitions if p.partition.number in numbers]
         used = sum(p.volume.used_bytes for p in chosen)
         lines = [f"Source:  {self.source.describe()}",
                  f"Store:   {self.store.path} ({human_size(self.store.free_bytes)} free)",
@@ -233,18 +231,19 @@ class CaptureWizard(Wizard):
         self.start()
 
     def start(self) -> None:
-        assert self.source is not None and self.store is not None
-        request = CaptureRequest(source=self.source.node, store=self.store.path,
-                                 name=self.image_name(),
-                                 roles=frozenset(self.selected_roles()))  # type: ignore[arg-type]
+        assert self.source is not None and self.store is not None and self.plan is not None
+        plan, store, name = self.plan, self.store.path, self.image_name()
+        numbers = self.selected_numbers()
         app = tui_app(self.app)
-        app.log_file.write(f"capture started: {self.source.describe()} -> {self.store.path} "
-                           f"as {request.name}, roles {sorted(request.roles or ())}")
+        app.log_file.write(f"capture started: {self.source.describe()} -> {store} "
+                           f"as {name}, partitions {sorted(numbers)}")
 
         def job(events: EventSink, cancel: threading.Event) -> CaptureOutcome:
-            app.backend.writable_store(request.store)
-            summary = app.backend.capture(request, events, cancel)
-            check = app.backend.verify(request.store, summary.image, None, events, cancel)
+            app.backend.writable_store(store)
+            # The plan shown in step 2, with exactly the ticked partition numbers.
+            chosen = plan.choose(numbers, store=store, name=name)
+            summary = app.backend.execute_capture(chosen, events, cancel)
+            check = app.backend.verify(store, summary.image, None, events, cancel)
             return CaptureOutcome(summary, check)
         self.app.push_screen(JobScreen(f"Capturing {self.source.describe()}", job, "capture",
                                        app.log_file), self.finished)

@@ -199,7 +199,7 @@ class RestoreWizard(Wizard):
     @on(OptionList.OptionSelected, "#targets")
     def target_chosen(self, event: OptionList.OptionSelected) -> None:
         self.target = next(c for c in self.candidates if str(c.disk.node) == event.option.id)
-        disk = self.target.disk
+        disk = self.target_disk()
         lost = [f"{disk.describe()}  ({disk.node})", "Current partitions (all will be replaced):"]
         lost += [f"  {p.number}: {p.fs_type or 'unknown':<6} {p.fs_label or p.part_name:<16} "
                  f"{human_size(p.size)}" for p in disk.partitions] or ["  (none)"]
@@ -214,7 +214,7 @@ class RestoreWizard(Wizard):
     @on(Button.Pressed, "#overwrite")
     def overwrite_pressed(self) -> None:
         assert self.target is not None
-        disk = self.target.disk
+        disk = self.target_disk()
         prompt, expected = confirmation_code(disk)
         warning = (f"Everything on {disk.describe()} will be overwritten with image "
                    f"'{self.image.name if self.image else ''}'.")
@@ -224,20 +224,26 @@ class RestoreWizard(Wizard):
                 self.start()
         self.app.push_screen(TypeToConfirmDialog(warning, prompt, expected), confirmed)
 
+    def target_disk(self) -> Disk:
+        """The disk as the engine's plan saw it: what is shown and confirmed is what the
+        plan (bound to this disk's identity) will write."""
+        assert self.target is not None
+        return self.target.plan.target if self.target.plan else self.target.disk
+
     def start(self) -> None:
         assert self.store is not None and self.image is not None and self.target is not None
-        disk = self.target.disk
+        assert self.target.plan is not None  # refused candidates cannot be chosen
+        disk = self.target_disk()
         delta = self.query_one("#delta", Checkbox)
-        request = RestoreRequest(store=self.store, image=self.image.name, target=disk.node,
-                                 delta=bool(delta.display and delta.value), confirmed=True,
-                                 verify=True)
+        plan = self.target.plan.confirm(delta=bool(delta.display and delta.value))
+        request = plan.request
         app = tui_app(self.app)
         app.log_file.write(f"restore started: image {request.image} from {request.store} -> "
                            f"{disk.describe()} ({disk.node}), delta={request.delta}; "
                            "technician typed the confirmation")
 
         def job(events: EventSink, cancel: threading.Event) -> RestoreSummary:
-            return app.backend.restore(request, events, cancel)
+            return app.backend.execute_restore(plan, events, cancel)
         self.app.push_screen(JobScreen(f"Restoring {request.image} to {disk.describe()}", job,
                                        "restore", app.log_file), self.finished)
 
