@@ -92,6 +92,20 @@ class ImageIncompleteError(StoreError):
     kind = "image-incomplete"
 
 
+class ImagePathNotFoundError(RecoveryError):
+    """No such file or folder in the opened partition of an image."""
+
+    code = 25
+    kind = "image-path-not-found"
+
+
+class DestinationError(RecoveryError):
+    """Files taken out of an image cannot be written where the technician asked."""
+
+    code = 26
+    kind = "destination"
+
+
 # --- safety gate ---------------------------------------------------------------------------
 class SafetyError(RecoveryError):
     """A destructive action was refused before anything was written."""

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,7 +114,7 @@ class OpenVolume:
     """Read-only views of a Windows volume: its file system and its shadow copies."""
 
     volume: WindowsVolume
-    device: BlockDevice
+    device: BlockDevice | None  # None for a partition of a captured image
     ntfs: Any  # pyfsntfs.volume
     shadows: Any  # pyvshadow.volume, or None when the volume has no VSS header
 
@@ -140,26 +140,36 @@ class OpenVolume:
 
 @contextmanager
 def open_volume(volume: WindowsVolume, require_windows: bool = True) -> Iterator[OpenVolume]:
-    with BlockDevice.open(volume.source) as device:
-        view = DeviceSlice(device, volume.offset, volume.size)
-        ntfs = pyfsntfs.volume()
-        try:
-            ntfs.open_file_object(view)
-        except OSError as exc:
-            raise UnsupportedLayoutError(
-                f"The NTFS file system on {volume.describe()} cannot be read: {exc}.",
-                "Run 'chkdsk /f' from Windows or WinRE.") from exc
-        if require_windows and ntfs.get_file_entry_by_path(CONFIG_DIR) is None:
-            raise SourceError(f"{volume.describe()} has no Windows\\System32\\config folder.",
-                              "Choose the partition that holds Windows.")
-        shadows = None
-        shadow_view = DeviceSlice(device, volume.offset, volume.size)
-        if pyvshadow.check_volume_signature_file_object(shadow_view):
-            shadows = pyvshadow.volume()
-            shadows.open_file_object(shadow_view)
-        try:
-            yield OpenVolume(volume, device, ntfs, shadows)
-        finally:
-            ntfs.close()
-            if shadows is not None:
-                shadows.close()
+    with BlockDevice.open(volume.source) as device, open_file_volume(
+            volume, lambda: DeviceSlice(device, volume.offset, volume.size), require_windows,
+            device) as opened:
+        yield opened
+
+
+@contextmanager
+def open_file_volume(volume: WindowsVolume, make_view: Callable[[], Any],
+                     require_windows: bool = True, device: BlockDevice | None = None
+                     ) -> Iterator[OpenVolume]:
+    """The volume read through file objects `make_view()` returns (a slice of a device, or
+    a partition of a captured image: recovery.store.imageview)."""
+    ntfs = pyfsntfs.volume()
+    try:
+        ntfs.open_file_object(make_view())
+    except OSError as exc:
+        raise UnsupportedLayoutError(
+            f"The NTFS file system on {volume.describe()} cannot be read: {exc}.",
+            "Run 'chkdsk /f' from Windows or WinRE.") from exc
+    if require_windows and ntfs.get_file_entry_by_path(CONFIG_DIR) is None:
+        raise SourceError(f"{volume.describe()} has no Windows\\System32\\config folder.",
+                          "Choose the partition that holds Windows.")
+    shadows = None
+    shadow_view = make_view()
+    if pyvshadow.check_volume_signature_file_object(shadow_view):
+        shadows = pyvshadow.volume()
+        shadows.open_file_object(shadow_view)
+    try:
+        yield OpenVolume(volume, device, ntfs, shadows)
+    finally:
+        ntfs.close()
+        if shadows is not None:
+            shadows.close()

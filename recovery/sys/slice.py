@@ -12,13 +12,16 @@ import os
 from recovery.sys.blockdev import BlockDevice
 
 
-class DeviceSlice(io.RawIOBase):
-    def __init__(self, device: BlockDevice, offset: int, size: int) -> None:
+class RandomAccessFile(io.RawIOBase):
+    """A read-only, seekable file object over `read_at(offset, length)`, `size` bytes."""
+
+    def __init__(self, size: int) -> None:
         super().__init__()
-        self.device = device
-        self.offset = offset
         self.size = size
         self.position = 0
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        raise NotImplementedError
 
     def readable(self) -> bool:
         return True
@@ -42,11 +45,21 @@ class DeviceSlice(io.RawIOBase):
         length = remaining if size is None or size < 0 else min(size, remaining)
         if length == 0:
             return b""
-        data = self.device.read_at(self.offset + self.position, length)
-        self.position += length
+        data = self.read_at(self.position, length)
+        self.position += len(data)
         return data
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self.read(len(buffer))
         memoryview(buffer)[: len(data)] = data
         return len(data)
+
+
+class DeviceSlice(RandomAccessFile):
+    def __init__(self, device: BlockDevice, offset: int, size: int) -> None:
+        super().__init__(size)
+        self.device = device
+        self.offset = offset
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        return self.device.read_at(self.offset + offset, length)

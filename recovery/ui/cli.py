@@ -28,6 +28,7 @@ from recovery.errors import CancelledError, NotConfirmedError, RecoveryError, Ve
 from recovery.events import EventSink, discard
 from recovery.store.objects import ChunkStore
 from recovery.ui import text
+from recovery.ui.cli_explore import register as register_explore
 from recovery.ui.cli_restore_points import register as register_restore_points
 from recovery.ui.render import ProgressRenderer, print_error, print_json
 from recovery.units import parse_size
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                               add_help=False)
     tui.set_defaults(handler=cmd_tui, json=False)
     register_restore_points(commands)
+    register_explore(commands)
     return parser
 
 
@@ -102,6 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if args.command == "tui":
         args.tui_args = extra  # the TUI parses its own options
+    elif extra and str(getattr(args, "late_positionals", "")) and not any(
+            e.startswith("-") for e in extra):
+        # argparse stops filling positionals at the first option: `files NAME
+        # --partition 1 PATH` leaves PATH over; it belongs to the command's last positional.
+        name = args.late_positionals
+        current = getattr(args, name)
+        setattr(args, name, [*current, *extra] if isinstance(current, list) else extra[-1])
+        if not isinstance(current, list) and len(extra) > 1:
+            parser.error(f"unrecognized arguments: {' '.join(extra[:-1])}")
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,

@@ -37,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                                   "diff, roll back hives offline, undo")
     commands = group.add_subparsers(dest="points_command", required=True, metavar="ACTION")
     listing = _command(commands, "list", "list restore points, newest first", cmd_list)
+    listing.add_argument("--store", type=Path, help="VOLUME is then the name of an image in "
+                         "this store: list the points inside the captured volume")
     _user_flag(listing)
     show = _command(commands, "show", "hives, sizes, validity and diff summary of a point",
                     cmd_show)
@@ -85,7 +87,13 @@ def _point_line(point: RestorePoint) -> str:
 
 
 def cmd_list(args: argparse.Namespace, events: EventSink) -> int:
-    report = restore_points(args.volume, args.partition, args.user_hives)
+    if args.store is not None:
+        from recovery.engine.explore import image_restore_points
+
+        report = image_restore_points(args.store, str(args.volume), args.partition,
+                                      args.user_hives)
+    else:
+        report = restore_points(args.volume, args.partition, args.user_hives)
     if args.json:
         print_json(report.to_dict())
         return 0
