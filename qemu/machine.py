@@ -10,6 +10,7 @@
         size: 4GiB            # blank sparse file when the test gives none
         model: ""             # sata only (ATA model string)
         fault: ""             # "" | write-error | read-error (QEMU blkdebug)
+        bad_sectors: []       # with a fault: only these 512-byte sectors fail (else all)
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class DiskSpec:
     size: int
     model: str = ""
     fault: Fault = ""
+    bad_sectors: tuple[int, ...] = ()  # empty: the fault covers every sector
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ def _parse_disk(raw: object, where: str) -> DiskSpec:
         size=size if isinstance(size, int) else parse_size(str(size)),
         model=str(raw.get("model", "")),
         fault=cast(Fault, _choice(raw.get("fault", ""), FAULTS, "fault", where)),
+        bad_sectors=tuple(int(n) for n in cast(list[int], raw.get("bad_sectors", []))),
     )
 
 

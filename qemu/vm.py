@@ -323,8 +323,10 @@ class VM:
         if disk.fault:
             config = self.workdir / f"blkdebug-{node}.conf"
             event = "write_aio" if disk.fault == "write-error" else "read_aio"
-            config.write_text(f'[inject-error]\nevent = "{event}"\nerrno = "5"\n'
-                              'once = "off"\n')
+            # One rule per bad sector: a request touching it fails (a dying disk's sectors).
+            rules = [f'sector = "{n}"\n' for n in disk.bad_sectors] or [""]
+            config.write_text("".join(f'[inject-error]\nevent = "{event}"\nerrno = "5"\n'
+                                      f'once = "off"\n{rule}' for rule in rules))
             drive = (f"if=none,id={node},format=raw,file.driver=blkdebug,"
                      f"file.config={config},file.image.filename={image}")
         else:

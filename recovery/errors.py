@@ -46,6 +46,16 @@ class DeviceIOError(RecoveryError):
 
     code = 11
     kind = "device-io"
+    # The device is gone (unplugged, ENODEV/ENXIO), not one bad sector: a rescue read stops.
+    gone = False
+
+
+class UnreadableAreasError(DeviceIOError):
+    """A rescue capture completed, but some used bytes could not be read (stored as
+    zeros). Not raised: the exit status that tells scripts the image is not whole."""
+
+    code = 14
+    kind = "unreadable-areas"
 
 
 class UnsupportedLayoutError(RecoveryError):

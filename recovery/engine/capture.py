@@ -37,6 +37,8 @@ from recovery.engine import safety
 from recovery.engine.chunking import ChunkIO, ChunkSpan, chunk_spans, digest, zero_digest
 from recovery.engine.devices import resolve_disk
 from recovery.engine.pipeline import ordered_map
+from recovery.engine.rescue import RescueOptions
+from recovery.engine.rescue_capture import RescueJob, RescueOutcome, rescue_partitions
 from recovery.engine.roles import classify
 from recovery.engine.table import boot_areas, compare_tables, read_table
 from recovery.engine.unchanged import SpotCheck, ntfs_fingerprint, spot_check, unchanged_since
@@ -83,6 +85,10 @@ class CaptureRequest:
     # The spot check's sample; None draws it from os.urandom (tests fix it).
     spot_check_seed: int | None = None
     numbers: frozenset[int] | None = None
+    # A failing disk: keep going past unreadable sectors (recovery.engine.rescue), list
+    # them in the manifest and name the files they hit.
+    rescue: bool = False
+    rescue_options: RescueOptions = field(default_factory=RescueOptions)
 
     def selects(self, number: int, role: Role) -> bool:
         if self.roles is None and self.numbers is None:
@@ -168,9 +174,14 @@ class CaptureSummary:
     stats: CaptureStats
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def unreadable_bytes(self) -> int:
+        return sum(int(str(p.get("unreadable_bytes") or 0)) for p in self.partitions)
+
     def to_dict(self) -> dict[str, object]:
         return {"image": self.image, "store": self.store, "partitions": self.partitions,
-                **asdict(self.stats), "warnings": self.warnings}
+                **asdict(self.stats), "unreadable_bytes": self.unreadable_bytes,
+                "warnings": self.warnings}
 
 
 def plan_capture(request: CaptureRequest) -> CapturePlan:
@@ -245,11 +256,17 @@ def execute_capture(plan: CapturePlan, events: EventSink = discard,
             tracker.tally = counter.tally
             job = _PartitionJob(device, store, counter, request, identity.stable_id, events,
                                 tracker.advance, cancel, _sampler(request))
+            rescued = _rescue(job, plan) if request.rescue else None
             for planned in plan.partitions:
-                index, meta = _capture_partition(job, planned)
+                index, meta = _capture_partition(job, planned, rescued)
                 parts_index.extend(index)
                 parts_meta.append(meta)
     stats = counter.stats(time.monotonic() - started)
+    if rescued is not None:
+        found = rescued.stats
+        stats = replace(stats, good_read_seconds=round(found.good_read_seconds, 3),
+                        bad_read_seconds=round(found.bad_read_seconds, 3),
+                        reads_failed=found.reads_failed, reads_retried=found.reads_retried)
     manifest = ImageManifest.build(
         name=name, created=datetime.now(UTC), tool_version=__version__,
         host=socket.gethostname(), chunk_size=request.chunk_size, source=identity,
@@ -257,7 +274,7 @@ def execute_capture(plan: CapturePlan, events: EventSink = discard,
         stats=stats)
     writer.commit(manifest, ImageIndex(partitions=tuple(parts_index)))
     partitions = [{**planned.to_dict(), "reused_from": meta.reused_from or None,
-                   "reuse_check": meta.reuse_check or None}
+                   "reuse_check": meta.reuse_check or None, **_rescue_facts(meta)}
                   for planned, meta in zip(plan.partitions, parts_meta, strict=True)]
     return CaptureSummary(name, str(request.store), partitions, stats, plan.warnings)
 
@@ -322,6 +339,18 @@ class _Counter:
                             chunks_zero=self.chunks_zero, seconds=round(seconds, 3))
 
 
+class _PartCounter(_Counter):
+    """One partition's share of a capture's totals (a rescue reads them all at once)."""
+
+    def __init__(self, total: _Counter) -> None:
+        super().__init__()
+        self.total = total
+
+    def add(self, read: int, stored: int, new: bool, reused: bool, zero: bool) -> None:
+        super().add(read, stored, new, reused, zero)
+        self.total.add(read, stored, new, reused, zero)
+
+
 def _store_chunk(store: ChunkStore, data: bytes | memoryview, counter: _Counter, used: int,
                  keep_zero: bool = False) -> tuple[bytes, bool]:
     """Hash, and store unless the store has it already; returns (digest, is_zero).
@@ -373,16 +402,19 @@ def _sampler(request: CaptureRequest) -> random.Random:
     return random.Random(os.urandom(32) if seed is None else seed)
 
 
-def _capture_partition(job: _PartitionJob, planned: PlannedPartition
+def _capture_partition(job: _PartitionJob, planned: PlannedPartition,
+                       rescued: _Rescued | None = None
                        ) -> tuple[list[PartitionIndex], PartitionImage]:
     part, volume = planned.partition, planned.volume
     refs: list[ChunkRef] = []
     stored_before = job.counter.bytes_stored
     fingerprint = ""
     check: SpotCheck | None = None
-    if planned.selected and volume.fs_type == "ntfs":
+    if planned.selected and volume.fs_type == "ntfs" and rescued is None:
         fingerprint = ntfs_fingerprint(job.device, part.start, part.size)
-    if planned.selected:
+    if rescued is not None and planned.selected:
+        refs = rescued.partitions[part.number].refs
+    elif planned.selected:
         found = _reuse_unchanged(job, planned, fingerprint)
         check = found[0] if found else None
         refs = found[1] if found and found[0].matched else _read_chunks(job, planned)
@@ -394,9 +426,47 @@ def _capture_partition(job: _PartitionJob, planned: PlannedPartition
                           fingerprint=fingerprint,
                           reused_from=check.image if check and check.matched else "",
                           reuse_check=check.describe() if check else "")
+    if rescued is not None and planned.selected:
+        done = rescued.partitions[part.number]
+        meta = replace(meta, unreadable=done.unreadable, damaged=done.damaged,
+                       stored_bytes=done.stored_bytes)
     if not planned.selected:
         return [], meta
     return [PartitionIndex(part.number, tuple(volume.used), tuple(refs))], meta
+
+
+_Rescued = RescueOutcome
+
+
+def _rescue(job: _PartitionJob, plan: CapturePlan) -> RescueOutcome:
+    """Every selected partition through the rescue passes at once: the important data of
+    all volumes is read before the rest of any."""
+    request = job.request
+    counters = {p.partition.number: _PartCounter(job.counter) for p in plan.selected}
+
+    def store_chunk(number: int, data: bytes | memoryview, used: int) -> tuple[bytes, bool]:
+        return _store_chunk(job.store, data, counters[number], used)
+
+    rescue_job = RescueJob(job.device, job.store, request.chunk_size, request.rescue_options,
+                           job.source_id, store_chunk, job.advance, job.events, job.cancel)
+    outcome = rescue_partitions(rescue_job, [(p.partition, p.volume) for p in plan.selected])
+    for number, counter in counters.items():
+        outcome.partitions[number] = replace(outcome.partitions[number],
+                                             stored_bytes=counter.bytes_stored)
+    unreadable = sum(r.length for p in outcome.partitions.values() for r in p.unreadable)
+    if unreadable:
+        job.events(Notice(f"{human_size(unreadable)} could not be read and are stored as "
+                          "zeros; the image lists where and what they belonged to.",
+                          "warning"))
+    return outcome
+
+
+def _rescue_facts(meta: PartitionImage) -> dict[str, object]:
+    if not meta.unreadable:
+        return {}
+    return {"unreadable_bytes": meta.unreadable_bytes,
+            "unreadable": [asdict(r) for r in meta.unreadable],
+            "damaged": [asdict(d) for d in meta.damaged]}
 
 
 def _read_chunks(job: _PartitionJob, planned: PlannedPartition) -> list[ChunkRef]:

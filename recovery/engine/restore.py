@@ -108,11 +108,13 @@ class RestoreSummary:
     chunks_skipped: int = 0
     verified: bool = False
     seconds: float = 0.0
+    unreadable_bytes: int = 0  # zeros written where the source could not be read
 
     def to_dict(self) -> dict[str, object]:
         return {"image": self.image, "target": self.target, "delta": self.delta,
                 "bytes_written": self.bytes_written, "chunks_written": self.chunks_written,
                 "chunks_skipped": self.chunks_skipped, "verified": self.verified,
+                "unreadable_bytes": self.unreadable_bytes,
                 "seconds": round(self.seconds, 3)}
 
 
@@ -148,7 +150,10 @@ def execute_restore(plan: RestorePlan, events: EventSink = discard,
     request, manifest = plan.request, plan.manifest
     store = ChunkStore.open(request.store)
     _check_chunks_present(store, plan)
-    summary = RestoreSummary(manifest.name, plan.target.describe(), request.delta)
+    summary = RestoreSummary(manifest.name, plan.target.describe(), request.delta,
+                             unreadable_bytes=manifest.unreadable_bytes)
+    if manifest.unreadable_bytes:
+        events(Notice(unreadable_warning(manifest), "warning"))
     try:
         _run_restore(plan, store, summary, events, cancel)
     except (DeviceIOError, CancelledError) as exc:
@@ -164,6 +169,17 @@ def _recheck(plan: RestorePlan) -> None:
     refusals = _gate(plan, resolve_disk(plan.target.node))
     if refusals:
         raise refusals[0]
+
+
+def unreadable_warning(manifest: ImageManifest) -> str:
+    """What a restore of a rescue image leaves out, in a technician's words."""
+    hit = [item.path for part in manifest.partitions for item in part.damaged
+           if item.kind != "free-space" and item.path]
+    files = f" Damaged: {', '.join(hit[:5])}{' and more' if len(hit) > 5 else ''}." \
+        if hit else ""
+    return (f"Image {manifest.name} was captured from a failing disk: {manifest.unreadable_bytes}"
+            f" bytes could not be read and are restored as zeros.{files} Run chkdsk /f in "
+            "Windows after restoring; 'recovery images' lists every damaged file.")
 
 
 RESUME_ADVICE = ("The target is only partly restored. Check its cable and health, then run "
@@ -224,8 +240,7 @@ def _write_partitions(device: BlockDevice, plan: RestorePlan, store: ChunkStore,
     """Write each chunk's used ranges; `on_written` hears of each chunk written."""
     def work(chunk: PlacedChunk) -> tuple[PlacedChunk, int]:
         offset, span = chunk.partition_offset, chunk.span
-        if delta and digest(chunk_io.read_masked(offset, span, uncached=True)) == \
-                chunk.ref.digest:
+        if delta and digest(chunk.read_from(chunk_io)) == chunk.ref.digest:
             return chunk, 0
         content = chunk_io.frame(offset, span)
         if chunk.ref.zero:

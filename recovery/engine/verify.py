@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recovery import __version__
-from recovery.engine.chunking import ChunkIO, ChunkSpan, chunk_spans, digest
+from recovery.engine.chunking import ChunkIO, ChunkSpan, chunk_spans, digest, zeros
 from recovery.engine.pipeline import ordered_map
 from recovery.engine.table import compare_tables, read_table
 from recovery.errors import DeviceIOError, ImageDamagedError, RecoveryError, StoreError
 from recovery.events import EventSink, Notice, discard, phase
+from recovery.model.extents import Extent, clip
 from recovery.model.manifest import ImageManifest, utc_timestamp
 from recovery.store.index import ChunkRef, ImageIndex, PartitionIndex
 from recovery.store.objects import ChunkStore
@@ -35,6 +36,9 @@ class VerifySummary:
     bytes_checked: int = 0
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # A rescue image: used bytes the source would not give, zeros in the image. Not a
+    # problem of the image (every chunk is still checked), but it is not whole.
+    unreadable_bytes: int = 0
 
     @property
     def ok(self) -> bool:
@@ -43,6 +47,7 @@ class VerifySummary:
     def to_dict(self) -> dict[str, object]:
         return {"image": self.image, "target": self.target, "ok": self.ok,
                 "chunks_checked": self.chunks_checked, "bytes_checked": self.bytes_checked,
+                "unreadable_bytes": self.unreadable_bytes,
                 "problems": self.problems, "seconds": round(self.seconds, 3)}
 
 
@@ -54,6 +59,16 @@ class PlacedChunk:
     partition_offset: int
     span: ChunkSpan
     ref: ChunkRef
+    # Bytes of this chunk a rescue capture could not read (partition offsets): the image
+    # holds zeros there, so a disk's bytes there are not compared.
+    unreadable: tuple[Extent, ...] = ()
+
+    def read_from(self, chunk_io: ChunkIO) -> memoryview:
+        """The chunk's content as the medium holds it, unreadable ranges zeroed."""
+        data = chunk_io.read_masked(self.partition_offset, self.span, uncached=True)
+        for start, length in self.unreadable:
+            data[start - self.span.start: start - self.span.start + length] = zeros(length)
+        return data
 
     def where(self) -> str:
         offset = self.partition_offset + self.span.start
@@ -65,12 +80,15 @@ def placed_chunks(manifest: ImageManifest, part: PartitionIndex) -> Iterator[Pla
     """Pair each index entry with its span; both are in ascending chunk order."""
     meta = manifest.partition(part.number)
     spans = chunk_spans(meta.size, manifest.chunk_size, list(part.extents))
+    unreadable = [(piece.offset, piece.length) for piece in meta.unreadable]
     for ref, span in zip(part.chunks, spans, strict=True):
         if ref.number != span.number:
             raise ImageDamagedError(
                 f"Index of image {manifest.name} does not match partition {part.number}'s "
                 "used-block map.", "The image is damaged; capture the disk again.")
-        yield PlacedChunk(part.number, meta.start, span, ref)
+        holes = tuple(clip(unreadable, span.start, span.start + span.length)) \
+            if unreadable else ()
+        yield PlacedChunk(part.number, meta.start, span, ref, holes)
 
 
 def all_placed(manifest: ImageManifest, index: ImageIndex) -> Iterator[PlacedChunk]:
@@ -84,7 +102,7 @@ def check_on_disk(device: BlockDevice, chunks: Iterator[PlacedChunk],
     """Hash each chunk's used ranges as the medium holds them; yields (chunk, problem)."""
     def check(chunk: PlacedChunk) -> tuple[PlacedChunk, str | None]:
         try:
-            data = chunk_io.read_masked(chunk.partition_offset, chunk.span, uncached=True)
+            data = chunk.read_from(chunk_io)
         except DeviceIOError as exc:
             return chunk, f"{chunk.where()}: {exc.title}"
         if digest(data) != chunk.ref.digest:
@@ -103,7 +121,8 @@ def verify(store_path: Path, image: str, target: Path | None = None,
     started = time.monotonic()
     store = ChunkStore.open(store_path)
     manifest, index = store.load_image(image)
-    summary = VerifySummary(image, str(target) if target else None)
+    summary = VerifySummary(image, str(target) if target else None,
+                            unreadable_bytes=manifest.unreadable_bytes)
     _check_store_chunks(store, manifest, index, summary, events, cancel)
     _record_image_check(store, image, summary, events)
     if target is not None:

@@ -1,4 +1,4 @@
-"""What an image is: the facts a manifest records about one capture (format 1).
+"""What an image is: the facts a manifest records about one capture (formats 1 and 2).
 
 Plain frozen dataclasses; reading and writing them as YAML, and their hashes, live in
 recovery/store/manifest.py. Sizes and offsets are bytes; times are ISO 8601 UTC strings
@@ -9,10 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 from recovery.model.layout import PartitionTable, Role
 
-MANIFEST_FORMAT = 1
+# Format 2 adds what a rescue capture could not read (PartitionImage.unreadable, .damaged).
+# An image without unreadable bytes is still written as format 1, so that older versions
+# of recovery keep reading it; format-2 fields default to empty when a format-1 file loads.
+MANIFEST_FORMAT = 2
+READABLE_FORMATS = (1, 2)
+DamageKind = Literal["file-data", "mft-record", "ntfs-metadata", "free-space", "unknown"]
 
 
 def utc_timestamp(when: datetime | None = None) -> str:
@@ -48,6 +54,27 @@ class RawArea:
 
 
 @dataclass(frozen=True)
+class ByteRange:
+    """Bytes of a partition: `offset` from the partition start, sector-aligned."""
+
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class DamagedItem:
+    """What lived in unreadable bytes: a file's data, an MFT record (which file), NTFS
+    metadata, or free space (nothing lost). `offset` is the first unreadable byte of it,
+    from the partition start."""
+
+    kind: DamageKind
+    path: str
+    bytes_lost: int
+    offset: int
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class PartitionImage:
     """One partition of the source; `captured` False when the technician left it out."""
 
@@ -65,6 +92,14 @@ class PartitionImage:
     fingerprint: str = ""  # NTFS metadata hash: a repeat capture of an unchanged volume
     reused_from: str = ""  # the image whose chunks an unchanged volume reused, unread
     reuse_check: str = ""  # its spot check: "4 of 4 sampled chunks matched" (or differed)
+    # Format 2: used bytes a rescue capture could not read (stored as zeros), and what
+    # they belonged to.
+    unreadable: tuple[ByteRange, ...] = ()
+    damaged: tuple[DamagedItem, ...] = ()
+
+    @property
+    def unreadable_bytes(self) -> int:
+        return sum(piece.length for piece in self.unreadable)
 
 
 @dataclass(frozen=True)
@@ -75,6 +110,11 @@ class CaptureStats:
     chunks_reused: int = 0
     chunks_zero: int = 0
     seconds: float = 0.0
+    # Rescue captures: where the time went and how the failing reads went.
+    good_read_seconds: float = 0.0
+    bad_read_seconds: float = 0.0
+    reads_failed: int = 0
+    reads_retried: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,7 +126,7 @@ class ImageManifest:
     order the YAML shows them.
     """
 
-    format: int = MANIFEST_FORMAT
+    format: int = 1
     name: str
     created: str
     tool_version: str
@@ -108,9 +148,11 @@ class ImageManifest:
               raw_areas: tuple[RawArea, ...] = (), partitions: tuple[PartitionImage, ...] = (),
               stats: CaptureStats | None = None) -> ImageManifest:
         """A new, unsealed manifest; `created` becomes ISO 8601 UTC."""
-        return cls(name=name, created=utc_timestamp(created), tool_version=tool_version,
-                   host=host, chunk_size=chunk_size, source=source, table=table,
-                   raw_areas=raw_areas, partitions=partitions, stats=stats or CaptureStats())
+        fmt = MANIFEST_FORMAT if any(p.unreadable for p in partitions) else 1
+        return cls(format=fmt, name=name, created=utc_timestamp(created),
+                   tool_version=tool_version, host=host, chunk_size=chunk_size, source=source,
+                   table=table, raw_areas=raw_areas, partitions=partitions,
+                   stats=stats or CaptureStats())
 
     def partition(self, number: int) -> PartitionImage:
         for part in self.partitions:
@@ -121,3 +163,8 @@ class ImageManifest:
     @property
     def captured_partitions(self) -> tuple[PartitionImage, ...]:
         return tuple(p for p in self.partitions if p.captured)
+
+    @property
+    def unreadable_bytes(self) -> int:
+        """Used bytes the source would not give (stored as zeros); 0 for a whole image."""
+        return sum(p.unreadable_bytes for p in self.partitions)

@@ -78,6 +78,7 @@ class ImageInfo:
             for key in ("source", "chunk_size", "host", "tool_version", "partitions",
                         "stats"):
                 out[key] = plain[key]
+            out["unreadable_bytes"] = self.manifest.unreadable_bytes
             out["disk_size"] = self.manifest.table.disk_size
             out["scheme"] = self.manifest.table.scheme
             out["verified"] = self.verified.to_dict() if self.verified else None

@@ -18,13 +18,13 @@ import blake3
 import yaml
 
 from recovery.errors import ImageDamagedError, StoreError
-from recovery.model.manifest import MANIFEST_FORMAT, ImageManifest
+from recovery.model.manifest import MANIFEST_FORMAT, READABLE_FORMATS, ImageManifest
 from recovery.units import human_size
 
 # Byte counts a technician wants to read at a glance get a "<field>_human" neighbour.
 _HUMAN_FIELDS = frozenset({"size", "disk_size", "used_bytes", "stored_bytes", "bytes_read",
                            "bytes_stored", "chunk_size", "index_size"})
-_HEADER = ("# recovery image manifest (format 1). Do not edit: manifest_blake3 covers every\n"
+_HEADER = ("# recovery image manifest (see `format`). Do not edit: manifest_blake3 covers every\n"
            "# value, and a changed manifest is refused as damaged.\n")
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -97,7 +97,7 @@ def load(data: bytes, image: str) -> ImageManifest:
         manifest: ImageManifest = from_plain(ImageManifest, document)
     except (TypeError, ValueError, KeyError) as exc:
         raise _damaged(image, f"a value is missing or wrong: {exc}") from exc
-    if manifest.format != MANIFEST_FORMAT:
+    if manifest.format not in READABLE_FORMATS:
         raise _damaged(image, f"unknown format {manifest.format!r}")
     return manifest
 

@@ -238,9 +238,11 @@ class BlockDevice:
                 if gone else
                 "The disk may be failing or was disconnected; check the cable, then run the "
                 "same command again (it resumes).")
-        return DeviceIOError(f"I/O error on {self.path} during {what} at byte offset {offset} "
-                             f"(sector {offset // self.logical_sector_size}): {exc.strerror}.",
-                             hint)
+        error = DeviceIOError(f"I/O error on {self.path} during {what} at byte offset {offset} "
+                              f"(sector {offset // self.logical_sector_size}): {exc.strerror}.",
+                              hint)
+        error.gone = gone
+        return error
 
 
 def _known_to_spin(dev: int, depth: int = 0) -> bool:

@@ -83,9 +83,13 @@ class DirectDevice:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def read_into(self, offset: int, view: memoryview) -> bool:
-        """Fill `view` (aligned memory) with the medium's bytes at `offset`."""
-        return self._transfer("read", offset, view)
+    def read_into(self, offset: int, view: memoryview, align: int = ALIGN) -> bool:
+        """Fill `view` (aligned memory) with the medium's bytes at `offset`.
+
+        `align` may go down to the logical sector size: a rescue read of one sector must
+        fail alone, not with the rest of its page.
+        """
+        return self._transfer("read", offset, view, max(align, self.device.logical_sector_size))
 
     def write_from(self, offset: int, view: memoryview) -> bool:
         """Write `view` (aligned memory) at `offset`; durable only after device.flush()."""
@@ -93,9 +97,9 @@ class DirectDevice:
             return False
         return self._transfer("write", offset, view)
 
-    def _transfer(self, what: str, offset: int, view: memoryview) -> bool:
+    def _transfer(self, what: str, offset: int, view: memoryview, align: int = ALIGN) -> bool:
         fd = self._fd
-        if fd is None or self._refused or not is_aligned(offset, len(view)) or \
+        if fd is None or self._refused or offset % align or len(view) % align or \
                 offset + len(view) > self.device.size:
             return False
         done = 0

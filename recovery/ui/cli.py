@@ -21,10 +21,18 @@ from recovery.engine.capture import (
     plan_capture,
 )
 from recovery.engine.disks import disks_holding, list_disks
+from recovery.engine.rescue import RescueOptions
 from recovery.engine.restore import RestoreRequest, execute_restore, plan_restore
 from recovery.engine.roles import parse_partitions
 from recovery.engine.verify import verify
-from recovery.errors import CancelledError, NotConfirmedError, RecoveryError, VerificationError
+from recovery.errors import (
+    CancelledError,
+    NotConfirmedError,
+    RecoveryError,
+    UnreadableAreasError,
+    UsageError,
+    VerificationError,
+)
 from recovery.events import EventSink, discard
 from recovery.store.objects import ChunkStore
 from recovery.ui import text
@@ -58,6 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--read-all", action="store_true",
                      help="read every used block, even of NTFS volumes unchanged since an "
                      "earlier image (by default their chunks are reused after a spot check)")
+    cap.add_argument("--rescue", action="store_true",
+                     help="failing disk: keep going past unreadable sectors (stored as zeros, "
+                     "listed in the image with the files they hit; exit 14); run it again "
+                     "to retry only what is still unread")
+    cap.add_argument("--retry-passes", type=int, default=RescueOptions.retry_passes,
+                     metavar="N", help="--rescue: single-sector passes over what still fails "
+                     f"(default {RescueOptions.retry_passes})")
+    cap.add_argument("--rescue-time", type=float, default=0.0, metavar="SECONDS",
+                     help="--rescue: stop retrying after this long (default: no limit)")
+    cap.add_argument("--slow-read", type=float, default=RescueOptions.slow_read_seconds,
+                     metavar="SECONDS", help="--rescue: a read slower than this skips ahead, "
+                     f"the area is read last (default {RescueOptions.slow_read_seconds:g})")
     cap.add_argument("--chunk-size", type=parse_size, default=DEFAULT_CHUNK_SIZE,
                      help=argparse.SUPPRESS)
     _json_flag(cap).set_defaults(handler=cmd_capture)
@@ -146,10 +166,17 @@ def cmd_disks(args: argparse.Namespace, events: EventSink) -> int:
 
 
 def cmd_capture(args: argparse.Namespace, events: EventSink) -> int:
+    if args.retry_passes < 0 or args.rescue_time < 0 or args.slow_read <= 0:
+        raise UsageError("--retry-passes and --rescue-time cannot be negative, and --slow-read "
+                         "must be more than 0.", "Give for example --retry-passes 2 "
+                         "--rescue-time 600 --slow-read 5.")
+    options = RescueOptions(retry_passes=args.retry_passes, time_limit=args.rescue_time,
+                            slow_read_seconds=args.slow_read)
     roles, numbers = parse_partitions(args.partitions)
     request = CaptureRequest(source=args.source, store=args.store, name=args.name,
                              roles=roles, numbers=numbers, chunk_size=args.chunk_size,
-                             read_all=args.read_all)
+                             read_all=args.read_all, rescue=args.rescue,
+                             rescue_options=options)
     plan = plan_capture(request)
     if not args.json:
         print(text.capture_plan(plan), flush=True)
@@ -160,7 +187,8 @@ def cmd_capture(args: argparse.Namespace, events: EventSink) -> int:
         print_json({"ok": True, "plan": plan.to_dict(), **summary.to_dict()})
     else:
         print(text.capture_summary(summary))
-    return 0
+    # The image is complete as far as the disk allowed: not an error, but not whole either.
+    return UnreadableAreasError.code if summary.unreadable_bytes else 0
 
 
 def cmd_images(args: argparse.Namespace, events: EventSink) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from recovery.engine.capture import CapturePlan, CaptureSummary
 from recovery.engine.restore import RestorePlan, RestoreSummary
@@ -64,7 +65,25 @@ def capture_summary(summary: CaptureSummary) -> str:
         lines.append(f"  partition {part['number']}: {part['role']:<8} {part['fs_type']:<9} "
                      f"used {human_size(int(str(part['used_bytes'])))} ({mark})")
     lines += [f"  warning: {warning}" for warning in summary.warnings]
-    return "\n".join(lines)
+    return "\n".join(lines + damage_report(summary.partitions))
+
+
+def damage_report(partitions: list[dict[str, Any]]) -> list[str]:
+    """Unreadable bytes per partition and the files they hit (a rescue capture)."""
+    lines = []
+    for part in partitions:
+        if not part.get("unreadable_bytes"):
+            continue
+        lines.append(f"  partition {part['number']}: {human_size(part['unreadable_bytes'])} "
+                     f"unreadable in {len(part['unreadable'])} range(s), stored as zeros:")
+        for item in part.get("damaged", []):
+            what = item["path"] or "(no file)"
+            lines.append(f"    {item['kind']:<13} {human_size(item['bytes_lost']):>9}  {what}"
+                         + (f"  - {item['note']}" if item["note"] else ""))
+    if lines:
+        lines.insert(0, "Complete, with unreadable areas (exit 14): run the same command "
+                        "again to retry only them.")
+    return lines
 
 
 def images(found: list[ImageInfo]) -> str:
@@ -82,15 +101,23 @@ def images(found: list[ImageInfo]) -> str:
         lines.append(f"{info.name}  {manifest.created}  {manifest.source.model} "
                      f"(serial {manifest.source.serial or '-'}) "
                      f"{human_size(manifest.source.size)}  partitions {parts}  [{checked}]")
+        if manifest.unreadable_bytes:
+            lines.append(f"    complete, {manifest.unreadable_bytes} bytes unreadable "
+                         f"({human_size(manifest.unreadable_bytes)}, stored as zeros):")
+            lines += [f"      {item.kind:<13} {human_size(item.bytes_lost):>9}  "
+                      f"{item.path or '(no file)'}"
+                      for part in manifest.partitions for item in part.damaged]
     return "\n".join(lines)
 
 
 def verify_summary(summary: VerifySummary) -> str:
     where = f" and disk {summary.target}" if summary.target else ""
+    whole = (f"complete, {summary.unreadable_bytes} bytes unreadable (zeros in the image, "
+             "not checked on the disk); " if summary.unreadable_bytes else "")
     if summary.ok:
-        return (f"Image '{summary.image}'{where}: OK ({summary.chunks_checked} chunks, "
+        return (f"Image '{summary.image}'{where}: OK, {whole}({summary.chunks_checked} chunks, "
                 f"{human_size(summary.bytes_checked)} checked in {summary.seconds:.1f} s)")
-    lines = [f"Image '{summary.image}'{where}: {len(summary.problems)} problem(s):"]
+    lines = [f"Image '{summary.image}'{where}: {whole}{len(summary.problems)} problem(s):"]
     lines += [f"  - {problem}" for problem in summary.problems]
     return "\n".join(lines)
 
@@ -110,6 +137,9 @@ def restore_plan(plan: RestorePlan) -> str:
 
 def restore_summary(summary: RestoreSummary) -> str:
     verified = "verified by read-back" if summary.verified else "NOT verified"
+    unreadable = (f"\nWarning: {summary.unreadable_bytes} bytes were unreadable on the source "
+                  "disk and are zeros on the target ('recovery images' lists the damaged "
+                  "files); run chkdsk /f in Windows." if summary.unreadable_bytes else "")
     return (f"Restored '{summary.image}' onto {summary.target} in {summary.seconds:.1f} s: "
             f"{human_size(summary.bytes_written)} written, {summary.chunks_written} chunks "
-            f"written, {summary.chunks_skipped} already right; {verified}.")
+            f"written, {summary.chunks_skipped} already right; {verified}.{unreadable}")

@@ -3,6 +3,8 @@
     recovery.run=capture|restore|verify|rollback|tui|shell
     recovery.store=LABEL:path | /dev/NODE:path   file system holding the store, directory in it
     recovery.image=NAME  recovery.source=SERIAL|ID  recovery.target=SERIAL|ID  recovery.yes=1
+    recovery.rescue=1                     (capture: a failing disk, `capture --rescue`; a
+                                          capture with unreadable areas ends in FAIL, exit 14)
     recovery.volume=SERIAL|ID|/dev/NODE  recovery.point=ID  recovery.partition=N
     recovery.hive=SYSTEM,SOFTWARE,...     (rollback: `recovery restore-points rollback`; with
                                           recovery.store= the undo record is copied there too)
@@ -67,6 +69,7 @@ class UnattendedJob:
     point: str = ""
     partition: str = ""
     hive: str = ""
+    rescue: bool = False
 
     @property
     def is_engine_job(self) -> bool:
@@ -102,7 +105,8 @@ def parse_cmdline(cmdline: str) -> UnattendedJob | None:
         image=options.get("image", ""), source=options.get("source", ""),
         target=options.get("target", ""), yes=options.get("yes", "") in ("1", "yes", "true"),
         volume=options.get("volume", ""), point=options.get("point", ""),
-        partition=options.get("partition", ""), hive=options.get("hive", ""))
+        partition=options.get("partition", ""), hive=options.get("hive", ""),
+        rescue=options.get("rescue", "") in ("1", "yes", "true"))
     _check_complete(job)
     return job
 
@@ -126,7 +130,8 @@ def cli_arguments(job: UnattendedJob, store_dir: Path | None, resolve: Callable[
     store = ["--store", str(store_dir)]
     if job.run == "capture":
         name = ["--name", job.image] if job.image else []
-        return ["capture", resolve(job.source), *store, *name, "--json"]
+        rescue = ["--rescue"] if job.rescue else []
+        return ["capture", resolve(job.source), *store, *name, *rescue, "--json"]
     if job.run == "restore":
         yes = ["--yes"] if job.yes else []
         return ["restore", *store, job.image, resolve(job.target), *yes, "--json"]

@@ -159,12 +159,14 @@ def _report(r: dict[str, float], part: TablePartition) -> None:
     _write_latest(ROOT / "docs" / "benchmarks.md", text)
 
 
-def _write_latest(doc: Path, text: str) -> None:
+def _write_latest(doc: Path, text: str, begin: str = BEGIN, end: str = END) -> None:
     """Replace the latest run between the markers; the explanations around it stay."""
     old = doc.read_text() if doc.exists() else ""
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
-        doc.write_text(f"{head}{BEGIN}\n{text}{END}{tail}")
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        tail = rest.split(end, 1)[1]
+        doc.write_text(f"{head}{begin}\n{text}{end}{tail}")
+    elif old:
+        doc.write_text(f"{old}\n{begin}\n{text}{end}\n")
     else:
-        doc.write_text(f"# Benchmarks\n\n{BEGIN}\n{text}{END}\n")
+        doc.write_text(f"# Benchmarks\n\n{begin}\n{text}{end}\n")

@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pyfsntfs
 import pytest
 
 from qemu import VM, BootMedium, load_machine
-from recovery.errors import DeviceIOError, VerificationError
+from recovery.errors import DeviceIOError, UnreadableAreasError, VerificationError
+from recovery.sys.blockdev import BlockDevice
+from recovery.sys.slice import DeviceSlice
 from recovery.ui.cli import main as recovery_cli
 from tests.e2e.conftest import LiveImage
 from tests.e2e.windisk import (
@@ -163,3 +166,57 @@ def test_verify_of_a_store_with_a_damaged_chunk_fails_on_serial(
                               store_options("verify", "win"))
     assert verdict == "FAIL"
     assert report["exit_status"] == VerificationError.code, report
+
+
+def test_rescue_capture_of_a_disk_with_bad_sectors(live_image: LiveImage,
+                                                   tmp_path: Path) -> None:
+    """blkdebug fails reads of chosen sectors inside one file's data: the unattended rescue
+    capture completes with exit 14 and lists exactly those sectors, and names the file."""
+    disk = make_gpt_disk(tmp_path / "windows.img", 2 * GiB, tmp_path / "build")
+    windows = next(v for v in disk.volumes if v.number == 3)
+    path, first = file_sector(disk.image, windows.start, windows.size)
+    bad = (first, first + 1, first + 9)  # two touching sectors and one on its own
+    store = tmp_path / "store.img"
+    make_store_disk(store, 4 * GiB, STORE_LABEL)
+    base = load_machine("uefi-nvme-usb")
+    system = replace(base.disk("system"), fault="read-error", bad_sectors=bad)
+    machine = replace(base, disks=tuple(system if d.name == "system" else d
+                                        for d in base.disks))
+    medium = BootMedium(live_image.iso, mode="kernel", append=(
+        f"{store_options('capture', 'rescued')} recovery.source=NVME-SYS-0001 "
+        "recovery.rescue=1"))
+    before = disk.image.read_bytes()
+    with VM(machine, medium, tmp_path / "rescue", {"system": disk.image, "store": store},
+            timeout=JOB_TIMEOUT) as vm:
+        match = vm.wait_for(RESULT)
+        verdict, report = match.group(1), json.loads(match.group(2))
+    assert verdict == "FAIL" and report["exit_status"] == UnreadableAreasError.code, report
+    result = report["result"]
+    assert isinstance(result, dict)
+    part = next(p for p in result["partitions"] if p["number"] == 3)
+    start = windows.start
+    assert [(r["offset"], r["length"]) for r in part["unreadable"]] == [
+        (first * 512 - start, 1024), ((first + 9) * 512 - start, 512)]
+    assert [(d["kind"], d["path"]) for d in part["damaged"]] == [("file-data", path)]
+    assert disk.image.read_bytes() == before  # the source was never written
+    with mounted_store_disk(store, tmp_path / "store-mnt") as root:
+        assert recovery_cli(["verify", "--store", str(root / "images"), "rescued"]) == 0
+
+
+def file_sector(image: Path, start: int, size: int) -> tuple[str, int]:
+    """The biggest file of the NTFS volume at `start` and a disk sector in the middle of its
+    first extent (at least 16 sectors from the extent's end)."""
+    with BlockDevice.open(image) as device:
+        volume = pyfsntfs.volume()
+        volume.open_file_object(DeviceSlice(device, start, size))
+        try:
+            root = volume.get_root_directory()
+            files = [(entry.get_size(), f"\\{folder.get_name()}\\{entry.get_name()}", entry)
+                     for folder in root.sub_file_entries if folder.get_name().startswith("dir")
+                     for entry in folder.sub_file_entries]
+            _, path, entry = max(files, key=lambda item: item[0])
+            offset, length, _ = entry.get_extent(0)
+        finally:
+            volume.close()
+    assert length >= 64 * 1024, path
+    return path, (start + offset + length // 2) // 512

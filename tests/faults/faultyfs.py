@@ -32,6 +32,7 @@ from typing import Any, Literal
 from recovery.sys.run import run
 
 Op = Literal["read", "write", "any"]
+_ARMED = ("op", "start", "end", "error", "after_bytes", "delay")  # what `arm` sends
 DISK = "/disk.img"
 CONTROL = "/control"
 
@@ -49,6 +50,7 @@ class Fault:
     end: int | None = None  # None: to the end of the disk
     error: str = "EIO"  # errno name: EIO, ENODEV, ENXIO, ENOSPC
     after_bytes: int = 0
+    delay: float = 0.0  # > 0: a weak area, each request takes this long and then succeeds
     # Filled in by the daemon:
     passed_bytes: int = 0
     hits: int = 0
@@ -175,8 +177,7 @@ class FaultyDisk:
     def _arm(self, text: bytes) -> None:
         try:
             document = json.loads(text or b"{}")
-            faults = [Fault(**{k: v for k, v in item.items()
-                               if k in ("op", "start", "end", "error", "after_bytes")})
+            faults = [Fault(**{k: v for k, v in item.items() if k in _ARMED})
                       for item in document.get("faults", [])]
             for fault in faults:
                 fault.errno_value()
@@ -185,7 +186,9 @@ class FaultyDisk:
         self._state = FaultState(faults=faults)
 
     def _check(self, op: str, offset: int, length: int) -> None:
-        """Raise the first armed fault that covers the request; count what went through."""
+        """Raise the first armed fault that covers the request (or wait, for a slow one);
+        count what went through."""
+        delay = 0.0
         with self._guard:
             state = self._state
             for fault in state.faults:
@@ -193,6 +196,9 @@ class FaultyDisk:
                     fault.hits += 1
                     if fault.first_hit is None:
                         fault.first_hit = max(offset, fault.start)
+                    if fault.delay > 0:
+                        delay = max(delay, fault.delay)
+                        continue
                     state.failures += 1
                     raise _error(fault.errno_value())
             for fault in state.faults:
@@ -202,6 +208,8 @@ class FaultyDisk:
                 state.bytes_read += length
             else:
                 state.bytes_written += length
+        if delay:
+            time.sleep(delay)
 
 
 # --- the test side: mount, arm, read the counters, unmount --------------------------------
@@ -222,8 +230,7 @@ class FaultyMount:
 
     def arm(self, *faults: Fault) -> None:
         """Replace the armed faults (none: the drive works again); counters restart."""
-        plain = [{k: v for k, v in asdict(f).items()
-                  if k in ("op", "start", "end", "error", "after_bytes")} for f in faults]
+        plain = [{k: v for k, v in asdict(f).items() if k in _ARMED} for f in faults]
         self.control.write_text(json.dumps({"faults": plain}))
 
     def clear(self) -> None:

@@ -77,6 +77,11 @@ def test_cli_arguments_for_each_job() -> None:
         "restore", "--store", "/mnt/s", "img", "/dev/sda", "--yes", "--json"]
     assert cli_arguments(verify, where, nodes.__getitem__) == [
         "verify", "--store", "/mnt/s", "img", "--target", "/dev/sda", "--json"]
+    rescue = parse_cmdline("recovery.run=capture recovery.store=L:/s recovery.source=SER1 "
+                           "recovery.rescue=1")
+    assert rescue is not None and rescue.rescue
+    assert cli_arguments(rescue, where, nodes.__getitem__) == [
+        "capture", "/dev/nvme0n1", "--store", "/mnt/s", "--rescue", "--json"]
 
 
 def test_rollback_job_needs_no_store_and_maps_onto_restore_points() -> None:

@@ -8,15 +8,17 @@ the partitions, roles, used sizes and warnings shown are exactly what capture wi
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import (
     Button,
+    Checkbox,
     ContentSwitcher,
     Footer,
     Input,
@@ -28,10 +30,12 @@ from textual.widgets import (
 
 from recovery.engine.capture import CapturePlan, CaptureRequest, CaptureSummary, source_identity
 from recovery.engine.verify import VerifySummary
-from recovery.errors import RecoveryError
+from recovery.errors import DeviceIOError, RecoveryError, UnreadableAreasError
 from recovery.events import EventSink
 from recovery.model.disk import Disk
 from recovery.store.objects import default_image_name
+from recovery.ui.text import damage_report
+from recovery.ui.tui.screens.dialogs import ConfirmDialog
 from recovery.ui.tui.screens.job import JobOutcome, JobScreen, settle
 from recovery.ui.tui.screens.result import ResultScreen
 from recovery.ui.tui.screens.wizard import Wizard
@@ -63,6 +67,11 @@ def capture_result_lines(outcome: CaptureOutcome) -> list[str]:
                      f"{human_size(int(str(part['used_bytes'])))} used"
                      + ("" if part["selected"] else "  (not captured)"))
     lines += [f"Warning: {w}" for w in summary.warnings]
+    if summary.unreadable_bytes:
+        lines += [f"Unreadable:     {human_size(summary.unreadable_bytes)} could not be read "
+                  "from the failing disk; they are zeros in the image. Capture again in "
+                  "rescue mode to retry only them.", "Damaged files:"]
+        lines += damage_report(summary.partitions)[1:]
     if check.ok:
         lines.append("Image verification: PASSED, every chunk is in the store and intact")
     else:
@@ -71,7 +80,21 @@ def capture_result_lines(outcome: CaptureOutcome) -> list[str]:
     return lines
 
 
+def health_status(disk: Disk) -> str:
+    """The disk's SMART verdict (ok, warning, failing, unknown) once disks carry one."""
+    health = getattr(disk, "health", None)
+    status = health.get("status") if isinstance(health, dict) else getattr(health, "status",
+                                                                             None)
+    return str(status or "unknown")
+
+
+def is_failing(disk: Disk) -> bool:
+    return health_status(disk) in ("warning", "failing")
+
+
 class CaptureWizard(Wizard):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *Wizard.BINDINGS, Binding("r", "toggle_rescue", "Rescue mode")]
     STEPS: ClassVar[list[tuple[str, str]]] = [
         ("step-source", "source-disks"), ("step-partitions", "partitions"),
         ("step-store", "capture-stores"), ("step-name", "image-name"),
@@ -112,6 +135,9 @@ class CaptureWizard(Wizard):
             with Vertical(id="step-summary"):
                 yield Label("Capture 5/5: ready to capture", classes="screen-title", markup=False)
                 yield Static("", id="summary", markup=False)
+                yield Checkbox("Rescue mode (r): a failing disk; keep going past unreadable "
+                               "sectors, retry them last, list the files they hit",
+                               id="rescue")
                 yield Button("Start the capture", id="start-capture", variant="primary")
         yield Footer()
 
@@ -142,6 +168,8 @@ class CaptureWizard(Wizard):
 
     def show_plan(self, plan: CapturePlan) -> None:
         self.plan = plan
+        # A disk whose SMART data says it is going: the gentle read, before anything else.
+        self.query_one("#rescue", Checkbox).value = is_failing(plan.disk)
         selection = self.query_one("#partitions", SelectionList)
         selection.clear_options()
         for planned in plan.partitions:
@@ -220,7 +248,15 @@ class CaptureWizard(Wizard):
                  f"({human_size(used)} of used data to read)"]
         lines += [f"Warning: partition {p.partition.number}: {w}"
                   for p in chosen for w in p.volume.warnings]
+        if is_failing(self.source):
+            lines.append(f"Warning: the disk's health is {health_status(self.source)}: rescue "
+                         "mode is preselected.")
         return lines
+
+    def action_toggle_rescue(self) -> None:
+        if self.step == len(self.STEPS) - 1:
+            rescue = self.query_one("#rescue", Checkbox)
+            rescue.value = not rescue.value
 
     def image_name(self) -> str:
         return self.query_one("#image-name", Input).value.strip()
@@ -234,14 +270,17 @@ class CaptureWizard(Wizard):
         assert self.source is not None and self.store is not None and self.plan is not None
         plan, store, name = self.plan, self.store.path, self.image_name()
         numbers = self.selected_numbers()
+        rescue = self.query_one("#rescue", Checkbox).value
         app = tui_app(self.app)
         app.log_file.write(f"capture started: {self.source.describe()} -> {store} "
-                           f"as {name}, partitions {sorted(numbers)}")
+                           f"as {name}, partitions {sorted(numbers)}"
+                           + (", rescue mode" if rescue else ""))
 
         def job(events: EventSink, cancel: threading.Event) -> CaptureOutcome:
             app.backend.writable_store(store)
             # The plan shown in step 2, with exactly the ticked partition numbers.
             chosen = plan.choose(numbers, store=store, name=name)
+            chosen = replace(chosen, request=replace(chosen.request, rescue=rescue))
             summary = app.backend.execute_capture(chosen, events, cancel)
             check = app.backend.verify(store, summary.image, None, events, cancel)
             return CaptureOutcome(summary, check)
@@ -250,10 +289,35 @@ class CaptureWizard(Wizard):
 
     def finished(self, outcome: JobOutcome[CaptureOutcome] | None) -> None:
         app = tui_app(self.app)
+        if outcome is not None and type(outcome.error) is DeviceIOError and \
+                not self.query_one("#rescue", Checkbox).value:
+            self.offer_rescue(outcome.error)
+            return
         result = settle(app, outcome, "capture")
         if result is None:
             return
         lines = capture_result_lines(result)
         app.log_file.write("capture finished: " + "; ".join(lines[:5]))
         self.dismiss(None)
-        app.push_screen(ResultScreen("Capture finished", lines, ok=result.check.ok))
+        title = "Capture finished"
+        if result.summary.unreadable_bytes:
+            title += f" with unreadable areas (exit {UnreadableAreasError.code})"
+        app.push_screen(ResultScreen(title, lines, ok=result.check.ok
+                                     and not result.summary.unreadable_bytes))
+
+    def offer_rescue(self, error: RecoveryError) -> None:
+        """A read error ended a normal capture: the disk may be failing; offer the rescue
+        read, which continues the same (incomplete) image."""
+        app = tui_app(self.app)
+        app.log_file.error(error)
+
+        def answered(rescue: bool | None) -> None:
+            if rescue:
+                self.query_one("#rescue", Checkbox).value = True
+                self.start()
+            else:
+                app.show_error(error)
+        app.push_screen(ConfirmDialog(
+            f"{error.title}\n\nThe disk may be failing. Capture it again in rescue mode? It "
+            "keeps going past unreadable sectors, reads them again last, stores them as "
+            "zeros and lists the files they hit.", "Rescue mode"), answered)

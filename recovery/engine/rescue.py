@@ -1,0 +1,379 @@
+"""Rescue capture: read a failing disk the way GNU ddrescue does, on used blocks only.
+
+A normal capture stops at the first unreadable sector (exit 11). A rescue capture keeps
+going, because on a dying disk every extra read may be the last:
+
+1. First pass, the important data first (each volume's boot sector, $MFT, $MFTMirr,
+   $LogFile, $Bitmap, the registry hives; then everything else in disk order), whole chunks
+   read past the page cache. A chunk that fails is read again in blocks; the first failing
+   block is recorded and the reader skips ahead, by a skip that doubles with every error
+   in a row (an unreadable area is rarely a single sector), recording what it skipped.
+   A read that succeeds but is very slow skips ahead the same way: a weak area that
+   takes seconds per read is better read once everything easy is saved.
+2. Later passes go back into the recorded ranges, backwards (the drive's read-ahead does
+   not walk into the bad area from the good side), in smaller reads each pass: 1 MiB,
+   64 KiB, then single sectors, then further single-sector retries; within a limit of
+   passes and time.
+3. What still fails is stored as zeros and returned as unreadable ranges (disk offsets,
+   sector-aligned, used bytes only): free space is never read, so never lost.
+
+Chunks are built in memory while ranges of them are outstanding: a skipped chunk costs
+nothing until it is read, and a chunk is stored as soon as a pass has read all of it, so
+memory holds the chunks with bytes still failing (a dying disk's damage is usually a few
+areas; each such chunk costs one chunk of memory). A repeat rescue of the
+same disk starts from the newest rescue image (`PreviousRescue`): its chunks are reused
+unread and only its unreadable ranges are tried again (ddrescue's map file).
+"""
+
+from __future__ import annotations
+
+import mmap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from recovery.engine.chunking import ChunkSpan, _zero_unused, chunk_spans
+from recovery.engine.pipeline import default_workers, ordered_map
+from recovery.errors import CancelledError, DeviceIOError
+from recovery.events import EventSink, Notice
+from recovery.model.extents import Extent, clip, normalise, total
+from recovery.store.index import ChunkRef
+from recovery.sys.blockdev import BlockDevice
+from recovery.sys.directio import ALIGN, DirectDevice, thread_buffer
+from recovery.units import KiB, MiB, align_down, align_up, human_size
+
+# (partition number, chunk content, used bytes) -> (digest, all zero), once stored
+StoreChunk = Callable[[int, memoryview | bytes, int], tuple[bytes, bool]]
+ChunkSource = Callable[[bytes], bytes]  # digest -> uncompressed chunk from the store
+
+
+@dataclass(frozen=True)
+class RescueOptions:
+    """Limits of a rescue capture (`recovery capture --rescue ...`)."""
+
+    retry_passes: int = 2  # single-sector passes after the first one (ddrescue --retry-passes)
+    time_limit: float = 0.0  # seconds for all passes after the first; 0: none
+    slow_read_seconds: float = 5.0  # a first-pass chunk read slower than this skips ahead
+    first_skip: int = 1 * MiB  # skip after the first error in a row; doubles per error
+    max_skip: int = 256 * MiB
+    block_size: int = 1 * MiB  # first-pass reads inside a chunk that failed whole
+
+
+@dataclass
+class RescueStats:
+    good_read_seconds: float = 0.0
+    bad_read_seconds: float = 0.0
+    reads_failed: int = 0
+    reads_retried: int = 0
+    passes: int = 1
+    stopped_by_time: bool = False
+
+
+@dataclass(frozen=True)
+class PreviousRescue:
+    """An earlier rescue image of the same partition (same place, same used blocks)."""
+
+    image: str
+    chunks: tuple[ChunkRef, ...]
+    unreadable: tuple[Extent, ...]  # from the partition start
+
+
+@dataclass(frozen=True)
+class RescueTarget:
+    """One partition to rescue; extents are relative to the partition start."""
+
+    number: int
+    offset: int
+    size: int
+    used: list[Extent]
+    priority: list[Extent] = field(default_factory=list)  # most important first
+    previous: PreviousRescue | None = None
+
+
+@dataclass
+class RescueResult:
+    refs: dict[int, list[ChunkRef]]
+    unreadable: dict[int, list[Extent]]  # per partition, from the partition start
+    stats: RescueStats
+
+
+@dataclass
+class _Pending:
+    """A chunk with used ranges still unread; `data` holds what was read (zeros elsewhere)."""
+
+    target: RescueTarget
+    span: ChunkSpan
+    data: bytearray | None  # None until something of it is read (a skipped chunk)
+    todo: list[Extent]  # disk offsets still to read
+
+    def place(self, disk_offset: int) -> int:
+        return disk_offset - self.target.offset - self.span.start
+
+    def buffer(self) -> bytearray:
+        if self.data is None:
+            self.data = bytearray(self.span.length)
+        return self.data
+
+
+class Rescuer:
+    """Runs the passes over an open source; `store` hashes and keeps one chunk."""
+
+    def __init__(self, device: BlockDevice, chunk_size: int, options: RescueOptions,
+                 store: StoreChunk, fetch: ChunkSource, advance: Callable[[int], None],
+                 events: EventSink, cancel: threading.Event | None) -> None:
+        self.device, self.chunk_size, self.options = device, chunk_size, options
+        self.store, self.fetch, self.advance = store, fetch, advance
+        self.events, self.cancel = events, cancel
+        self.sector = device.logical_sector_size
+        self.stats = RescueStats()
+        self.pending: list[_Pending] = []
+        self.refs: dict[int, list[ChunkRef]] = {}
+        self.skip_left = 0
+        self.skip_size = options.first_skip
+        self.direct = DirectDevice(device)
+
+    def run(self, targets: list[RescueTarget]) -> RescueResult:
+        try:
+            jobs = self._reuse_previous(targets)
+            self._first_pass(_ordered(jobs, targets, self.chunk_size))
+            self._later_passes()
+            unreadable = self._finish()
+        finally:
+            self.direct.close()
+        for refs in self.refs.values():
+            refs.sort(key=lambda ref: ref.number)
+        return RescueResult(self.refs, unreadable, self.stats)
+
+    # --- an earlier rescue image: reuse its chunks, retry only its unreadable ranges ------
+    def _reuse_previous(self, targets: list[RescueTarget]
+                        ) -> list[tuple[RescueTarget, ChunkSpan]]:
+        jobs = []
+        for target in targets:
+            self.refs[target.number] = []
+            previous = target.previous
+            old = {ref.number: ref for ref in previous.chunks} if previous else {}
+            bad = list(previous.unreadable) if previous else []
+            for span in chunk_spans(target.size, self.chunk_size, target.used):
+                ref = old.get(span.number)
+                if ref is None:
+                    jobs.append((target, span))
+                    continue
+                todo = clip(bad, span.start, span.start + span.length)
+                if not todo:
+                    self.refs[target.number].append(ref)
+                    self.advance(span.used_bytes)
+                    continue
+                data = bytearray(span.length) if ref.zero else bytearray(self.fetch(ref.digest))
+                self.pending.append(_Pending(target, span, data, [
+                    (target.offset + start, length) for start, length in todo]))
+        return jobs
+
+    # --- pass 1 ---------------------------------------------------------------------------
+    def _first_pass(self, jobs: list[tuple[RescueTarget, ChunkSpan]]) -> None:
+        workers = default_workers()
+        # Each chunk read waits in its own buffer until a worker has stored it: at most
+        # workers * 3 in flight (ordered_map's window), one being read, one handed back.
+        ring = [mmap.mmap(-1, self.chunk_size + 2 * ALIGN) for _ in range(workers * 3 + 2)]
+
+        def produce() -> Iterator[tuple[RescueTarget, ChunkSpan, memoryview]]:
+            handed_out = 0  # a slot is busy only once its chunk is handed to a worker
+            for target, span in jobs:
+                slot = memoryview(ring[handed_out % len(ring)])
+                content = self._read_chunk(target, span, slot)
+                if content is not None:
+                    handed_out += 1
+                    yield target, span, content
+
+        def work(item: tuple[RescueTarget, ChunkSpan, memoryview]
+                 ) -> tuple[int, ChunkRef, int]:
+            target, span, content = item
+            chunk_digest, zero = self.store(target.number, content, span.used_bytes)
+            return target.number, ChunkRef(span.number, chunk_digest, zero), span.used_bytes
+
+        # The ring is freed with its last view (an error may leave views in tracebacks).
+        for number, ref, used in ordered_map(work, produce(), workers=workers,
+                                             cancel=self.cancel):
+            self.refs[number].append(ref)
+            self.advance(used)
+
+    def _read_chunk(self, target: RescueTarget, span: ChunkSpan, buffer: memoryview
+                    ) -> memoryview | None:
+        """The chunk's masked content, or None when it went to the pending list."""
+        if self.skip_left > 0:
+            self._defer(target, span, None, self._used_on_disk(target, span))
+            self.skip_left -= span.used_bytes
+            return None
+        base = target.offset + span.start
+        low = align_down(base, ALIGN)
+        content = buffer[base - low: base - low + span.length]
+        first = target.offset + span.used[0][0]
+        last = target.offset + span.used[-1][0] + span.used[-1][1]
+        start, end = align_down(first, ALIGN), min(align_up(last, ALIGN), self.device.size)
+        started = time.monotonic()
+        try:
+            if not self.direct.read_into(start, buffer[start - low: end - low]):
+                content[first - base: last - base] = self.device.read_at(first, last - first)
+        except DeviceIOError as exc:
+            self._failed(exc, time.monotonic() - started)
+            return self._read_in_blocks(target, span, content)
+        elapsed = time.monotonic() - started
+        self.stats.good_read_seconds += elapsed
+        _zero_unused(content, span)
+        if elapsed > self.options.slow_read_seconds:
+            self._note_slow(base, elapsed)
+        else:
+            self.skip_size = self.options.first_skip
+        return content
+
+    def _read_in_blocks(self, target: RescueTarget, span: ChunkSpan, content: memoryview
+                        ) -> memoryview | None:
+        """A chunk that failed whole, block by block; the first bad block starts a skip."""
+        data = bytearray(span.length)
+        todo: list[Extent] = []
+        for start, length in _blocks(self._used_on_disk(target, span), self.options.block_size):
+            if self.skip_left > 0:
+                todo.append((start, length))
+                self.skip_left -= length
+                continue
+            offset = start - target.offset - span.start
+            if not self._read_piece(start, memoryview(data)[offset: offset + length]):
+                todo.append((start, length))
+                self._skip_ahead()
+        if todo:
+            self._defer(target, span, data, todo)
+            return None
+        content[:] = data  # only free space inside the chunk failed
+        return content
+
+    def _used_on_disk(self, target: RescueTarget, span: ChunkSpan) -> list[Extent]:
+        return [(target.offset + start, length) for start, length in span.used]
+
+    def _defer(self, target: RescueTarget, span: ChunkSpan, data: bytearray | None,
+               todo: list[Extent]) -> None:
+        self.pending.append(_Pending(target, span, data, normalise(todo)))
+
+    def _skip_ahead(self) -> None:
+        self.skip_left = self.skip_size
+        self.skip_size = min(2 * self.skip_size, self.options.max_skip)
+
+    def _note_slow(self, offset: int, elapsed: float) -> None:
+        self.events(Notice(f"Slow area at byte {offset} of {self.device.path} ({elapsed:.1f} s "
+                           f"for one read): skipping {human_size(self.skip_size)} ahead; it "
+                           "is read after the rest.", "warning"))
+        self._skip_ahead()
+
+    def _failed(self, error: DeviceIOError, seconds: float) -> None:
+        if error.gone:  # not a bad sector: nothing more can be read, the image stays open
+            raise error
+        self.stats.bad_read_seconds += seconds
+        self.stats.reads_failed += 1
+
+    def _read_piece(self, offset: int, dest: memoryview) -> bool:
+        """Read `len(dest)` bytes at disk `offset` past the page cache; False on an error."""
+        scratch = thread_buffer(len(dest), "rescue")[: len(dest)]
+        started = time.monotonic()
+        try:
+            if not self.direct.read_into(offset, scratch, self.sector):
+                scratch[:] = self.device.read_at(offset, len(dest))
+        except DeviceIOError as exc:
+            self._failed(exc, time.monotonic() - started)
+            return False
+        self.stats.good_read_seconds += time.monotonic() - started
+        dest[:] = scratch
+        return True
+
+    # --- passes 2 and later: back into the recorded ranges, smaller reads, backwards -----
+    def _later_passes(self) -> None:
+        options = self.options
+        deadline = time.monotonic() + options.time_limit if options.time_limit else None
+        sizes = [options.block_size, 64 * KiB] + [self.sector] * (1 + options.retry_passes)
+        for size in sizes:
+            left = sum(total(p.todo) for p in self.pending)
+            if not left or self.stats.stopped_by_time:
+                return
+            self.stats.passes += 1
+            self.events(Notice(f"Rescue pass {self.stats.passes}: {human_size(left)} still "
+                               f"unread; reading it backwards in {human_size(size)} pieces."))
+            self._pass(max(size, self.sector), deadline)
+        if self.stats.stopped_by_time:
+            self.events(Notice(f"The rescue time limit ({options.time_limit:g} s) is reached: "
+                               "what is still unread is listed as unreadable. Run the same "
+                               "capture again to go on retrying it.", "warning"))
+
+    def _pass(self, size: int, deadline: float | None) -> None:
+        """One pass, backwards over the disk. A chunk read whole is stored at once, so only
+        chunks with ranges still failing stay in memory."""
+        still = []
+        for pending in sorted(self.pending, key=lambda p: p.target.offset + p.span.start,
+                              reverse=True):
+            failed = [piece for start, length in reversed(pending.todo)
+                      for piece in reversed(_blocks([(start, length)], size))
+                      if not self._retry(pending, piece, deadline)]
+            pending.todo = normalise(failed)
+            if pending.todo:
+                still.append(pending)
+            else:
+                self._store_pending(pending)
+        self.pending = still
+
+    def _retry(self, pending: _Pending, piece: Extent, deadline: float | None) -> bool:
+        if self.cancel is not None and self.cancel.is_set():
+            raise CancelledError("Stopped on request.", "Nothing half-done is shown as "
+                                 "complete; run the same command again to continue.")
+        if deadline is not None and time.monotonic() > deadline:
+            self.stats.stopped_by_time = True
+        if self.stats.stopped_by_time:
+            return False
+        self.stats.reads_retried += 1
+        at = pending.place(piece[0])
+        return self._read_piece(piece[0], memoryview(pending.buffer())[at: at + piece[1]])
+
+    def _store_pending(self, pending: _Pending) -> None:
+        """Store a pending chunk; what is still in its todo list is zeros."""
+        target = pending.target
+        content = memoryview(pending.buffer())
+        _zero_unused(content, pending.span)
+        for start, length in pending.todo:
+            at = pending.place(start)
+            content[at: at + length] = bytes(length)
+        chunk_digest, zero = self.store(target.number, content, pending.span.used_bytes)
+        self.refs[target.number].append(ChunkRef(pending.span.number, chunk_digest, zero))
+        self.advance(pending.span.used_bytes)
+        pending.data = None
+
+    def _finish(self) -> dict[int, list[Extent]]:
+        unreadable: dict[int, list[Extent]] = {}
+        for pending in self.pending:
+            target = pending.target
+            unreadable.setdefault(target.number, []).extend(
+                (start - target.offset, length) for start, length in pending.todo)
+            self._store_pending(pending)
+        return {number: normalise(found) for number, found in unreadable.items()}
+
+
+def _blocks(extents: list[Extent], size: int) -> list[Extent]:
+    """`extents` cut at multiples of `size` (disk offsets), in order."""
+    out = []
+    for start, length in extents:
+        end = start + length
+        while start < end:
+            piece_end = min(end, (start // size + 1) * size)
+            out.append((start, piece_end - start))
+            start = piece_end
+    return out
+
+
+def _ordered(jobs: list[tuple[RescueTarget, ChunkSpan]], targets: list[RescueTarget],
+             chunk_size: int) -> list[tuple[RescueTarget, ChunkSpan]]:
+    """Chunks holding each volume's important ranges first, in their order; then the rest
+    in disk order."""
+    by_key = {(target.number, span.number): (target, span) for target, span in jobs}
+    first: list[tuple[RescueTarget, ChunkSpan]] = []
+    for target in targets:
+        for start, length in target.priority:
+            for number in range(start // chunk_size, (start + length - 1) // chunk_size + 1):
+                job = by_key.pop((target.number, number), None)
+                if job is not None:
+                    first.append(job)
+    return first + [job for job in jobs if (job[0].number, job[1].number) in by_key]
