@@ -41,8 +41,10 @@ ATTR_INDEX_ALLOCATION = 0xA0
 ROOT_RECORD = 5
 FIRST_USER_RECORD = 16  # records 0-15 are the file system's own
 REFERENCE_MASK = (1 << 48) - 1
-HIVE_PATHS = tuple(f"\\Windows\\System32\\config\\{name}"
-                   for name in ("SYSTEM", "SOFTWARE", "SAM", "SECURITY", "DEFAULT"))
+CONFIG_DIR = "\\Windows\\System32\\config"
+HIVE_NAMES = ("SYSTEM", "SOFTWARE", "SAM", "SECURITY", "DEFAULT")
+HIVE_PATHS = tuple(f"{CONFIG_DIR}\\{name}" for name in HIVE_NAMES)
+VSS_STORE = "{3808876b-c176-4e48-b7ae-04046e6cc752}"  # the name of every shadow copy store
 _METADATA_NAMES = {0: "$MFT", 1: "$MFTMirr", 2: "$LogFile", 3: "$Volume", 4: "$AttrDef",
                    5: "root directory", 6: "$Bitmap", 7: "$Boot", 8: "$BadClus",
                    9: "$Secure", 10: "$UpCase", 11: "$Extend"}
@@ -116,6 +118,14 @@ class _Volume:
     # record number -> (parent, name, size) as its directory's index lists it
     indexed: dict[int, tuple[int, str, int]] = field(default_factory=dict)
 
+    def find(self, path: str) -> int | None:
+        """The record of the file at `path` (case-insensitive), if the walk saw it."""
+        name = path.rpartition("\\")[2].lower()
+        for number, record in self.records.items():
+            if record.name.lower() == name and self.path(number).lower() == path.lower():
+                return number
+        return None
+
     def path(self, number: int) -> str:
         parts: list[str] = []
         seen: set[int] = set()
@@ -148,8 +158,33 @@ def map_damage(read: Reader, size: int, damaged: list[Extent]) -> list[DamagedIt
             entry = found.setdefault((kind, path), [0, piece[0]])
             entry[0] += piece[1]
             entry[1] = min(entry[1], piece[0])
-    return [DamagedItem(kind, path, lost, first, _note(kind))
+    return [DamagedItem(kind, path, lost, first,
+                        "; ".join(filter(None, (_note(kind), _hive_copies(volume, read, path,
+                                                                          damaged)))))
             for (kind, path), (lost, first) in sorted(found.items(), key=lambda i: i[1][1])]
+
+
+def _hive_copies(volume: _Volume, read: Reader, path: str, damaged: list[Extent]) -> str:
+    """For a registry hive: whether a restore point on the volume holds a copy of it (the
+    RegBack copy is checked here, from the captured data; shadow copies only noted)."""
+    folder, _, name = path.rpartition("\\")
+    if folder.lower() != CONFIG_DIR.lower() or name.upper() not in HIVE_NAMES:
+        return ""
+    found = []
+    regback = volume.find(f"{CONFIG_DIR}\\RegBack\\{name}")
+    if regback is not None:
+        extents = [(o.start, o.end - o.start) for o in volume.owners
+                   if o.record == regback and o.attr_type == ATTR_DATA and not o.attr_name]
+        whole = bool(extents) and not any(clip(normalise(damaged), s, s + n)
+                                          for s, n in extents)
+        good = whole and read(extents[0][0], 4) == b"regf"
+        found.append(f"RegBack holds {'a good' if good else 'a damaged or empty'} copy")
+    if any(VSS_STORE in record.name.lower() for record in volume.records.values()):
+        found.append("the volume has shadow copies, which may hold older copies")
+    if not found:
+        return "no RegBack copy and no shadow copy of this hive on the volume"
+    return ("; ".join(found) + ": after restoring, 'recovery restore-points list' shows "
+            "them and 'recovery restore-points rollback' puts one back")
 
 
 def _note(kind: DamageKind) -> str:

@@ -14,7 +14,8 @@ import json
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyfsntfs
@@ -26,7 +27,7 @@ from recovery.engine.rescue import RescueOptions
 from recovery.fs.probe import probe_volume
 from recovery.model.extents import Extent, clip
 from recovery.store.objects import ChunkStore
-from recovery.sys import losetup
+from recovery.sys import losetup, ntfs3g
 from recovery.sys.blockdev import BlockDevice
 from recovery.sys.run import run_text
 from recovery.sys.slice import DeviceSlice
@@ -88,6 +89,16 @@ def _layout(disk: DemoDisk) -> Layout:
     return layout
 
 
+def _add_regback_copy(image: Path, disk: DemoDisk) -> None:
+    """Windows 7-10 (before 1803) kept copies of the hives in config\\RegBack."""
+    windows = disk.windows
+    with tempfile.TemporaryDirectory() as mnt, \
+            ntfs3g.mount(image, windows.start, Path(mnt), read_write=True, size=windows.size):
+        config = Path(mnt) / "Windows" / "System32" / "config"
+        (config / "RegBack").mkdir()
+        (config / "RegBack" / "SYSTEM").write_bytes((config / "SYSTEM").read_bytes())
+
+
 def _free(used: list[Extent], size: int) -> Extent:
     """64 KiB of unused space in the middle of the volume."""
     candidate = size // 2 // MiB * MiB
@@ -103,8 +114,9 @@ def _ntfscluster(volume: Path, start: int, length: int) -> str:
 
 def test_rescue_capture_of_a_failing_disk(small_disk: DemoDisk, mount_faulty: MountFactory,
                                           loop_over: LoopFactory, tmp_path: Path) -> None:
-    layout = _layout(small_disk)
     backing = copy_disk(small_disk.path, tmp_path / "source.img")
+    _add_regback_copy(backing, small_disk)
+    layout = _layout(replace(small_disk, path=backing))
     before = _sha256(backing)
     faulty = mount_faulty(backing)
     source = loop_over(faulty.disk)
@@ -128,11 +140,13 @@ def test_rescue_capture_of_a_failing_disk(small_disk: DemoDisk, mount_faulty: Mo
     damaged = {(d["kind"], d["path"]): d for d in windows["damaged"]}
     assert damaged[("file-data", DATA_FILE)]["bytes_lost"] == 8 * KiB
     assert damaged[("file-data", HIVE)]["bytes_lost"] == 4 * KiB
+    assert "RegBack holds a good copy" in damaged[("file-data", HIVE)]["note"]
+    assert "RegBack" not in damaged[("file-data", DATA_FILE)]["note"]
     assert ("mft-record", RECORD_FILE) in damaged
     assert len(damaged) == 3, damaged
 
     # ntfscluster (ntfs-3g) names the same files for the same clusters, on the clean copy.
-    with losetup.loop_device(small_disk.path, read_only=True, offset=base,
+    with losetup.loop_device(backing, read_only=True, offset=base,
                              size=small_disk.windows.size) as volume_device:
         for (start, length), path in ((layout.data, DATA_FILE), (layout.hive, HIVE)):
             named = _ntfscluster(volume_device, start, length)
@@ -155,10 +169,10 @@ def test_rescue_capture_of_a_failing_disk(small_disk: DemoDisk, mount_faulty: Mo
     restored = _cli("restore", "--store", str(store), image, str(target), "--yes")
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert f"{summary['unreadable_bytes']} bytes were unreadable" in restored.stdout
-    for disk in (target, small_disk.path):  # unread ranges are not compared on disks
+    for disk in (target, backing):  # unread ranges are not compared on disks
         assert _cli("verify", "--store", str(store), image, "--target",
                     str(disk)).returncode == 0
-    _assert_equal_outside(small_disk.path, target, [(base + s, n) for s, n in bad])
+    _assert_equal_outside(backing, target, [(base + s, n) for s, n in bad])
     assert _sha256(backing) == before  # the source was never written
 
     # Again, with the data sector readable now and the rest still failing: only the
@@ -178,7 +192,7 @@ def test_rescue_capture_of_a_failing_disk(small_disk: DemoDisk, mount_faulty: Mo
     newest = ChunkStore.open(store).load_image(json.loads(last.stdout)["image"])[0]
     assert newest.unreadable_bytes == 0 and newest.format == 1
     assert _cli("verify", "--store", str(store), newest.name, "--target",
-                str(small_disk.path)).returncode == 0
+                str(backing)).returncode == 0
     assert _sha256(backing) == before
 
 

@@ -66,7 +66,10 @@ def restore_result_lines(summary: RestoreSummary) -> list[str]:
             f"Chunks:    {data.get('chunks_written')} written, "
             f"{data.get('chunks_skipped')} already in place",
             "Read-back verification: " + ("PASSED, every chunk read back matches the image"
-                                          if verified else "not run")]
+                                          if verified else "not run")] + (
+        [f"Warning:   {human_size(summary.unreadable_bytes)} were unreadable on the source "
+         "disk and are zeros on the target (the image lists the damaged files); run chkdsk "
+         "/f in Windows."] if summary.unreadable_bytes else [])
 
 
 class RestoreWizard(Wizard):

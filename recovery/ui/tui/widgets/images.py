@@ -21,7 +21,10 @@ def image_option(info: ImageInfo) -> PlainOption:
     source = info.manifest.source
     used = sum(p.used_bytes for p in info.manifest.partitions if p.captured)
     # The check's outcome before the model: on 80 columns the end of the line may wrap.
-    return PlainOption(f"{info.name}  {created}  [{verification_tag(info)}]  "
+    # A rescue image is complete but not whole: say so where it is chosen.
+    unread = info.manifest.unreadable_bytes
+    holes = f"  [{human_size(unread)} unreadable]" if unread else ""
+    return PlainOption(f"{info.name}  {created}  [{verification_tag(info)}]{holes}  "
                        f"{source.model or source.node}  {human_size(used)} used", id=info.name,
                        disabled=not info.complete)
 
