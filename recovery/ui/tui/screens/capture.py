@@ -94,7 +94,7 @@ def is_failing(disk: Disk) -> bool:
 
 class CaptureWizard(Wizard):
     BINDINGS: ClassVar[list[BindingType]] = [
-        *Wizard.BINDINGS, Binding("r", "toggle_rescue", "Rescue mode")]
+        *Wizard.BINDINGS, Binding("r", "toggle_rescue", "Rescue mode", show=False)]
     STEPS: ClassVar[list[tuple[str, str]]] = [
         ("step-source", "source-disks"), ("step-partitions", "partitions"),
         ("step-store", "capture-stores"), ("step-name", "image-name"),
