@@ -19,7 +19,7 @@ from recovery.fs.probe import probe_volume
 from recovery.model.extents import Extent
 from recovery.sys import losetup
 from recovery.sys.blockdev import BlockDevice
-from recovery.units import KiB, MiB
+from recovery.units import KiB
 from tests.bench.test_bench_engine import ROOT, START, VOLUME, _build_disk, _timed, _write_latest
 from tests.faults.faultyfs import Fault, faulty_mount
 
@@ -29,11 +29,20 @@ BEGIN, END = "<!-- rescue bench: begin -->", "<!-- rescue bench: end -->"
 
 
 def _bad_ranges(disk: Path) -> list[Extent]:
-    """BAD_RANGES ranges of used data spread over the volume, as disk offsets."""
+    """BAD_RANGES ranges of used data spread evenly over the used bytes, as disk offsets."""
     with BlockDevice.open(disk) as device:
-        used = [e for e in probe_volume(device, START, VOLUME).used if e[1] >= 4 * MiB]
-    step = len(used) // BAD_RANGES
-    return [(START + used[i * step][0] + MiB, BAD_LENGTH) for i in range(BAD_RANGES)]
+        used = probe_volume(device, START, VOLUME).used
+    total = sum(length for _, length in used)
+    found: list[Extent] = []
+    for index in range(BAD_RANGES):
+        wanted = total * (2 * index + 1) // (2 * BAD_RANGES)  # the middle of each tenth
+        for start, length in used:
+            if wanted < length - BAD_LENGTH:
+                found.append((START + (start + wanted) // 4096 * 4096, BAD_LENGTH))
+                break
+            wanted -= length
+    assert len(found) == BAD_RANGES
+    return found
 
 
 def _run(source: Path, store: Path, rescue: bool, out: list[CaptureSummary]) -> None:
