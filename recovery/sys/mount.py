@@ -33,3 +33,12 @@ def mounted(device: Path, fs_type: str, mountpoint: Path, *, read_write: bool = 
     finally:
         run(["sync", "-f", str(mountpoint)], check=False)
         ntfs3g.unmount(mountpoint)
+
+
+def mount_read_only(image: Path, fs_type: str, mountpoint: Path) -> None:
+    """Mount the file system held in the file `image` read-only on `mountpoint`, and leave
+    it mounted (`recovery mount`); NTFS through ntfs-3g, others through a loop device."""
+    if fs_type == "ntfs":
+        ntfs3g.mount_file_read_only(image, mountpoint)
+        return
+    run(["mount", "-o", "ro,loop", "-t", fs_type, str(image), str(mountpoint)])

@@ -107,6 +107,12 @@ def _refused_read_write(source: Path, offset: int, stderr: bytes) -> VolumeState
         "'shutdown /s /t 0'; turn off Fast Startup), or run 'chkdsk /f', then try again.")
 
 
+def mount_file_read_only(image: Path, mountpoint: Path) -> None:
+    """ntfs-3g -o ro on a file holding one NTFS volume (it needs no loop device for a
+    file); stays mounted until `unmount`."""
+    run(["ntfs-3g", "-o", "ro", str(image), str(mountpoint)])
+
+
 def unmount(mountpoint: Path) -> None:
     """Unmount an ntfs-3g mount. As root on a block device it is 'fuseblk', whose unmount
     waits for ntfs-3g to write everything back."""

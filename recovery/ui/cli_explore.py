@@ -1,6 +1,7 @@
-"""`recovery files|extract|diff`: open an image without restoring it.
+"""`recovery files|extract|mount|unmount|diff`: open an image without restoring it.
 
-Translates arguments into recovery.engine.explore / extract calls and renders the results
+Translates arguments into recovery.engine.explore / extract and
+recovery.sys.imagefs calls and renders the results
 as text or one JSON document; errors are rendered by recovery.ui.cli.main.
 """
 
@@ -36,6 +37,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     ext.set_defaults(late_positionals="paths")
     ext.add_argument("--to", type=Path, required=True, metavar="DIR",
                      help="existing folder to copy into")
+
+    mnt = _image_command(commands, "mount", "mount a captured partition read-only",
+                         cmd_mount)
+    mnt.add_argument("mountpoint", type=Path)
+    mnt.set_defaults(late_positionals="mountpoint")
+
+    umnt = commands.add_parser("unmount", help="unmount what `recovery mount` mounted")
+    umnt.add_argument("mountpoint", type=Path)
+    _json_flag(umnt).set_defaults(handler=cmd_unmount)
 
     diff = commands.add_parser("diff", help="files added, removed and changed between two "
                                "images of the same PC")
@@ -112,6 +122,30 @@ def cmd_extract(args: argparse.Namespace, events: EventSink) -> int:
     else:
         print(extract_text(summary))
     return 0 if summary.ok else ImageDamagedError.code
+
+
+def cmd_mount(args: argparse.Namespace, events: EventSink) -> int:
+    from recovery.sys import imagefs
+
+    mounted = imagefs.mount_image(args.store, args.name, args.partition,
+                                  Path(args.mountpoint))
+    if args.json:
+        print_json({"ok": True, **mounted.to_dict()})
+    else:
+        print(f"Mounted {mounted.where} read-only on {mounted.mountpoint} "
+              f"({mounted.fs_type}). Unmount with: recovery unmount {mounted.mountpoint}")
+    return 0
+
+
+def cmd_unmount(args: argparse.Namespace, events: EventSink) -> int:
+    from recovery.sys import imagefs
+
+    mounted = imagefs.unmount_image(args.mountpoint)
+    if args.json:
+        print_json({"ok": True, **mounted.to_dict()})
+    else:
+        print(f"Unmounted {mounted.where} from {mounted.mountpoint}.")
+    return 0
 
 
 def diff_text(diff: ImageDiff, limit: int = 200) -> str:
