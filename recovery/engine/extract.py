@@ -40,6 +40,7 @@ class ExtractRequest:
     paths: tuple[str, ...]
     destination: Path
     partition: int | None = None
+    create_destination: bool = False  # the TUI's typed folder may not exist yet
 
 
 @dataclass
@@ -90,6 +91,11 @@ def extract(request: ExtractRequest, events: EventSink,
     started = time.monotonic()
     with open_image(request.store, request.image, request.partition) as opened:
         tops = [opened.entry(path) for path in request.paths or ("/",)]
+        if request.create_destination:
+            try:
+                request.destination.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise _write_error(request.destination, exc) from exc
         total = _check_destination(request.destination, opened, tops)
         summary = ExtractSummary(request.image, opened.view.part.number, request.destination)
         windows = destination_fs(request.destination) in WINDOWS_RULES

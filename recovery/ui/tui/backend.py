@@ -28,8 +28,11 @@ if TYPE_CHECKING:
     # Imported when first used, so the home screen starts even when one engine part fails
     # to import (the technician still gets disks, the shell and the log).
     from recovery.engine import capture as capture_engine
+    from recovery.engine import explore as explore_engine
+    from recovery.engine import extract as extract_engine
     from recovery.engine import restore as restore_engine
     from recovery.engine import verify as verify_engine
+    from recovery.registry.inspect import PointsReport
 
 
 class Watcher(Protocol):
@@ -120,3 +123,20 @@ class Backend:
                cancel: threading.Event) -> verify_engine.VerifySummary:
         from recovery.engine.verify import verify
         return verify(store, image, target, events, cancel)
+
+    def open_image(self, store: Path, image: str, partition: int | None
+                   ) -> explore_engine.OpenedImage:
+        """A partition of an image to browse; the caller closes it."""
+        from recovery.engine.explore import OpenedImage, browser_for
+        from recovery.store.imageview import open_view
+        view = open_view(ChunkStore.open(store), image, partition)
+        return OpenedImage(view, browser_for(view))
+
+    def extract(self, request: extract_engine.ExtractRequest, events: EventSink,
+                cancel: threading.Event) -> extract_engine.ExtractSummary:
+        from recovery.engine.extract import extract
+        return extract(request, events, cancel)
+
+    def image_points(self, store: Path, image: str, partition: int | None) -> PointsReport:
+        from recovery.engine.explore import image_restore_points
+        return image_restore_points(store, image, partition)

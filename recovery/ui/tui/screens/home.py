@@ -49,6 +49,8 @@ class HomeScreen(Screen[None]):
         Binding("r", "restore", "Restore"),
         Binding("v", "verify", "Verify"),
         Binding("p", "restore_points", "Points"),
+        # Also Enter on a store in the list (the footer has no room left at 80 columns).
+        Binding("e", "explore", "Explore", show=False),
         Binding("l", "log", "Log"),
         Binding("s", "shell", "Shell"),
         Binding("b", "reboot", "Reboot"),
@@ -172,6 +174,8 @@ class HomeScreen(Screen[None]):
     def store_chosen(self, event: OptionList.OptionSelected) -> None:
         if event.option.id == OPEN_STORE:
             self.action_open_store()
+        elif event.option.id:
+            self.action_explore()
 
     def action_open_store(self) -> None:
         self.app.push_screen(PathPrompt("Directory of the image store:"), self._opened)
@@ -203,6 +207,10 @@ class HomeScreen(Screen[None]):
     def action_verify(self) -> None:
         from recovery.ui.tui.screens.verify import VerifyScreen
         self.app.push_screen(VerifyScreen(self.disks, self.stores, self.selected_store()))
+
+    def action_explore(self) -> None:
+        from recovery.ui.tui.screens.explore import ExploreScreen
+        self.app.push_screen(ExploreScreen(self.stores, self.selected_store()))
 
     def action_restore_points(self) -> None:
         from recovery.ui.tui.screens.points import RestorePointsScreen
