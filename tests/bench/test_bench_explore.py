@@ -88,7 +88,7 @@ def _fill_gigabyte(root: Path, rng: random.Random) -> int:
         path = root / "Users/Bob/Documents" / f"sub{number % 10}" / f"file{number:03d}.bin"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-        total += size
+        total += len(data)
     return total
 
 
