@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   ntfs-3g gdisk fdisk parted dosfstools mtools partclone udev util-linux
-  libparted-dev pkg-config libvshadow-utils qemu-utils xz-utils zstd fuse3
+  libparted-dev pkg-config libvshadow-utils qemu-utils xz-utils zstd fuse3 python3-hivex
   exfat-fuse exfatprogs  # a customer's exFAT stick as an extraction target (tests)
   # the live ISO build (image-build/build.sh) and the QEMU end-to-end tests (qemu/)
   mmdebstrap squashfs-tools xorriso grub-pc-bin grub-efi-amd64-bin grub-efi-amd64-signed
@@ -26,6 +26,18 @@ fi
 python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 \
   | grep -v -e "is ignored: it is neither" -e "Running pip as the 'root'" >&2 || true
 command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+
+# hivex (the BCD writer for restores that move partitions on MBR disks) has Python bindings
+# only as a Debian package; an interpreter other than Debian's (pyenv) sees them through a
+# .pth naming a directory that holds just those bindings, so nothing else of Debian's
+# dist-packages shadows pip's packages.
+if ! python3 -c 'import hivex' 2>/dev/null; then
+  bindings=/usr/local/lib/recovery-debian-bindings
+  mkdir -p "$bindings"
+  ln -sfn /usr/lib/python3/dist-packages/hivex "$bindings/hivex"
+  ln -sf /usr/lib/python3/dist-packages/libhivexmod.cpython-311-x86_64-linux-gnu.so "$bindings/"
+  echo "$bindings" > "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/recovery-debian-bindings.pth"
+fi
 
 # udev is not running on a fresh machine; the disk listing and its tests need its database.
 if ! pgrep -x systemd-udevd >/dev/null 2>&1; then

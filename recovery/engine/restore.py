@@ -23,16 +23,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from recovery.engine import safety
+from recovery.engine.bootconfig import update_boot_config
 from recovery.engine.chunking import ChunkIO, digest, zeros
 from recovery.engine.devices import resolve_disk
+from recovery.engine.fit import FittedLayout
 from recovery.engine.pipeline import ordered_map
 from recovery.engine.readback import WaveReadBack
+from recovery.engine.resize import LayoutChoice, is_clipped, place, plan_layout, resize_system
 from recovery.engine.table import compare_tables, read_table, write_table
 from recovery.engine.verify import PlacedChunk, all_placed, check_boot_areas
 from recovery.errors import (
@@ -41,10 +44,13 @@ from recovery.errors import (
     ImageDamagedError,
     NotConfirmedError,
     SafetyError,
+    TargetTooSmallError,
+    UsageError,
     VerificationError,
 )
 from recovery.events import EventSink, Notice, discard, phase
 from recovery.model.disk import Disk
+from recovery.model.layout import PartitionTable
 from recovery.model.manifest import ImageManifest, PartitionImage, RawArea
 from recovery.store.index import ImageIndex
 from recovery.store.objects import ChunkStore
@@ -59,6 +65,7 @@ class RestoreRequest:
     delta: bool = False
     confirmed: bool = False  # the technician said yes (TUI dialog or --yes)
     verify: bool = True
+    layout: LayoutChoice = field(default_factory=LayoutChoice)
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,23 @@ class RestorePlan:
     index: ImageIndex = field(repr=False)
     partitions: tuple[int, ...]  # image partition numbers whose data is written
     refusals: list[SafetyError]
+    layout: FittedLayout | None = None  # the image fitted to the target; None: none fits
+
+    @property
+    def table(self) -> PartitionTable:
+        """The table the restore writes: the image's, fitted to the target."""
+        return self.layout.table if self.layout else self.manifest.table
+
+    def bcd_update(self) -> str:
+        """Whether the restore rewrites the BCD, and why (the plan shows it)."""
+        moved = self.layout.moved if self.layout else ()
+        if not moved:
+            return "unchanged (no partition moves)"
+        if self.manifest.table.scheme == "gpt":
+            return "unchanged (GPT: Windows finds partitions by their GUIDs, which are kept)"
+        numbers = ", ".join(str(c.number) for c in moved)
+        return (f"updated (MBR: partition {numbers} moves; BCD entries and ReAgent.xml that "
+                "name it by offset get the new one)")
 
     def confirm(self, delta: bool | None = None) -> RestorePlan:
         """This plan, confirmed by the technician for this very disk (and `delta` set)."""
@@ -90,6 +114,8 @@ class RestorePlan:
         return {"image": self.manifest.name, "target": self.target.to_dict(),
                 "identity": self.identity.to_dict(), "partitions": list(self.partitions),
                 "delta": self.request.delta,
+                "layout": self.layout.to_dict() if self.layout else None,
+                "bcd": self.bcd_update(),
                 "will_overwrite": [p.to_dict() for p in self.target.partitions],
                 "image_partitions": [
                     {"number": p.number, "role": p.role, "fs_type": p.fs_type,
@@ -123,13 +149,18 @@ def plan_restore(request: RestoreRequest) -> RestorePlan:
     manifest, index = store.load_image(request.image)
     target = resolve_disk(request.target)
     numbers = tuple(p.number for p in manifest.captured_partitions)
+    layout, too_small = plan_layout(request.store, manifest, target.size, request.layout)
     plan = RestorePlan(request, target, safety.DiskIdentity.of(target), manifest, index,
-                       numbers, [])
-    return replace(plan, refusals=_gate(plan, target))
+                       numbers, [], layout)
+    # No fitted layout: the fitter's refusal names the smallest disk that fits; the gate's
+    # own "too small" (against the image's layout) would only repeat it less precisely.
+    refusals = too_small + [r for r in _gate(plan, target)
+                            if not (too_small and isinstance(r, TargetTooSmallError))]
+    return replace(plan, refusals=refusals)
 
 
 def _gate(plan: RestorePlan, target: Disk) -> list[SafetyError]:
-    request, table = plan.request, plan.manifest.table
+    request, table = plan.request, plan.table
     gate = safety.GateInput(target=target, required_size=table.end_of_last_partition,
                             sector_size=table.sector_size, store=request.store)
     return (safety.identity_refusals(plan.identity, target) + safety.refusals(gate)
@@ -148,6 +179,10 @@ def execute_restore(plan: RestorePlan, events: EventSink = discard,
     started = time.monotonic()
     _recheck(plan)
     request, manifest = plan.request, plan.manifest
+    if request.delta and plan.layout is not None and plan.layout.resized is not None:
+        raise UsageError("--delta cannot be used when Windows is resized to fit the target: "
+                         "a resized volume no longer matches the image chunk for chunk.",
+                         "Run the restore without --delta (an interrupted one starts over).")
     store = ChunkStore.open(request.store)
     _check_chunks_present(store, plan)
     summary = RestoreSummary(manifest.name, plan.target.describe(), request.delta,
@@ -167,6 +202,8 @@ def execute_restore(plan: RestorePlan, events: EventSink = discard,
 def _recheck(plan: RestorePlan) -> None:
     """The whole gate again, on the disk that is at the plan's node now."""
     refusals = _gate(plan, resolve_disk(plan.target.node))
+    if plan.layout is None:  # nothing fits: the fitter's refusal names the smallest disk
+        refusals = [r for r in plan.refusals if isinstance(r, TargetTooSmallError)] + refusals
     if refusals:
         raise refusals[0]
 
@@ -196,7 +233,7 @@ def _run_restore(plan: RestorePlan, store: ChunkStore, summary: RestoreSummary,
     with ThreadPoolExecutor(1, thread_name_prefix="table") as table_writer, \
             BlockDevice.open(node, writable=True,
                              sector_size=manifest.table.sector_size) as device:
-        table_written = table_writer.submit(write_table, node, manifest.table)
+        table_written = table_writer.submit(write_table, node, plan.table)
         # Read while the partitions are written: after the last write nothing overlaps.
         boot_areas = table_writer.submit(_read_boot_areas, store, manifest)
         planned = sum(p.used_bytes for p in plan.written_partitions)
@@ -207,8 +244,11 @@ def _run_restore(plan: RestorePlan, store: ChunkStore, summary: RestoreSummary,
             _write_boot_areas(device, boot_areas.result())
             device.flush()
             if request.verify:
-                _read_back(device, manifest, read_back, events)
+                _read_back(device, plan, read_back, events)
                 summary.verified = True
+    if plan.layout is not None:
+        resize_system(node, request.store, manifest, plan.layout, events)
+        update_boot_config(node, manifest, plan.layout, events)
 
 
 def _check_chunks_present(store: ChunkStore, plan: RestorePlan) -> None:
@@ -252,13 +292,17 @@ def _write_partitions(device: BlockDevice, plan: RestorePlan, store: ChunkStore,
     total = sum(p.used_bytes for p in plan.written_partitions)
     with phase(events, "restore", f"Restoring to {plan.target.node.name}",
                total) as tracker:
-        chunks = (chunk for chunk in all_placed(plan.manifest, plan.index)
-                  if chunk.partition in plan.partitions)
+        layout = plan.layout
+        chunks: Iterator[PlacedChunk] = (chunk for chunk in all_placed(plan.manifest, plan.index)
+                                         if chunk.partition in plan.partitions)
+        if layout is not None:
+            chunks = place(chunks, layout)
         with ChunkIO(device) as chunk_io:
             for chunk, nbytes in ordered_map(work, chunks, cancel=cancel):
                 tracker.advance(chunk.span.used_bytes)
                 if nbytes:
-                    on_written(chunk)
+                    if not (layout and is_clipped(chunk, layout)):
+                        on_written(chunk)
                     summary.bytes_written += nbytes
                     summary.chunks_written += 1
                 else:
@@ -268,10 +312,10 @@ def _write_partitions(device: BlockDevice, plan: RestorePlan, store: ChunkStore,
                       f"{summary.chunks_written} written."))
 
 
-def _read_back(device: BlockDevice, manifest: ImageManifest, read_back: WaveReadBack,
+def _read_back(device: BlockDevice, plan: RestorePlan, read_back: WaveReadBack,
                events: EventSink) -> None:
-    problems = compare_tables(manifest.table, read_table(device))
-    problems += check_boot_areas(device, manifest)
+    problems = compare_tables(plan.table, read_table(device))
+    problems += check_boot_areas(device, plan.manifest)
     problems += read_back.finish(events)
     if problems:
         raise VerificationError(

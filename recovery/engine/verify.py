@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from recovery import __version__
@@ -39,6 +39,9 @@ class VerifySummary:
     # A rescue image: used bytes the source would not give, zeros in the image. Not a
     # problem of the image (every chunk is still checked), but it is not whole.
     unreadable_bytes: int = 0
+    # How each partition on the target was compared (partition number -> method), e.g.
+    # "chunks" or, for a volume resized to fit the disk, "file tree (...)".
+    methods: dict[int, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -48,7 +51,8 @@ class VerifySummary:
         return {"image": self.image, "target": self.target, "ok": self.ok,
                 "chunks_checked": self.chunks_checked, "bytes_checked": self.bytes_checked,
                 "unreadable_bytes": self.unreadable_bytes,
-                "problems": self.problems, "seconds": round(self.seconds, 3)}
+                "problems": self.problems, "seconds": round(self.seconds, 3),
+                "methods": {str(n): m for n, m in self.methods.items()}}
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,7 @@ def verify(store_path: Path, image: str, target: Path | None = None,
     _check_store_chunks(store, manifest, index, summary, events, cancel)
     _record_image_check(store, image, summary, events)
     if target is not None:
-        _check_target(target, manifest, index, summary, events, cancel)
+        _check_target(target, store, manifest, index, summary, events, cancel)
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -174,22 +178,37 @@ def _record_image_check(store: ChunkStore, image: str, summary: VerifySummary,
                       "warning"))
 
 
-def _check_target(target: Path, manifest: ImageManifest, index: ImageIndex,
-                  summary: VerifySummary, events: EventSink,
+def _check_target(target: Path, store: ChunkStore, manifest: ImageManifest,
+                  index: ImageIndex, summary: VerifySummary, events: EventSink,
                   cancel: threading.Event | None) -> None:
+    from recovery.engine import verify_resized as fitted
+
     with BlockDevice.open(target, sector_size=manifest.table.sector_size) as device:
+        expected = manifest.table
         try:
-            summary.problems.extend(compare_tables(manifest.table, read_table(device)))
+            actual = read_table(device)
+            expected = fitted.expected_table(manifest, actual)
+            summary.problems.extend(compare_tables(expected, actual))
         except RecoveryError as exc:
             summary.problems.append(f"partition table: {exc.title}")
         summary.problems.extend(check_boot_areas(device, manifest))
-        total = sum(p.used_bytes for p in manifest.captured_partitions)
+        summary.methods = fitted.methods(manifest, expected)
+        by_chunks = [n for n, m in summary.methods.items() if m != fitted.FILE_TREE]
+        starts = {p.number: p.start for p in expected.partitions}
+        chunks = (replace(c, partition_offset=starts[c.partition])
+                  for c in all_placed(manifest, index) if c.partition in by_chunks)
+        total = sum(p.used_bytes for p in manifest.captured_partitions
+                    if p.number in by_chunks)
         with phase(events, "verify-disk", f"Comparing {target.name}",
                    total) as tracker:
-            for _chunk, problem in check_on_disk(device, all_placed(manifest, index),
-                                                 tracker.advance, cancel):
+            for _chunk, problem in check_on_disk(device, chunks, tracker.advance, cancel):
                 if problem:
                     summary.problems.append(problem)
+        for number in sorted(set(summary.methods) - set(by_chunks)):
+            events(Notice(f"Partition {number} was resized: comparing its files with the "
+                          "image's."))
+            summary.problems.extend(fitted.check_file_tree(device, store, manifest, index,
+                                                           expected, number))
 
 
 def check_boot_areas(device: BlockDevice, manifest: ImageManifest) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from recovery.errors import ToolError, VolumeStateError
 from recovery.sys import losetup
 from recovery.sys.run import run, run_streaming, run_text
 
+UNMOUNT_TRIES = 10
 NTFSCLONE_MAGIC = b"\0ntfsclone-image"
 # ntfsclone's packed image header: magic, major, minor, cluster size, device size,
 # clusters, clusters in use, offset of the data.
@@ -115,7 +117,15 @@ def mount_file_read_only(image: Path, mountpoint: Path) -> None:
 
 def unmount(mountpoint: Path) -> None:
     """Unmount an ntfs-3g mount. As root on a block device it is 'fuseblk', whose unmount
-    waits for ntfs-3g to write everything back."""
+    waits for ntfs-3g to write everything back.
+
+    A process that looks into every mount for a moment (a desktop indexer, a store scan)
+    makes umount fail with "target is busy"; a few retries outlast it.
+    """
+    for _ in range(UNMOUNT_TRIES - 1):
+        if run(["umount", str(mountpoint)], check=False).returncode == 0:
+            return
+        time.sleep(0.5)
     run(["umount", str(mountpoint)])
 
 

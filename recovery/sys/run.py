@@ -22,6 +22,7 @@ PACKAGE_OF = {
     "partclone.ntfs": "partclone", "udevadm": "udev", "qemu-img": "qemu-utils",
     "fusermount": "fuse3", "systemctl": "systemd", "vshadowinfo": "libvshadow-utils",
     "partclone.fat": "partclone", "mdel": "mtools", "mtype": "mtools", "umount": "mount",
+    "fusermount3": "fuse3", "ntfsresize": "ntfs-3g",
 }
 
 

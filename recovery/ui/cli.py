@@ -22,6 +22,7 @@ from recovery.engine.capture import (
 )
 from recovery.engine.disks import disks_holding, list_disks
 from recovery.engine.rescue import RescueOptions
+from recovery.engine.resize import LayoutChoice
 from recovery.engine.restore import RestoreRequest, execute_restore, plan_restore
 from recovery.engine.roles import parse_partitions
 from recovery.engine.verify import verify
@@ -99,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--delta", action="store_true",
                      help="write only the chunks that differ (also resumes a restore)")
     res.add_argument("--yes", action="store_true", help="confirm overwriting the target")
+    res.add_argument("--plan-only", action="store_true",
+                     help="show the plan (new layout, what moves, what is resized) and stop; "
+                     "nothing is written")
+    res.add_argument("--layout", choices=("fit", "same"),
+                     help="fit: shrink or grow Windows to the target (default when the sizes "
+                     "differ); same: keep every partition's exact start and size")
+    res.add_argument("--system-size", type=parse_size, metavar="SIZE",
+                     help="new size of the Windows partition, e.g. 200G (implies fit)")
     _json_flag(res).set_defaults(handler=cmd_restore)
 
     demo = commands.add_parser("demo", help="build a Windows-like disk and run every job on it")
@@ -210,14 +219,24 @@ def cmd_verify(args: argparse.Namespace, events: EventSink) -> int:
 
 
 def cmd_restore(args: argparse.Namespace, events: EventSink) -> int:
+    choice = LayoutChoice(mode=args.layout, system_size=args.system_size)
     request = RestoreRequest(store=args.store, image=args.name, target=args.target,
-                             delta=args.delta, confirmed=args.yes)
+                             delta=args.delta, confirmed=args.yes, layout=choice)
     plan = plan_restore(request)
+    if args.plan_only:
+        blocking = [r for r in plan.refusals if not isinstance(r, NotConfirmedError)]
+        if args.json:
+            print_json({"ok": not blocking, "plan_only": True, **plan.to_dict()})
+        else:
+            print(text.restore_plan(plan))
+        return blocking[0].code if blocking else 0
     if not args.yes or plan.refusals:
         if not args.json:
             print(text.restore_plan(plan))
         blocking = [r for r in plan.refusals if not isinstance(r, NotConfirmedError)]
         raise (blocking or plan.refusals)[0]
+    if not args.json and plan.layout is not None and plan.layout.mode == "fit":
+        print("\n".join(text.layout_lines(plan) + text.layout_bars(plan)), flush=True)
     summary = execute_restore(plan, events)
     if args.json:
         print_json({"ok": True, "plan": plan.to_dict(), **summary.to_dict()})

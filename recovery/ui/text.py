@@ -9,6 +9,7 @@ from recovery.engine.capture import CapturePlan, CaptureSummary
 from recovery.engine.restore import RestorePlan, RestoreSummary
 from recovery.engine.verify import VerifySummary
 from recovery.model.disk import Disk
+from recovery.model.layout import PartitionTable
 from recovery.store.images import ImageInfo
 from recovery.units import human_rate, human_size
 
@@ -131,8 +132,68 @@ def restore_plan(plan: RestorePlan) -> str:
     lines += [f"  partition {p.number}: {human_size(p.size)} {p.fs_type or '-'} "
               f"{p.fs_label} {p.part_name}".rstrip() for p in target.partitions] \
         or ["  (no partitions found on it)"]
+    lines += layout_lines(plan)
+    lines += layout_bars(plan)
     lines += [f"refused: {r.title} {r.action}" for r in plan.refusals]
     return "\n".join(lines)
+
+
+def layout_verdict(plan: RestorePlan) -> str:
+    """'Windows will be shrunk to 480.0 MB' when the restore resizes it, else ''."""
+    resized = plan.layout.resized if plan.layout else None
+    if resized is None:
+        return ""
+    return f"Windows will be {resized.action()} to {human_size(resized.new_size)}"
+
+
+def layout_lines(plan: RestorePlan) -> list[str]:
+    """The plan's layout as a table: each partition old -> new start and size, and why."""
+    layout = plan.layout
+    if layout is None:
+        return []
+    resized = layout.resized
+    if resized is not None:
+        head = (f"New layout: Windows {resized.action()} to {human_size(resized.new_size)} "
+                f"to fit the {human_size(layout.table.disk_size)} disk:")
+    elif layout.mode == "same":
+        head = "Layout: the image's, unchanged (every start and size as captured):"
+    else:
+        head = "New layout:"
+    roles = {p.number: p.role for p in plan.manifest.partitions}
+    lines = [head]
+    for change in layout.changes:
+        start = human_size(change.old_start)
+        if change.moved:
+            start += f" -> {human_size(change.new_start)}"
+        size = human_size(change.old_size)
+        if change.resized:
+            size += f" -> {human_size(change.new_size)}"
+        lines.append(f"  {change.number} {roles.get(change.number, '-'):<8} "
+                     f"start {start:<20} size {size:<20} {change.action()}")
+    lines.append(f"  BCD: {plan.bcd_update()}")
+    return lines
+
+
+def layout_bars(plan: RestorePlan, width: int = 60) -> list[str]:
+    """A picture of the disk before and after, to one scale: a digit per partition,
+    '.' for unallocated space."""
+    if plan.layout is None:
+        return []
+    before, after = plan.manifest.table, plan.layout.table
+    scale = max(before.disk_size, after.disk_size) / width
+
+    def bar(table: PartitionTable) -> str:
+        cells = ["."] * max(1, round(table.disk_size / scale))
+        taken = 0  # every partition keeps at least one cell, however small
+        for part in sorted(table.data_partitions(), key=lambda p: p.start):
+            first = max(int(part.start / scale), taken)
+            last = max(first + 1, round(part.end / scale))
+            cells[first:last] = str(part.number)[-1] * (last - first)
+            taken = last
+        return "[" + "".join(cells) + "]"
+
+    return [f"  before {bar(before)} {human_size(before.disk_size)}",
+            f"  after  {bar(after)} {human_size(after.disk_size)}"]
 
 
 def restore_summary(summary: RestoreSummary) -> str:

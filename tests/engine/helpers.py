@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
+from recovery.demo.disk import DemoDisk
 from recovery.model.layout import PartitionTable
 from recovery.sys import dosfstools, losetup, ntfs3g
 from recovery.sys.run import run_text
+from recovery.units import MiB
+from tests.fsbuild import BuiltVolume, fill_ntfs
 
 
 def sfdisk_dump(path: Path, sector_size: int) -> str:
@@ -41,3 +45,13 @@ def volume_fingerprints(path: Path, table: PartitionTable) -> dict[int, str]:
 def ids_only(dump: str) -> str:
     """The identifiers of a dump, for messages."""
     return "\n".join(re.findall(r"(?:label-id|uuid|type|name|attrs)=?[^,\n]*", dump))
+
+
+def place_files_high(disk: DemoDisk, mountpoint: Path) -> None:
+    """Fill Windows to ~85 %, write files, delete the filler: the files land high."""
+    volume = BuiltVolume(disk.path, disk.windows.start, disk.windows.size)
+    filler = {f"filler/{i}.bin": bytes(32 * MiB) for i in range(16)}
+    fill_ntfs(volume, mountpoint, filler)
+    high = {f"Users/tech/high{i}.bin": hashlib.sha256(str(i).encode()).digest() * (MiB // 8)
+            for i in range(8)}
+    fill_ntfs(volume, mountpoint, high, delete=list(filler))

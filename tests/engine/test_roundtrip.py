@@ -11,6 +11,7 @@ from pathlib import Path
 from recovery.demo.disk import DemoDisk, DiskSpec, build_windows_disk
 from recovery.engine.capture import CaptureRequest, capture
 from recovery.engine.chunking import chunk_spans
+from recovery.engine.resize import LayoutChoice
 from recovery.engine.restore import RestoreRequest, restore
 from recovery.engine.verify import verify
 from recovery.fs.probe import probe_volume
@@ -36,7 +37,9 @@ def test_gpt_loop_device_to_larger_loop_device(gpt_disk: DemoDisk, tmp_path: Pat
             losetup.loop_device(target_file) as target:
         summary = capture(CaptureRequest(source, store, name="pc1"))
         assert summary.stats.chunks_new > 0
-        result = restore(RestoreRequest(store, "pc1", target, confirmed=True))
+        # --layout same: the exact layout, the rest of the larger disk left unused.
+        result = restore(RestoreRequest(store, "pc1", target, confirmed=True,
+                                        layout=LayoutChoice(mode="same")))
         assert result.verified and result.chunks_written > 0
         assert verify(store, "pc1", target).ok
     assert sfdisk_dump(target_file, 512) == sfdisk_dump(gpt_disk.path, 512)

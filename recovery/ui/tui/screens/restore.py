@@ -31,6 +31,7 @@ from recovery.errors import NotConfirmedError, RecoveryError
 from recovery.events import EventSink
 from recovery.model.disk import Disk
 from recovery.store.images import ImageInfo
+from recovery.ui import text
 from recovery.ui.tui.screens.dialogs import TypeToConfirmDialog
 from recovery.ui.tui.screens.job import JobOutcome, JobScreen, settle
 from recovery.ui.tui.screens.result import ResultScreen
@@ -180,6 +181,9 @@ class RestoreWizard(Wizard):
                      f"{human_size(disk.size)})")
             if disk.stable_id == wanted:
                 label += "  [source of this image]"
+            verdict = text.layout_verdict(candidate.plan) if candidate.plan else ""
+            if verdict and not candidate.refusals:
+                label += f"\n    {verdict} to fit this disk"
             if candidate.refusals:
                 label += "\n    refused: " + "\n    refused: ".join(candidate.refusals)
             options.add_option(PlainOption(label, id=str(disk.node),
@@ -206,6 +210,9 @@ class RestoreWizard(Wizard):
         lost = [f"{disk.describe()}  ({disk.node})", "Current partitions (all will be replaced):"]
         lost += [f"  {p.number}: {p.fs_type or 'unknown':<6} {p.fs_label or p.part_name:<16} "
                  f"{human_size(p.size)}" for p in disk.partitions] or ["  (none)"]
+        plan = self.target.plan
+        if plan is not None and plan.layout is not None and plan.layout.mode == "fit":
+            lost += ["", *text.layout_lines(plan), *text.layout_bars(plan, 56)]
         self.query_one("#lost", Static).update("\n".join(lost))
         delta = self.query_one("#delta", Checkbox)
         earlier_copy = self.image is not None and disk.stable_id == source_id(self.image)

@@ -1,0 +1,152 @@
+"""Restore onto a smaller and a larger disk: Windows shrunk (data placed high, so ntfsresize
+must relocate it through the FUSE view) or grown, Recovery moved to the end; each result
+checked with ntfsfix -n, ntfsresize --check, a file-tree comparison with the source volume,
+the partition identifiers and ntfsclone hashes of the moved volume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recovery.demo.disk import DemoDisk, DiskSpec, build_windows_disk
+from recovery.engine.capture import CaptureRequest, capture
+from recovery.engine.filetree import compare_trees, file_tree
+from recovery.engine.resize import LayoutChoice
+from recovery.engine.restore import RestoreRequest, plan_restore, restore
+from recovery.engine.table import compare_tables, read_table
+from recovery.engine.verify import verify
+from recovery.errors import TargetTooSmallError
+from recovery.model.layout import TablePartition
+from recovery.sys import ntfs3g, ntfsresize
+from recovery.sys.blockdev import BlockDevice
+from recovery.sys.slice import DeviceSlice
+from recovery.units import MiB
+from tests.engine.helpers import place_files_high
+
+SPEC = DiskSpec(size=1200 * MiB, windows_size=640 * MiB, data_bytes=40 * MiB, seed=11)
+
+
+@pytest.fixture(scope="module")
+def resize_source(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoDisk, Path]:
+    base = tmp_path_factory.mktemp("resize")
+    disk = build_windows_disk(base / "windows.img", SPEC)
+    place_files_high(disk, base / "mnt")
+    store = base / "store"
+    capture(CaptureRequest(disk.path, store, name="pc"))
+    return disk, store
+
+
+def _store_state(store: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in store.rglob("*")}
+
+
+def _target(tmp_path: Path, size: int, name: str = "target.img") -> Path:
+    path = tmp_path / name
+    with open(path, "wb") as handle:
+        handle.truncate(size)
+    return path
+
+
+def _check_resized(disk: DemoDisk, store: Path, target: Path) -> dict[int, TablePartition]:
+    plan = plan_restore(RestoreRequest(store, "pc", target, confirmed=True))
+    assert plan.layout is not None and not plan.refusals
+    with BlockDevice.open(target) as device:
+        actual = read_table(device)
+        assert compare_tables(plan.layout.table, actual) == []
+        new = {p.number: p for p in actual.partitions}
+        windows = new[disk.windows.number]
+        assert ntfs3g.ntfsfix_check(target, windows.start, windows.size).ok
+        with ntfs3g.volume_device(target, windows.start, windows.size) as volume:
+            ntfsresize.check(volume)
+        with BlockDevice.open(disk.path) as source:
+            want = file_tree(DeviceSlice(source, disk.windows.start, disk.windows.size), "src")
+        got = file_tree(DeviceSlice(device, windows.start, windows.size), "target")
+    assert "/Users/tech/high7.bin" in got and "/Windows" in got
+    assert compare_trees(want, got, "Windows") == []
+    recovery_part = disk.table.partitions[-1]
+    moved = new[recovery_part.number]
+    assert moved.guid == recovery_part.guid and moved.size == recovery_part.size
+    assert ntfs3g.ntfsclone_image_hash(target, moved.start, moved.size) == \
+        ntfs3g.ntfsclone_image_hash(disk.path, recovery_part.start, recovery_part.size)
+    summary = verify(store, "pc", target)
+    assert summary.ok, summary.problems
+    assert summary.methods[disk.windows.number].startswith("file tree")
+    return new
+
+
+def test_shrink_onto_a_smaller_disk(resize_source: tuple[DemoDisk, Path],
+                                    tmp_path: Path) -> None:
+    disk, store = resize_source
+    probe = _target(tmp_path, 64 * MiB, "probe.img")
+    minimum = plan_restore(RestoreRequest(store, "pc", probe)).refusals
+    assert any(isinstance(r, TargetTooSmallError) for r in minimum)
+    size = disk.windows.start + 480 * MiB + 200 * MiB
+    target = _target(tmp_path, size)
+    before = _store_state(store)
+    summary = restore(RestoreRequest(store, "pc", target, confirmed=True))
+    assert summary.verified
+    assert _store_state(store) == before  # nothing written to the store
+    new = _check_resized(disk, store, target)
+    assert new[disk.windows.number].size < disk.windows.size
+    assert new[disk.table.partitions[-1].number].end <= size
+
+
+def test_grow_onto_a_larger_disk(resize_source: tuple[DemoDisk, Path], tmp_path: Path) -> None:
+    disk, store = resize_source
+    target = _target(tmp_path, 2000 * MiB)
+    assert restore(RestoreRequest(store, "pc", target, confirmed=True)).verified
+    new = _check_resized(disk, store, target)
+    assert new[disk.windows.number].size > disk.windows.size
+    assert new[disk.table.partitions[-1].number].end == (2000 * MiB - 33 * 512) // MiB * MiB
+
+
+def test_system_size_chosen_by_the_technician(resize_source: tuple[DemoDisk, Path],
+                                              tmp_path: Path) -> None:
+    disk, store = resize_source
+    target = _target(tmp_path, 2000 * MiB)
+    choice = LayoutChoice(system_size=700 * MiB)
+    restore(RestoreRequest(store, "pc", target, confirmed=True, layout=choice))
+    with BlockDevice.open(target) as device:
+        new = {p.number: p for p in read_table(device).partitions}
+    assert new[disk.windows.number].size == 700 * MiB
+
+
+def test_too_small_target_refused_untouched(resize_source: tuple[DemoDisk, Path],
+                                            tmp_path: Path) -> None:
+    disk, store = resize_source
+    target = _target(tmp_path, disk.windows.start + 200 * MiB)
+    target.write_bytes(b"old data" * 1000 + bytes(target.stat().st_size - 8000))
+    before = hashlib.sha256(target.read_bytes()).hexdigest()
+    with pytest.raises(TargetTooSmallError, match=r"Choose a disk of at least|bytes\)"):
+        restore(RestoreRequest(store, "pc", target, confirmed=True))
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == before
+
+
+def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "recovery", *argv], capture_output=True,
+                          text=True, timeout=600, check=False)
+
+
+def test_plan_only_shows_the_fitted_layout_and_writes_nothing(
+        resize_source: tuple[DemoDisk, Path], tmp_path: Path) -> None:
+    disk, store = resize_source
+    target = _target(tmp_path, disk.windows.start + 680 * MiB)
+    before = hashlib.sha256(target.read_bytes()).hexdigest()
+    result = _cli("restore", "--store", str(store), "pc", str(target), "--plan-only", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    plan = json.loads(result.stdout)
+    actions = {p["number"]: p["action"] for p in plan["layout"]["partitions"]}
+    assert actions == {1: "kept", 2: "kept", 3: "shrunk", 4: "moved"}
+    assert plan["bcd"].startswith("unchanged (GPT")
+    shown = _cli("restore", "--store", str(store), "pc", str(target), "--plan-only")
+    assert shown.returncode == 0
+    assert "Windows shrunk to" in shown.stdout and "after  [" in shown.stdout
+    small = _target(tmp_path, disk.windows.start + 100 * MiB, "small.img")
+    refused = _cli("restore", "--store", str(store), "pc", str(small), "--plan-only", "--json")
+    assert refused.returncode == TargetTooSmallError.code
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == before
