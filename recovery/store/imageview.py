@@ -74,6 +74,7 @@ class ImageView(RandomAccessFile):
     def read_at(self, offset: int, length: int) -> bytes:
         """Bytes [offset, offset + length) clipped to the partition's end."""
         length = max(0, min(length, self.size - offset))
+        self._check_readable(offset, length)
         pieces = []
         position, end = offset, offset + length
         while position < end:
@@ -82,6 +83,21 @@ class ImageView(RandomAccessFile):
             pieces.append(self._chunk_slice(number, within, take))
             position += take
         return b"".join(pieces)
+
+    def _check_readable(self, offset: int, length: int) -> None:
+        """A rescue capture stored zeros where the source disk could not be read: those
+        bytes are refused like a damaged chunk, never passed on as the file's content."""
+        for piece in self.part.unreadable:
+            if piece.offset < offset + length and offset < piece.offset + piece.length:
+                number = piece.offset // self.chunk_size
+                problem = (f"bytes {piece.offset}-{piece.offset + piece.length - 1} of "
+                           f"{self.describe()} could not be read from the source disk "
+                           "during the rescue capture")
+                with self._lock:
+                    self.damaged.setdefault(number, DamagedRange(
+                        number, piece.offset, piece.length, problem + "."))
+                raise DamagedChunkError(number, piece.offset, piece.length,
+                                        ImageDamagedError(problem + ".", ""))
 
     def _chunk_slice(self, number: int, within: int, take: int) -> bytes:
         ref = self._chunks.get(number)

@@ -4,6 +4,7 @@ the store (it sits on a read-only mount in these tests)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -11,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from recovery.engine.explore import list_files, open_image
+from recovery.engine.explore import OpenedImage, browser_for, list_files, open_image
 from recovery.engine.extract import ExtractRequest, extract
 from recovery.errors import DestinationError, ImagePathNotFoundError
 from recovery.events import Event, PhaseStarted, Progress
-from recovery.store.imageview import open_view
+from recovery.model.manifest import ByteRange
+from recovery.store.imageview import ImageView, open_view
 from recovery.store.objects import ChunkStore
 from recovery.ui.cli import main
 from tests.explore.conftest import (
@@ -165,3 +167,28 @@ def test_cli_files_and_extract(ro_store: Path, pc: CapturedPc, tmp_path: Path,
     assert document["ok"] and document["files"] == 2
     assert main(["files", "--store", str(ro_store), "first", "/missing"]) == 25
     assert "/missing" in capsys.readouterr().err
+
+
+def test_unreadable_bytes_of_a_rescue_capture_are_refused(pc: CapturedPc,
+                                                          tmp_path: Path) -> None:
+    """Bytes a rescue capture could not read are zeros in the store: a file using them
+    fails, naming the range, instead of coming out with zeros in it."""
+    store = ChunkStore.open(pc.store)
+    manifest, index = store.load_image("first")
+    with open_image(pc.store, "first", 2) as opened:
+        (offset, _), *_ = opened.browser.ranges("/Users/Bob/Pictures/holiday.jpg")
+    part = dataclasses.replace(manifest.partition(2),
+                               unreadable=(ByteRange(offset + 4096, 512),))
+    entry = index.partition(2)
+    assert entry is not None
+    view = ImageView(store, "first", manifest, part, entry.chunks)
+    opened = OpenedImage(view, browser_for(view))
+    try:
+        with pytest.raises(OSError):
+            b"".join(opened.browser.read("/Users/Bob/Pictures/holiday.jpg"))
+        damaged = opened.damaged_in("/Users/Bob/Pictures/holiday.jpg")
+        assert damaged and "could not be read from the source disk" in damaged[0].problem
+        report = pc.ntfs_files["Users/Bob/Documents/report.docx"]
+        assert b"".join(opened.browser.read("/Users/Bob/Documents/report.docx")) == report
+    finally:
+        opened.close()
