@@ -30,6 +30,7 @@ hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 list_files() { (cd "$REPO" && find "$@" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' | LC_ALL=C sort); }
 
 BASE_KEY="$(hash_of "$HERE/packages.txt" "$HERE/exclude.txt" "$HERE/requirements.txt" \
+  $(list_files image-build/initramfs | sed "s|^|$REPO/|") \
   <(sed -n '/^# BASE-STAGE-BEGIN/,/^# BASE-STAGE-END/p' "$0"))"
 ISO_KEY="$(cd "$REPO" && hash_of <(echo "$BASE_KEY") $(list_files recovery image-build pyproject.toml))"
 
@@ -68,6 +69,7 @@ if [ ! -f "$BASE" ]; then
     --dpkgopt='path-include=/usr/share/locale/locale.alias' \
     --setup-hook='mkdir -p "$1/etc/initramfs-tools/conf.d"' \
     --setup-hook="cp '$HERE/initramfs.conf' \"\$1/etc/initramfs-tools/conf.d/recovery.conf\"" \
+    --setup-hook="mkdir -p \"\$1/etc/initramfs-tools/scripts\" && cp -r '$HERE/initramfs/.' \"\$1/etc/initramfs-tools/scripts/\"" \
     --customize-hook="mkdir -p \"\$1/tmp/wheels\" && cp '$WHEELS'/*.whl '$HERE/requirements.txt' \"\$1/tmp/wheels/\"" \
     --customize-hook="chroot \"\$1\" python3 /tmp/wheels/$pipwheel/pip install -q --no-index --find-links /tmp/wheels --break-system-packages --root-user-action=ignore --no-warn-script-location -r /tmp/wheels/requirements.txt" \
     --customize-hook='rm -rf "$1/tmp/wheels" "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/*' \
@@ -103,7 +105,7 @@ chroot "$ROOT" systemctl -q enable recovery-console@tty1.service recovery-consol
 # Consoles belong to the recovery program; no swap, no timers that touch the disks or network.
 for unit in getty@tty1.service serial-getty@ttyS0.service swap.target \
     apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
-    fstrim.timer getty-static.service \
+    fstrim.timer getty-static.service keyboard-setup.service console-setup.service \
     systemd-networkd.service systemd-resolved.service; do
   ln -sf /dev/null "$ROOT/etc/systemd/system/$unit"
 done

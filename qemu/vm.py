@@ -85,6 +85,7 @@ class VM:
         self.timeout = timeout
         self.log_path = self.workdir / log_name
         self._socket_path = self.workdir / f"serial-{uuid.uuid4().hex[:8]}.sock"
+        self._monitor_path = self.workdir / f"monitor-{uuid.uuid4().hex[:8]}.sock"
         self._scratch: list[Path] = []
         self._process: subprocess.Popen[bytes] | None = None
         self._connection: socket.socket | None = None
@@ -171,7 +172,7 @@ class VM:
             self._connection.close()
         if self._reader is not None:
             self._reader.join(timeout=10)
-        for path in [*self._scratch, self._socket_path]:
+        for path in [*self._scratch, self._socket_path, self._monitor_path]:
             path.unlink(missing_ok=True)
         self._scratch.clear()
 
@@ -246,6 +247,42 @@ class VM:
             self._reader.join(timeout=10)
         return status
 
+    # ----- the screen and keyboard (QEMU's human monitor) -----
+    def monitor(self, command: str, timeout: float = 30) -> str:
+        """Run one human-monitor command (sendkey, screendump...); returns its output."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.settimeout(timeout)
+            connection.connect(str(self._monitor_path))
+            reply = bytearray()
+
+            def until_prompt() -> bytes:
+                while not reply.endswith(b"(qemu) "):
+                    block = connection.recv(4096)
+                    if not block:
+                        raise QemuError(f"the QEMU monitor closed during {command!r}")
+                    reply.extend(block)
+                text = bytes(reply)
+                reply.clear()
+                return text
+            until_prompt()  # the banner
+            connection.sendall(command.encode() + b"\n")
+            text = until_prompt().decode(errors="replace")
+        # The monitor echoes the command line with terminal escapes; keep what follows it.
+        body = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).replace("\r", "")
+        return body.split("\n", 1)[1].rsplit("(qemu) ", 1)[0] if "\n" in body else ""
+
+    def screendump(self, path: Path) -> Path:
+        """The VGA screen (tty1) as a PNG file."""
+        output = self.monitor(f"screendump -f png {path}")
+        if not path.is_file():
+            raise QemuError(f"screendump did not write {path}: {output.strip()}")
+        return path
+
+    def keys(self, *names: str) -> None:
+        """Press keys on the PC's keyboard (QEMU key names: ret, esc, down, spc, a, ...)."""
+        for name in names:
+            self.monitor(f"sendkey {name}")
+
     def tail(self, lines: int = TAIL_LINES) -> str:
         return "\n".join(self.output.replace("\r", "").splitlines()[-lines:])
 
@@ -262,7 +299,8 @@ class VM:
                 "-accel", "kvm" if use_kvm() else "tcg", "-cpu", "max",
                 "-m", str(machine.memory_mib), "-smp", str(machine.cpus), "-no-reboot",
                 "-chardev", f"socket,id=serial0,path={self._socket_path},server=on,wait=on",
-                "-serial", "chardev:serial0", "-monitor", "none"]
+                "-serial", "chardev:serial0",
+                "-monitor", f"unix:{self._monitor_path},server=on,wait=off"]
         argv += self._firmware_args()
         if self.medium.mode == "usb" or any(disk.bus == "usb" for disk in machine.disks):
             argv += ["-device", "usb-ehci,id=ehci"]

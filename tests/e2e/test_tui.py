@@ -26,6 +26,9 @@ def test_tui_home_screen_lists_the_disks_on_serial(live_image: LiveImage,
             timeout=BOOT_TIMEOUT + TUI_START_TIMEOUT) as vm:
         vm.wait_for(r"RECOVERY-CONSOLE-READY tty=ttyS0", timeout=BOOT_TIMEOUT)
         ready_at = vm.elapsed
+        # The serial console's TUI starts when a key arrives (tty1's has the CPU first).
+        vm.wait_for("Press Enter to start the recovery program on this serial console")
+        vm.send("\r")
         painted_at = None
         deadline = time.monotonic() + TUI_START_TIMEOUT
         while time.monotonic() < deadline:

@@ -16,9 +16,13 @@ import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from textual._path import CSSPathType
 from textual.app import App
+from textual.binding import Binding
+from textual.driver import Driver
+from textual.drivers.linux_driver import LinuxDriver
 
 from recovery.errors import RecoveryError
 from recovery.ui.tui.actionlog import ActionLog
@@ -30,10 +34,11 @@ if TYPE_CHECKING:
 
 
 class RecoveryApp(App[int]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH: ClassVar[CSSPathType | None] = "app.tcss"
     TITLE = "recovery"
     SUB_TITLE = "capture · restore · verify · restore points"
     ENABLE_COMMAND_PALETTE = False
+    HEADER_ICON = "⭘"
 
     def __init__(self, backend: Backend | Callable[[], Backend] | None = None,
                  log: ActionLog | None = None) -> None:
@@ -83,6 +88,34 @@ class RecoveryApp(App[int]):
             self.show_error(error)
 
 
+class ConsoleDriver(LinuxDriver):
+    """The Linux console's driver: every character passes the console font's filter."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from recovery.ui.tui.console import GlyphFilter, console_font_map
+        self.glyphs = GlyphFilter(console_font_map())
+
+    def write(self, data: str) -> None:
+        super().write(self.glyphs(data))
+
+
+class ConsoleRecoveryApp(RecoveryApp):
+    """RecoveryApp on TERM=linux: box-drawing borders and keys in words (see console.py)."""
+
+    CSS_PATH: ClassVar[CSSPathType | None] = ["app.tcss", "console.tcss"]
+    HEADER_ICON = "*"
+
+    def get_driver_class(self) -> type[Driver]:
+        return ConsoleDriver
+
+    def get_key_display(self, binding: Binding) -> str:
+        from recovery.ui.tui.console import KEY_NAMES
+        if not binding.key_display and binding.key in KEY_NAMES:
+            return KEY_NAMES[binding.key]
+        return super().get_key_display(binding)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recovery tui",
                                      description="Full-screen console interface.")
@@ -113,7 +146,8 @@ def run_tui(argv: list[str]) -> int:
                            opened_stores=list(args.store))
         return Backend(opened_stores=list(args.store), store_mounts=StoreMounts(log=log.write))
 
-    app = RecoveryApp(make_backend, log)
+    console = os.environ.get("TERM") == "linux"
+    app = (ConsoleRecoveryApp if console else RecoveryApp)(make_backend, log)
     try:
         result = app.run()
     finally:

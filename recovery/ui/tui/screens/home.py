@@ -70,7 +70,7 @@ class HomeScreen(Screen[None]):
         self.stale = False  # devices changed while another screen was on top
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield Header(icon=tui_app(self.app).HEADER_ICON)
         with Vertical(id="home"):
             yield Label("Disks", classes="section", markup=False)
             yield DiskTable(id="disks")

@@ -1,0 +1,100 @@
+"""The TUI on the PC's own screen (tty1), not the serial console the other tests watch.
+
+BIOS and UEFI CD boots: the boot prints a line per phase, the home screen appears on tty1
+(the time from QEMU start is printed), and on the home screen and on every step of the
+capture wizard each character on screen (/dev/vcsu1) is one the loaded console font can
+draw (its Unicode map from the kernel, as getunimap reads it). The serial console runs a
+shell for the checks: its own TUI starts only when a key arrives there.
+
+RECOVERY_SCREENDUMPS=DIR keeps the QEMU screendumps (PNG) of each step in DIR.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from qemu import VM, BootMedium, load_machine
+from tests.e2e.conftest import BOOT_TIMEOUT, LiveImage
+from tests.e2e.windisk import make_gpt_disk, make_mbr_disk, make_store_disk
+
+GiB = 1 << 30
+CHECKER = Path(__file__).with_name("vcsu_check.py")
+READY = re.compile(r"RECOVERY-CONSOLE-READY tty=ttyS0 uptime=([\d.]+)")
+PHASES = ("looking for the recovery medium", "recovery medium mounted; starting the system")
+
+
+def install_checker(vm: VM) -> None:
+    encoded = base64.b64encode(CHECKER.read_bytes()).decode()
+    vm.shell(f"echo {encoded} | base64 -d > /tmp/vcsu_check.py")
+
+
+def wait_on_tty1(vm: VM, text: str, timeout: float = 180) -> float:
+    """Wait until tty1 shows `text`; returns the guest's uptime then."""
+    loops = int(timeout / 0.2)
+    output = vm.shell(
+        f"for i in $(seq {loops}); do iconv -f UTF-32LE -t UTF-8 /dev/vcsu1 2>/dev/null "
+        f"| grep -qF {shlex.quote(text)} && break; sleep 0.2; done; "
+        f"iconv -f UTF-32LE -t UTF-8 /dev/vcsu1 | grep -qF {shlex.quote(text)} "
+        "&& cut -d' ' -f1 /proc/uptime", timeout=timeout + 60, check=False)
+    match = re.search(r"^([\d.]+)$", output, re.MULTILINE)
+    assert match, f"tty1 never showed {text!r}:\n{check_screen(vm)['text']}"
+    return float(match.group(1))
+
+
+def check_screen(vm: VM) -> dict[str, object]:
+    line = vm.shell("python3 /tmp/vcsu_check.py /dev/tty1", timeout=120)
+    result: dict[str, object] = json.loads(line.strip().splitlines()[-1])
+    return result
+
+
+def step(vm: VM, name: str, expect: str, dumps: Path) -> None:
+    wait_on_tty1(vm, expect)
+    vm.screendump(dumps / f"{name}.png")
+    screen = check_screen(vm)
+    assert screen["missing"] == {}, (
+        f"{name}: characters the console font cannot draw: {screen['missing']}\n"
+        f"{screen['text']}")
+
+
+@pytest.mark.parametrize(("machine", "make_disk"), [
+    ("bios-sata-usb", make_mbr_disk), ("uefi-nvme-usb", make_gpt_disk)])
+def test_every_glyph_on_tty1_is_in_the_console_font(live_image: LiveImage, tmp_path: Path,
+                                                     machine: str, make_disk: object) -> None:
+    system, store = tmp_path / "system.img", tmp_path / "store.img"
+    make_disk(system, 2 * GiB, tmp_path)  # type: ignore[operator]
+    make_store_disk(store, 1 * GiB, "NEWSTICK")
+    dumps = Path(os.environ.get("RECOVERY_SCREENDUMPS") or tmp_path / "dumps") / machine
+    dumps.mkdir(parents=True, exist_ok=True)
+    with VM(load_machine(machine), BootMedium(live_image.iso), tmp_path / "vm",
+            {"system": system, "store": store}, timeout=BOOT_TIMEOUT + 900) as vm:
+        ready = vm.wait_for(READY, timeout=BOOT_TIMEOUT)
+        offset = vm.elapsed - float(ready.group(1))  # QEMU start to guest uptime 0
+        text = vm.output
+        for phase in PHASES:
+            assert phase in text, f"the boot did not say {phase!r}"
+        vm.wait_for("Press Enter to start the recovery program on this serial console")
+        vm.send("s")
+        vm.wait_for("Shell: type 'exit'")
+        vm.wait_for(r"# $", timeout=60)
+        home = wait_on_tty1(vm, "Image stores")
+        print(f"{machine}: home screen on tty1 {home + offset:.1f} s after QEMU started "
+              f"(guest uptime {home:.1f} s; console marker at {float(ready.group(1)):.1f} s)")
+        install_checker(vm)
+        step(vm, "home", "Image stores", dumps)
+        vm.keys("c")
+        step(vm, "capture-1-source", "Capture 1/5", dumps)
+        vm.keys("ret")
+        step(vm, "capture-2-partitions", "Capture 2/5", dumps)
+        vm.keys("ret")
+        step(vm, "capture-3-store", "Capture 3/5", dumps)
+        vm.keys("ret")
+        step(vm, "capture-4-name", "Capture 4/5", dumps)
+        vm.keys("ret")
+        step(vm, "capture-5-summary", "Capture 5/5", dumps)

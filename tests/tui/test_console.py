@@ -1,0 +1,101 @@
+"""The TUI on the Linux console (TERM=linux): only glyphs a console font can draw.
+
+The console app is driven headless and each screen's text checked against code page 437,
+the kernel's built-in font (the poorest a PC shows): every character is in it or has a
+deliberate fallback of the same width, and no border is made of block elements.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.cells import cell_len
+from rich.console import Console
+from textual.pilot import Pilot
+
+from recovery.sys.udev import RecordedUdev
+from recovery.ui.tui.actionlog import ActionLog
+from recovery.ui.tui.app import ConsoleDriver, ConsoleRecoveryApp, RecoveryApp
+from recovery.ui.tui.backend import Backend
+from recovery.ui.tui.console import FALLBACKS, GlyphFilter, console_font_map, cp437, font_map
+from recovery.ui.tui.screens.capture import CaptureWizard
+from recovery.ui.tui.screens.home import HomeScreen
+from tests.tui.conftest import HANDMADE, SIZE, asynctest, wait_for
+
+TALL_BORDER = set("▔")  # only Textual's "tall" border draws it (its sides share scrollbar glyphs)
+
+
+def screen_text(app: RecoveryApp) -> str:
+    console = Console(width=SIZE[0], height=SIZE[1], file=io.StringIO(), color_system=None,
+                      legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(
+        full=True, screen_stack=app._background_screens))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert isinstance(text, str)
+    return text
+
+
+def test_filter_rewrites_what_the_font_lacks_keeping_the_width() -> None:
+    glyphs = GlyphFilter(cp437())
+    assert glyphs("\x1b[1mrecovery — capture…\x1b[0m") == "\x1b[1mrecovery - capture~\x1b[0m"
+    assert glyphs("━━╸ 50%") == "─── 50%"
+    assert glyphs("⏎ Continue") == "< Continue"
+    assert glyphs("┌─┐│└┘ é") == "┌─┐│└┘ é"  # in the font: unchanged
+    assert glyphs("漢") == "??"  # two cells stay two cells
+    assert glyphs("plain ascii") == "plain ascii"
+    # With a richer font (Terminus has the ellipsis and dashes) nothing is rewritten.
+    assert GlyphFilter(cp437() | {"…", "—"})("a…b—c") == "a…b—c"
+
+
+def test_fallbacks_are_as_wide_as_what_they_replace() -> None:
+    for char, choices in FALLBACKS.items():
+        for choice in choices:
+            assert cell_len(choice) == cell_len(char), (char, choice)
+    # The last choice of every chain is in the built-in font.
+    assert all(choices[-1] in cp437() for choices in FALLBACKS.values())
+
+
+def test_font_map_outside_a_virtual_console_falls_back_to_code_page_437(
+        tmp_path: Path) -> None:
+    path = tmp_path / "not-a-tty"
+    path.write_text("")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(OSError):
+            font_map(fd)
+    finally:
+        os.close(fd)
+    assert console_font_map(str(path)) == cp437()
+    assert console_font_map(str(tmp_path / "missing")) == cp437()
+
+
+def test_console_app_uses_the_console_driver_and_names_keys_in_words() -> None:
+    app = ConsoleRecoveryApp(Backend(udev_source=RecordedUdev(HANDMADE)))
+    assert app.get_driver_class() is ConsoleDriver
+    assert app.HEADER_ICON in cp437()
+
+
+@asynctest
+async def test_console_screens_draw_only_console_glyphs(tmp_path: Path) -> None:
+    app = ConsoleRecoveryApp(Backend(udev_source=RecordedUdev(HANDMADE)),
+                             ActionLog(tmp_path / "tui.log"))
+    font = cp437()
+    async with app.run_test(size=SIZE) as pilot:
+        pilot_: Pilot[Any] = pilot
+        await wait_for(pilot_, lambda: isinstance(app.screen, HomeScreen)
+                       and bool(app.screen.disks), "the disks")
+        screens = [screen_text(app)]
+        await pilot_.press("c")
+        await wait_for(pilot_, lambda: isinstance(app.screen, CaptureWizard), "the wizard")
+        await pilot_.pause(0.2)
+        screens.append(screen_text(app))
+    for text in screens:
+        assert not TALL_BORDER & set(text), text
+        assert "╔" in text and "╝" in text, text  # the focused list: a double frame
+        unknown = {c for c in text if c not in font and c != "\n" and c not in FALLBACKS}
+        assert not unknown, f"no console fallback for {sorted(unknown)}:\n{text}"
+    assert "Esc Back" in screens[1]  # keys named in words in the footer
