@@ -16,10 +16,12 @@ import shlex
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,10 +274,13 @@ class VM:
         return body.split("\n", 1)[1].rsplit("(qemu) ", 1)[0] if "\n" in body else ""
 
     def screendump(self, path: Path) -> Path:
-        """The VGA screen (tty1) as a PNG file."""
-        output = self.monitor(f"screendump -f png {path}")
-        if not path.is_file():
-            raise QemuError(f"screendump did not write {path}: {output.strip()}")
+        """The VGA screen (tty1) as a PNG file (QEMU 7.2 writes PPM; converted here)."""
+        ppm = path.with_suffix(".ppm")
+        output = self.monitor(f"screendump {ppm}")
+        if not ppm.is_file():
+            raise QemuError(f"screendump did not write {ppm}: {output.strip()}")
+        path.write_bytes(ppm_to_png(ppm.read_bytes()))
+        ppm.unlink()
         return path
 
     def keys(self, *names: str) -> None:
@@ -378,3 +383,21 @@ class VM:
             "usb": f"usb-storage,bus=ehci.0,drive={node},{serial},removable=on",
         }[disk.bus]
         return ["-drive", drive, "-device", device]
+
+
+def ppm_to_png(ppm: bytes) -> bytes:
+    """A binary PPM (P6, 8 bits) as a PNG: what QEMU's screendump writes, for the README."""
+    fields = re.match(rb"P6\s+(\d+)\s+(\d+)\s+(\d+)\s", ppm)
+    if fields is None or fields.group(3) != b"255":
+        raise QemuError("screendump: not an 8-bit binary PPM")
+    width, height = int(fields.group(1)), int(fields.group(2))
+    pixels = ppm[fields.end():]
+    stride = width * 3
+    rows = b"".join(b"\x00" + pixels[y * stride:(y + 1) * stride] for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))

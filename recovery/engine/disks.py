@@ -149,10 +149,15 @@ class _Machine:
     def _path_key(self, path: str) -> str:
         return os.path.realpath(path) if self.resolve_paths and path.startswith("/") else path
 
-    def own_mountpoints(self, record: Record) -> list[str]:
+    def own_mountpoints(self, record: Record, depth: int = 0) -> list[str]:
         found: list[str] = []
         for key in (_devnum(record), self._path_key(record.get("DEVNAME", ""))):
             found += [m for m in self.mounted_at.get(key, []) if m not in found]
+        # Mounts through a loop device over this node (ntfs-3g, the TUI's store mounts)
+        # are this device's: such loops are not listed as disks of their own.
+        if "DEVNAME" in record and depth < _MAX_NESTING:
+            for loop in self.loops_over(Path(record["DEVNAME"])):
+                found += [m for m in self.own_mountpoints(loop, depth + 1) if m not in found]
         return found
 
     def partitions_of(self, disk: Record) -> list[Record]:
@@ -196,6 +201,14 @@ class _Machine:
         if below is not None:
             found += [r for r in self.holders(below, depth + 1) if r not in found]
         return found
+
+    def is_loop_over_device(self, record: Record) -> bool:
+        """A loop device over a disk or partition node: made by this program (ntfs-3g and
+        file-system mounts reach a partition by offset through one) and never a disk of
+        its own; its mounts count for the disk below (_shared_loop_mountpoints)."""
+        backing = _backing_file(record)
+        return (_name(record).startswith("loop") and backing is not None
+                and self._path_key(str(backing)) in self.by_node)
 
     def live_medium_disks(self, live_medium: Path) -> list[str]:
         for mount in reversed(self.mounts):
@@ -362,7 +375,7 @@ def list_disks(source: UdevSource | None = None, mounts: list[Mount] | None = No
     machine = _machine(source, mounts)
     live_nodes = machine.live_medium_disks(live_medium)
     disks = [_disk(r, machine, live_nodes, live_medium) for r in machine.records
-             if _is_listed(r) and "DEVNAME" in r]
+             if _is_listed(r) and "DEVNAME" in r and not machine.is_loop_over_device(r)]
     return sorted(disks, key=_listing_order)
 
 

@@ -9,10 +9,11 @@ store and a real capture for the wizards. Needs root (loop devices) like the tes
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
-import tempfile
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from textual.pilot import Pilot
 from recovery.demo.disk import DiskSpec, build_windows_disk
 from recovery.engine.capture import CaptureRequest, capture
 from recovery.events import ChunkTally, EventSink, Notice, PhaseStarted, Progress
+from recovery.model.disk import Disk
 from recovery.sys import losetup, udev
 from recovery.ui.tui.actionlog import ActionLog
 from recovery.ui.tui.app import RecoveryApp
@@ -98,9 +100,23 @@ async def restore_targets(app: RecoveryApp, pilot: Pilot[Any]) -> None:
     await _until(pilot, lambda: wizard.targets_checked)
 
 
+@dataclass
+class OnlyTheseDisks(Backend):
+    """The machine as the screenshots show it: only the disks made for them, whatever else
+    (other test runs' loop devices) is attached to this host at the time."""
+
+    only: tuple[Path, ...] = ()
+
+    def disks(self) -> list[Disk]:
+        return [disk for disk in super().disks() if disk.node in self.only]
+
+
 def main(folder: Path) -> int:
     folder.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="tui-shots-"))
+    # A fixed, short path: it is on the screenshots (the store's folder).
+    work = Path("/tmp/recovery-shots")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
     log = ActionLog(work / "tui.log")
     asyncio.run(shoot(recorded_app(log), home, folder / "home.svg"))
     asyncio.run(shoot(recorded_app(log), progress, folder / "capture-progress.svg"))
@@ -114,10 +130,12 @@ def main(folder: Path) -> int:
     try:
         udev.settle()
         capture(CaptureRequest(source=devices[0], store=store, name="win10-before-repair"))
-        app = RecoveryApp(Backend(opened_stores=[store], hotplug=False), log)
+        app = RecoveryApp(OnlyTheseDisks(opened_stores=[store], hotplug=False,
+                                         only=tuple(devices)), log)
         asyncio.run(shoot(app, lambda a, p: capture_partitions(a, p, devices[0]),
                           folder / "capture-partitions.svg"))
-        app = RecoveryApp(Backend(opened_stores=[store], hotplug=False), log)
+        app = RecoveryApp(OnlyTheseDisks(opened_stores=[store], hotplug=False,
+                                         only=tuple(devices)), log)
         asyncio.run(shoot(app, restore_targets, folder / "restore-targets.svg"))
     finally:
         for device in devices:

@@ -60,7 +60,11 @@ async def test_rollback_then_undo_on_a_volume(tmp_path: Path) -> None:
         assert screen.report is not None and len(screen.report.listing.points) == 1
         await pilot.press("enter")
         await wait_for(pilot, lambda: screen.step == 2, "the point's details", attempts=600)
-        assert "SYSTEM" in str(screen.query_one("#point-detail").render())
+        detail = str(screen.query_one("#point-detail").render())
+        # The corrupt current SYSTEM is not diffed into "every service removed".
+        assert "The current SYSTEM hive cannot be read: corrupt" in detail
+        assert "a rollback puts back the point's copy" in detail
+        assert "service removed since the point" not in detail
         await pilot.press("r")
         assert isinstance(app.screen, ConfirmDialog)
         await pilot.press("y")
@@ -68,6 +72,11 @@ async def test_rollback_then_undo_on_a_volume(tmp_path: Path) -> None:
                        and bool(app.screen.query("#result-lines")), "rollback result",
                        attempts=600)
         assert system_hive_hash(image, mnt) == digest(good)
+        result = str(app.screen.query_one("#result-lines").render())
+        assert "was rolled back to restore point vss-1" in result
+        assert "Put back from the point: SYSTEM" in result
+        assert "Checked: every file written was read back" in result
+        assert "press u (Undo)" in result and "replaced:" not in result
 
         await pilot.press("enter")  # close the result; back on the volume step
         await pilot.press("end", "enter", "ctrl+a", "ctrl+k", *str(image), "enter")
@@ -79,4 +88,6 @@ async def test_rollback_then_undo_on_a_volume(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen)
                        and bool(app.screen.query("#result-lines")), "undo result",
                        attempts=600)
+        result = str(app.screen.query_one("#result-lines").render())
+        assert "was undone" in result and "Put back as they were before it: SYSTEM" in result
     assert system_hive_hash(image, mnt) == digest(bad)

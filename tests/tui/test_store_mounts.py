@@ -24,6 +24,7 @@ from recovery.ui.tui.app import RecoveryApp
 from recovery.ui.tui.backend import Backend
 from recovery.ui.tui.screens.home import HomeScreen
 from recovery.ui.tui.storemounts import StoreMounts
+from recovery.ui.tui.stores import NEW_STORE_DIR
 from tests.tui.conftest import SIZE, asynctest, wait_for
 
 MiB = 1024 * 1024
@@ -173,3 +174,32 @@ def test_a_mount_whose_fuse_daemon_died_does_not_hide_the_other_stores(
     finally:
         run(["umount", "-l", str(dead)], check=False)
         losetup.detach(device)
+
+
+def test_a_file_system_without_a_store_is_offered_for_a_new_one(
+        usb_drive: Path, mounts: StoreMounts, tmp_path: Path) -> None:
+    """Partition 3 (ext4, no store): listed with its size and free space, mounted
+    read-write under the mount root when chosen, read-only again after the capture."""
+    backend = Backend(store_mounts=mounts)
+    drive = _drive(usb_drive)
+    stores = backend.stores([drive])
+    places = backend.new_store_places([drive], None, stores)
+    assert [p.partition.number for p in places] == [3]  # 1 and 2 hold the listed stores
+    place = places[0]
+    assert place.free_bytes is not None and 0 < place.free_bytes < place.size <= 24 * MiB
+    assert "MB free" in place.describe()
+    # The source disk is never offered.
+    assert backend.new_store_places([drive], drive, stores) == []
+
+    store = backend.prepare_new_store(place)
+    assert store.path == mounts.root / f"{usb_drive.name}-3" / NEW_STORE_DIR
+    ChunkStore.open(store.path, create=True).begin_image("first-capture")
+    assert (store.path / "images" / "first-capture.partial").is_dir()
+    backend.after_writing(store.path)
+    with pytest.raises(OSError) as refused:
+        (store.path / "probe").write_bytes(b"x")
+    assert refused.value.errno == errno.EROFS
+    # Now it holds a store: listed as one, no longer as a place for a new one.
+    stores = backend.stores(list_disks())
+    assert store.path in [s.path for s in stores]
+    assert backend.new_store_places([_drive(usb_drive)], None, stores) == []

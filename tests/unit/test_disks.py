@@ -159,6 +159,20 @@ def test_mount_through_second_loop_over_the_image_counts_for_the_image(
         assert not find_disk(str(esp_only), disks).is_mounted
 
 
+def test_loop_over_a_partition_node_is_not_a_disk(gpt_loop: PartitionedLoop,
+                                                  tmp_path: Path) -> None:
+    """The loop ntfs-3g (and the TUI's store mounts) put over a partition: not a disk of
+    its own, and what is mounted through it counts for the disk below."""
+    with losetup.loop_device(gpt_loop.data, read_only=True) as over_partition, \
+            ntfs_mounted(over_partition, tmp_path / "through-loop") as mountpoint:
+        udev.settle()
+        disks = list_disks()
+        assert over_partition not in [d.node for d in disks]
+        disk = find_disk(str(gpt_loop.device), disks)
+        assert disk.is_mounted and str(mountpoint) in disk.all_mountpoints
+        assert disks_holding(mountpoint / "store", disks)[0] == disk
+
+
 def test_loop_device_without_backing_file_is_not_listed(make_loop: MakeLoop) -> None:
     image, device = make_loop(8 * MiB, name="detached.img")
     assert the_disk(device).backing_file == image

@@ -7,6 +7,7 @@ while capture/restore/verify always run the real engine.
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,13 +16,21 @@ from typing import TYPE_CHECKING, Protocol
 
 from recovery.engine.disks import disks_holding, list_disks
 from recovery.events import EventSink
-from recovery.model.disk import Disk
+from recovery.model.disk import Disk, DiskPartition
 from recovery.store.images import ImageInfo
 from recovery.store.objects import ChunkStore
 from recovery.sys import udev
 from recovery.sys.run import run
 from recovery.ui.tui.storemounts import StoreMounts
-from recovery.ui.tui.stores import StoreLocation, find_stores, is_store
+from recovery.ui.tui.stores import (
+    NEW_STORE_DIR,
+    NewStorePlace,
+    StoreLocation,
+    find_stores,
+    is_store,
+    locate,
+    new_store_places,
+)
 from recovery.ui.tui.volumes import PartKey, VolumeNotes, VolumeProber
 
 if TYPE_CHECKING:
@@ -84,6 +93,38 @@ class Backend:
         """Before writing to a store: remount it read-write if the TUI mounted it read-only."""
         if self.store_mounts is not None:
             self.store_mounts.make_writable(path)
+
+    def new_store_places(self, disks: list[Disk], source: Disk | None,
+                         stores: list[StoreLocation]) -> list[NewStorePlace]:
+        """Writable file systems (on disks other than `source`) that could hold a new store."""
+        mounts = self.store_mounts
+        if mounts is None or self.udev_source is not None:
+            return []  # nothing here can be mounted (a recorded machine's nodes are not ours)
+
+        def space(disk: Disk, part: DiskPartition) -> tuple[int, int] | None:
+            if part.mountpoints:
+                try:
+                    usage = shutil.disk_usage(part.mountpoints[0])
+                except OSError:
+                    return None
+                return usage.total, usage.free
+            return mounts.free_space(disk, part)
+        return new_store_places(disks, source, stores, space, mounts.mountpoint)
+
+    def prepare_new_store(self, place: NewStorePlace) -> StoreLocation:
+        """Mount `place` read-write (under /run/recovery) for a new store; the capture
+        creates the store in its NEW_STORE_DIR folder."""
+        if place.mountpoint is not None:
+            root = place.mountpoint
+        else:
+            assert self.store_mounts is not None  # new_store_places offers none without
+            root = self.store_mounts.hold_for_new_store(place.disk, place.partition)
+        return locate(root / NEW_STORE_DIR, place.disk.describe())
+
+    def after_writing(self, store: Path) -> None:
+        """After a capture: a store file system this TUI mounted goes back to read-only."""
+        if self.store_mounts is not None:
+            self.store_mounts.after_writing(store)
 
     def close(self) -> None:
         if self.store_mounts is not None:

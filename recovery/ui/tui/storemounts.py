@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -26,12 +27,12 @@ from recovery.errors import RecoveryError
 from recovery.model.disk import Disk, DiskPartition
 from recovery.sys import losetup, ntfs3g
 from recovery.sys.mount import mounted
-from recovery.ui.tui.stores import is_store
+from recovery.ui.tui.stores import WRITABLE, is_store
 
 MOUNT_ROOT = Path("/run/recovery/stores")
 # What the live kernel (and ntfs-3g) can read. A type this kernel lacks (vfat and exfat on
 # some build hosts) fails to mount and is skipped like a partition holding no store.
-READABLE = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "ntfs", "vfat", "exfat"})
+READABLE = WRITABLE
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 Log = Callable[[str], None]
@@ -92,6 +93,9 @@ class StoreMounts:
         self.accept = accept or (lambda _disk: True)
         self.held: dict[str, _Held] = {}
         self.looked_at: set[str] = set()  # partitions that held no store or did not mount
+        # (size, free bytes) of every file system mounted to look at: the capture wizard
+        # offers each one for a new store.
+        self.space: dict[str, tuple[int, int]] = {}
         self.lock = threading.Lock()
 
     def scan(self, disks: Iterable[Disk]) -> list[tuple[Path, Disk]]:
@@ -137,6 +141,11 @@ class StoreMounts:
             self.log(f"stores: {where} could not be mounted to look for a store: {error}")
             self.looked_at.add(key)
             return
+        try:
+            usage = shutil.disk_usage(mountpoint)
+            self.space[key] = (usage.total, usage.free)
+        except OSError:
+            pass
         if is_store(mountpoint) or any(is_store(child) for child in _subdirs(mountpoint)):
             self.held[key] = _Held(disk, partition, mountpoint, stack)
             self.log(f"stores: {where} holds a store; mounted read-only at {mountpoint}")
@@ -144,8 +153,53 @@ class StoreMounts:
         self.looked_at.add(key)
         self._close(stack, where)
 
+    def mountpoint(self, disk: Disk, partition: DiskPartition) -> Path | None:
+        """Where this TUI holds the partition mounted, if it does."""
+        with self.lock:
+            held = self.held.get(_key(disk, partition))
+            return held.mountpoint if held is not None else None
+
+    def free_space(self, disk: Disk, partition: DiskPartition) -> tuple[int, int] | None:
+        """(size, free bytes) of a file system looked at, None when it never mounted."""
+        with self.lock:
+            return self.space.get(_key(disk, partition))
+
+    def hold_for_new_store(self, disk: Disk, partition: DiskPartition) -> Path:
+        """Mount a partition read-write for a new store (the capture creates it there);
+        returns the mountpoint. after_writing() makes it read-only again."""
+        key = _key(disk, partition)
+        with self.lock:
+            held = self.held.get(key)
+            if held is not None and held.read_write:
+                return held.mountpoint
+            if held is not None:
+                self._close(self.held.pop(key).stack, str(held.mountpoint))
+            mountpoint = self.root / _UNSAFE_NAME.sub("_", f"{disk.node.name}-{partition.number}")
+            stack = ExitStack()
+            stack.enter_context(self.mount(disk, partition, mountpoint, True))
+            self.held[key] = _Held(disk, partition, mountpoint, stack, read_write=True)
+            self.looked_at.discard(key)
+            self.log(f"stores: partition {partition.number} ({partition.fs_type}) of "
+                     f"{disk.describe()} mounted read-write at {mountpoint} for a new store")
+            return mountpoint
+
+    def after_writing(self, path: Path) -> None:
+        """After a capture: the store's file system goes back to read-only (everything is
+        on the drive; it can be unplugged once the TUI unmounts it or exits)."""
+        with self.lock:
+            held = next((h for h in self.held.values() if h.read_write
+                         and (path == h.mountpoint or path.is_relative_to(h.mountpoint))),
+                        None)
+            if held is None:
+                return
+            held.stack.close()
+            held.stack = self._mounted(held, read_write=False)
+            held.read_write = False
+            self.log(f"stores: {held.mountpoint} mounted read-only again")
+
     def _forget_gone(self, present: set[str]) -> None:
         self.looked_at &= present
+        self.space = {k: v for k, v in self.space.items() if k in present}
         for key in [k for k in self.held if k not in present]:
             held = self.held.pop(key)
             self._close(held.stack, str(held.mountpoint))

@@ -8,12 +8,17 @@ searches would crawl a whole Windows volume on every hot-plug.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from recovery.model.disk import Disk
+from recovery.model.disk import Disk, DiskPartition
 from recovery.store.objects import MARKER
+
+# File systems the live system can write a store to (and read one from): ntfs through
+# ntfs-3g, the rest by the kernel. A type this kernel lacks fails to mount and is skipped.
+WRITABLE = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "ntfs", "vfat", "exfat"})
+NEW_STORE_DIR = "recovery-images"  # the folder a new store gets on a drive
 
 
 @dataclass(frozen=True)
@@ -83,3 +88,53 @@ def find_stores(disks: Iterable[Disk], extra: Iterable[Path] = (),
             seen.add(path)
             stores.append(locate(path))
     return stores
+
+
+@dataclass(frozen=True)
+class NewStorePlace:
+    """A file system a new store can be created on (it holds no store the list shows)."""
+
+    disk: Disk
+    partition: DiskPartition
+    size: int
+    free_bytes: int | None  # None: not known (it was not mounted to look)
+    mountpoint: Path | None  # mounted by someone else already
+
+    def describe(self) -> str:
+        from recovery.units import human_size
+        part = self.partition
+        space = human_size(self.size) + (f", {human_size(self.free_bytes)} free"
+                                         if self.free_bytes is not None else "")
+        name = part.node.name if part.node is not None else f"{self.disk.node.name}#{part.number}"
+        return (f"New store on {name} {part.fs_label or '(no label)'} "
+                f"({part.fs_type or 'file system'}, {space}), "
+                f"{self.disk.model or self.disk.bus_name}")
+
+
+def new_store_places(disks: Iterable[Disk], source: Disk | None,
+                     stores: Iterable[StoreLocation],
+                     space: Callable[[Disk, DiskPartition], tuple[int, int] | None],
+                     mountpoint: Callable[[Disk, DiskPartition], Path | None]
+                     ) -> list[NewStorePlace]:
+    """Every writable file system on every disk but `source` and the live medium whose
+    mount (`mountpoint`: anyone's, or ours) holds none of `stores`."""
+    store_paths = [store.path for store in stores]
+    places: list[NewStorePlace] = []
+    for disk in disks:
+        if disk.holds_live_medium or disk.read_only or (
+                source is not None and disk.stable_id == source.stable_id):
+            continue
+        for part in disk.partitions:
+            known = space(disk, part)
+            # A partition without a node was sniffed for Windows file systems only: one
+            # that mounted (ext4...) is writable too.
+            if part.fs_type not in WRITABLE and not (part.node is None and known):
+                continue
+            point = Path(part.mountpoints[0]) if part.mountpoints else mountpoint(disk, part)
+            if point is not None and any(p.is_relative_to(point) for p in store_paths):
+                continue
+            size, free = known or (part.size, None)
+            places.append(NewStorePlace(disk, part, size, free,
+                                        Path(part.mountpoints[0]) if part.mountpoints
+                                        else None))
+    return places

@@ -39,13 +39,15 @@ from recovery.ui.tui.screens.dialogs import ConfirmDialog
 from recovery.ui.tui.screens.job import JobOutcome, JobScreen, settle
 from recovery.ui.tui.screens.result import ResultScreen
 from recovery.ui.tui.screens.wizard import Wizard
-from recovery.ui.tui.stores import StoreLocation
+from recovery.ui.tui.stores import NewStorePlace, StoreLocation
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.disk_table import DiskTable
 from recovery.ui.tui.widgets.picker import PartitionPicker
+from recovery.ui.tui.widgets.plain import PlainOption
 from recovery.units import human_size
 
 PRESELECTED_ROLES = {"system", "reserved", "boot"}
+NEW_PLACE = "new-store:"  # option id prefix of a file system for a new store
 
 
 @dataclass(frozen=True)
@@ -54,29 +56,38 @@ class CaptureOutcome:
     check: VerifySummary  # the new image read back from the store
 
 
-def capture_result_lines(outcome: CaptureOutcome) -> list[str]:
+def capture_result_lines(outcome: CaptureOutcome, source: str = "") -> list[str]:
+    """The result as sentences: what was captured from where, checked how, what next."""
     summary, check = outcome.summary, outcome.check
     stats = summary.stats
-    lines = [f"Image:          {summary.image}", f"Store:          {summary.store}",
-             f"Read:           {human_size(stats.bytes_read)} in {stats.seconds:.1f} s",
-             f"Stored:         {human_size(stats.bytes_stored)} (compressed, new chunks)",
-             f"Chunks:         {stats.chunks_new} new, {stats.chunks_reused} reused, "
-             f"{stats.chunks_zero} empty"]
+    disk = f"The disk {source}" if source else "The disk"
+    lines = [f"{disk} was captured as the image {summary.image} in the store "
+             f"{summary.store}.",
+             f"Read {human_size(stats.bytes_read)} in {stats.seconds:.1f} s; "
+             f"{human_size(stats.bytes_stored)} of new compressed data went into the store "
+             f"({stats.chunks_new} new chunks, {stats.chunks_reused} already there, "
+             f"{stats.chunks_zero} empty)."]
     for part in summary.partitions:
-        lines.append(f"  partition {part['number']} {part['role']:<8} {part['fs_type']!s:<6} "
-                     f"{human_size(int(str(part['used_bytes'])))} used"
-                     + ("" if part["selected"] else "  (not captured)"))
+        fs_type = part["fs_type"] or "no file system"
+        what = f"Partition {part['number']} ({part['role']}, {fs_type}): "
+        lines.append(what + (f"{human_size(int(str(part['used_bytes'])))} of used data captured."
+                             if part["selected"] else "not captured (not selected)."))
     lines += [f"Warning: {w}" for w in summary.warnings]
     if summary.unreadable_bytes:
-        lines += [f"Unreadable:     {human_size(summary.unreadable_bytes)} could not be read "
+        lines += [f"{human_size(summary.unreadable_bytes)} could not be read "
                   "from the failing disk; they are zeros in the image. Capture again in "
                   "rescue mode to retry only them.", "Damaged files:"]
         lines += damage_report(summary.partitions)[1:]
     if check.ok:
-        lines.append("Image verification: PASSED, every chunk is in the store and intact")
+        lines.append("Checked: the new image was read back from the store; every chunk is "
+                     "there and intact (BLAKE3).")
+        lines.append("Next: to put it back, press r on the home screen and choose this image.")
     else:
-        lines.append(f"Image verification: FAILED, {len(check.problems)} problem(s):")
+        lines.append(f"The check of the new image FAILED with {len(check.problems)} "
+                     "problem(s); do not rely on it:")
         lines += [f"  - {problem}" for problem in check.problems]
+        lines.append("Next: capture again onto another drive; this store's drive may be "
+                     "failing.")
     return lines
 
 
@@ -94,7 +105,8 @@ def is_failing(disk: Disk) -> bool:
 
 class CaptureWizard(Wizard):
     BINDINGS: ClassVar[list[BindingType]] = [
-        *Wizard.BINDINGS, Binding("r", "toggle_rescue", "Rescue mode", show=False)]
+        *Wizard.BINDINGS, Binding("r", "toggle_rescue", "Rescue mode", show=False),
+        Binding("a", "read_all", "Read all", show=False)]
     STEPS: ClassVar[list[tuple[str, str]]] = [
         ("step-source", "source-disks"), ("step-partitions", "partitions"),
         ("step-store", "capture-stores"), ("step-name", "image-name"),
@@ -109,6 +121,7 @@ class CaptureWizard(Wizard):
         self.source: Disk | None = None
         self.plan: CapturePlan | None = None
         self.store: StoreLocation | None = None
+        self.places: list[NewStorePlace] = []
 
     def compose(self) -> ComposeResult:
         with ContentSwitcher(initial=self.STEPS[0][0], classes="wizard"):
@@ -138,6 +151,8 @@ class CaptureWizard(Wizard):
                 yield Checkbox("Rescue mode (r): a failing disk; keep going past unreadable "
                                "sectors, retry them last, list the files they hit",
                                id="rescue")
+                yield Checkbox("Read every used block (a): slower; for a disk that may have "
+                               "been changed outside Windows", id="read-all")
                 yield Button("Start the capture", id="start-capture", variant="primary")
         yield Footer()
 
@@ -196,21 +211,69 @@ class CaptureWizard(Wizard):
         self.show_stores()
 
     def show_stores(self) -> None:
+        self.query_one("#store-refusal", Static).update(
+            "Looking for drives with room for the image…")
         self.fill_stores(self.query_one("#capture-stores", OptionList), self.stores)
-        if not self.stores:
-            self.query_one("#store-refusal", Static).update(
-                "No image store found: plug in the USB drive, or open a store from the home "
-                "screen (stores list, 'Open a store at a path…').")
         self.goto(2)
+        self.find_places()
+
+    @work(thread=True, exclusive=True, group="stores")
+    def find_places(self) -> None:
+        """Every store, and every writable file system a new one could go on (mounting
+        unmounted partitions read-only to see their free space)."""
+        backend = tui_app(self.app).backend
+        try:
+            stores = backend.stores(self.disks)
+            places = backend.new_store_places(self.disks, self.source, stores)
+        except RecoveryError as error:
+            self.app.call_from_thread(tui_app(self.app).show_error, error)
+            return
+        self.app.call_from_thread(self.show_places, stores, places)
+
+    def show_places(self, stores: list[StoreLocation], places: list[NewStorePlace]) -> None:
+        self.stores, self.places = stores, places
+        options = self.query_one("#capture-stores", OptionList)
+        # The technician may have moved the cursor already: keep it on the same entry.
+        before = options.highlighted_option.id if options.highlighted_option else None
+        self.fill_stores(options, stores)
+        options.add_options([PlainOption(place.describe(), id=f"{NEW_PLACE}{index}")
+                             for index, place in enumerate(places)])
+        ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
+        if before in ids:
+            options.highlighted = ids.index(before)
+        elif options.option_count and options.highlighted is None:
+            options.highlighted = 0
+        self.query_one("#store-refusal", Static).update(
+            "" if options.option_count else
+            "No drive to store the image on: plug in a USB drive with a file system "
+            "(exFAT, NTFS, ext4); it appears here.")
 
     # step 3: store ------------------------------------------------------------------------
     @on(OptionList.OptionSelected, "#capture-stores")
     def store_chosen(self, event: OptionList.OptionSelected) -> None:
-        store = next(s for s in self.stores if str(s.path) == event.option.id)
+        option_id = event.option.id or ""
+        if option_id.startswith(NEW_PLACE):
+            self.prepare_place(self.places[int(option_id[len(NEW_PLACE):])])
+            return
+        store = next(s for s in self.stores if str(s.path) == option_id)
         refusal = self.store_refusal(store)
         if refusal:
             self.query_one("#store-refusal", Static).update(refusal)
             return
+        self.use_store(store)
+
+    @work(thread=True, exclusive=True, group="stores")
+    def prepare_place(self, place: NewStorePlace) -> None:
+        app = tui_app(self.app)
+        try:
+            store = app.backend.prepare_new_store(place)
+        except RecoveryError as error:
+            self.app.call_from_thread(app.show_error, error)
+            return
+        app.log_file.write(f"new store at {store.path} on {place.describe()}")
+        self.app.call_from_thread(self.use_store, store)
+
+    def use_store(self, store: StoreLocation) -> None:
         self.store = store
         assert self.source is not None
         name = self.query_one("#image-name", Input)
@@ -262,6 +325,10 @@ class CaptureWizard(Wizard):
         return self.query_one("#image-name", Input).value.strip()
 
     # step 5: run --------------------------------------------------------------------------
+    def action_read_all(self) -> None:
+        if self.step == 4:
+            self.query_one("#read-all", Checkbox).toggle()
+
     @on(Button.Pressed, "#start-capture")
     def start_pressed(self) -> None:
         self.start()
@@ -271,18 +338,24 @@ class CaptureWizard(Wizard):
         plan, store, name = self.plan, self.store.path, self.image_name()
         numbers = self.selected_numbers()
         rescue = self.query_one("#rescue", Checkbox).value
+        read_all = self.query_one("#read-all", Checkbox).value
         app = tui_app(self.app)
         app.log_file.write(f"capture started: {self.source.describe()} -> {store} "
                            f"as {name}, partitions {sorted(numbers)}"
-                           + (", rescue mode" if rescue else ""))
+                           + (", rescue mode" if rescue else "")
+                           + (", reading every used block" if read_all else ""))
 
         def job(events: EventSink, cancel: threading.Event) -> CaptureOutcome:
             app.backend.writable_store(store)
             # The plan shown in step 2, with exactly the ticked partition numbers.
             chosen = plan.choose(numbers, store=store, name=name)
-            chosen = replace(chosen, request=replace(chosen.request, rescue=rescue))
-            summary = app.backend.execute_capture(chosen, events, cancel)
-            check = app.backend.verify(store, summary.image, None, events, cancel)
+            chosen = replace(chosen, request=replace(chosen.request, rescue=rescue,
+                                                     read_all=read_all))
+            try:
+                summary = app.backend.execute_capture(chosen, events, cancel)
+                check = app.backend.verify(store, summary.image, None, events, cancel)
+            finally:
+                app.backend.after_writing(store)
             return CaptureOutcome(summary, check)
         self.app.push_screen(JobScreen(f"Capturing {self.source.describe()}", job, "capture",
                                        app.log_file), self.finished)
@@ -296,7 +369,7 @@ class CaptureWizard(Wizard):
         result = settle(app, outcome, "capture")
         if result is None:
             return
-        lines = capture_result_lines(result)
+        lines = capture_result_lines(result, self.source.describe() if self.source else "")
         app.log_file.write("capture finished: " + "; ".join(lines[:5]))
         self.dismiss(None)
         title = "Capture finished"

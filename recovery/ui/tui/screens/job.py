@@ -114,11 +114,15 @@ class JobScreen(Screen[JobOutcome[T]]):
             f"{status}{model.description or model.phase or 'Preparing…'}")
         bar = self.query_one("#bar", ProgressBar)
         bar.update(total=model.total_bytes or None, progress=model.done_bytes)
-        eta = format_duration(model.eta_seconds())
-        total = human_size(model.total_bytes) if model.total_bytes else "?"
-        self.query_one("#numbers", Static).update(
-            f"{human_size(model.done_bytes)} of {total}   {human_rate(model.rate())}   "
-            f"elapsed {format_duration(model.elapsed())}   ETA {eta}")
+        elapsed = format_duration(model.elapsed())
+        if model.total_bytes:
+            numbers = (f"{human_size(model.done_bytes)} of {human_size(model.total_bytes)}   "
+                       f"{human_rate(model.rate())}   elapsed {elapsed}   "
+                       f"ETA {format_duration(model.eta_seconds())}")
+        else:  # a step whose size is not known beforehand: say so, not "0 B of ?"
+            done = f"{human_size(model.done_bytes)} so far, " if model.done_bytes else ""
+            numbers = f"Working on it ({done}size not known in advance)   elapsed {elapsed}"
+        self.query_one("#numbers", Static).update(numbers)
         self.query_one("#chunks", Static).update(model.chunk_line())
         self.query_one("#notices", Static).update(
             "\n".join(f"{level}: {text}" for level, text in model.notices[-5:]))

@@ -68,12 +68,57 @@ def point_details(report: PointReport) -> list[str]:
         lines.append(f"  {name:<9} {check.status:<8} {human_size(check.size):>9}"
                      f"   now: {current.status if current else 'missing'}"
                      + (f"  ({check.problem})" if check.problem else ""))
+    lines += unreadable_current(report)
     for name, diff in report.diffs.items():
         counts = ", ".join(f"{kind} {sum(n.values())}" for kind, n in diff.counts.items())
         lines.append(f"Diff {name}: {counts}")
         lines += [f"  service added since the point: {s}" for s in diff.services_added[:8]]
         lines += [f"  service removed since the point: {s}" for s in diff.services_removed[:8]]
     return lines
+
+
+def unreadable_current(report: PointReport) -> list[str]:
+    """Sentences for the hives that cannot be compared: the current one is unreadable."""
+    lines = []
+    for name, check in report.point.hives.items():
+        current = report.current.get(name)
+        if current is not None and current.usable:
+            continue
+        state = current.status if current is not None else "missing"
+        why = f" ({current.problem})" if current is not None and current.problem else ""
+        lines.append(f"The current {name} hive cannot be read: {state}{why}. There is nothing "
+                     "to compare it with; a rollback puts back the point's copy "
+                     + (f"({human_size(check.size)}, {check.keys} keys, {check.status})."
+                        if check.usable else f"only if it is usable (it is {check.status})."))
+    return lines
+
+
+def rollback_result_lines(summary: RollbackSummary, volume: str, point: str) -> list[str]:
+    names = ", ".join(path.rsplit("/", 1)[-1] for path in summary.replaced) or "no hive"
+    lines = [f"The registry of {volume} was rolled back to restore point {point}.",
+             f"Put back from the point: {names} ({human_size(summary.bytes_written)} written)."]
+    lines.append("Checked: every file written was read back from the volume and matches the "
+                 "point's copy." if summary.verified else
+                 "Warning: reading the written files back did not match the point's copy; "
+                 "see the log (l) before restarting Windows.")
+    lines.append(f"The replaced hives were saved on the volume first (undo record "
+                 f"{summary.record}); to put them back, open this volume here again and "
+                 "press u (Undo).")
+    if summary.exported_points:
+        lines.append(f"Copies of the restore points ({', '.join(summary.exported_points)}) "
+                     "were saved with them, in case Windows deletes its own.")
+    lines.append("Next: remove the recovery stick and restart the PC from its own disk.")
+    return lines
+
+
+def undo_result_lines(summary: UndoSummary, volume: str) -> list[str]:
+    names = ", ".join(path.rsplit("/", 1)[-1] for path in summary.restored) or "no hive"
+    return [f"Rollback {summary.record} (to point {summary.point}) on {volume} was undone.",
+            f"Put back as they were before it: {names}.",
+            "Checked: every file put back was read back and matches its saved copy."
+            if summary.verified else
+            "Warning: reading the files back did not match their saved copies; see the log.",
+            "Next: restart the PC from its own disk."]
 
 
 class RestorePointsScreen(Wizard):
@@ -298,8 +343,12 @@ class RestorePointsScreen(Wizard):
         summary = settle(app, outcome, what)
         if summary is None:
             return
-        data = summary.to_dict()
-        lines = [f"{key}: {value}" for key, value in data.items()]
-        app.log_file.write(f"{what} finished: " + "; ".join(lines))
+        volume = self.report.volume.describe() if self.report else str(self.volume)
+        if isinstance(summary, RollbackSummary):
+            lines = rollback_result_lines(summary, volume, self.point_id)
+        else:
+            lines = undo_result_lines(summary, volume)
+        app.log_file.write(f"{what} finished: " + " ".join(lines))
         self.goto(0)
-        app.push_screen(ResultScreen(f"{what.capitalize()} finished", lines))
+        app.push_screen(ResultScreen(f"{what.capitalize()} finished", lines,
+                                     ok=summary.verified))

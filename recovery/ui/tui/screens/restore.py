@@ -59,18 +59,24 @@ def confirmation_code(disk: Disk) -> tuple[str, str]:
 
 
 def restore_result_lines(summary: RestoreSummary) -> list[str]:
-    data = summary.to_dict()
-    verified = data.get("verified")
-    return [f"Image:     {data.get('image')}", f"Target:    {data.get('target')}",
-            f"Written:   {human_size(int(str(data.get('bytes_written', 0))))} in "
-            f"{float(str(data.get('seconds', 0))):.1f} s",
-            f"Chunks:    {data.get('chunks_written')} written, "
-            f"{data.get('chunks_skipped')} already in place",
-            "Read-back verification: " + ("PASSED, every chunk read back matches the image"
-                                          if verified else "not run")] + (
-        [f"Warning:   {human_size(summary.unreadable_bytes)} were unreadable on the source "
-         "disk and are zeros on the target (the image lists the damaged files); run chkdsk "
-         "/f in Windows."] if summary.unreadable_bytes else [])
+    """The result as sentences: what was written where, checked how, what next."""
+    how = " (only the chunks that differed were written)" if summary.delta else ""
+    lines = [f"The image {summary.image} was restored onto {summary.target}{how}.",
+             f"Written: {human_size(summary.bytes_written)} in {summary.seconds:.1f} s "
+             f"({summary.chunks_written} chunks written, {summary.chunks_skipped} already "
+             "in place)."]
+    if summary.verified:
+        lines.append("Checked: everything written was read back from the disk, past the "
+                     "cache, and matches the image (BLAKE3).")
+    else:
+        lines.append("Not checked: the written data was not read back; run Verify (v) "
+                     "against this disk before relying on it.")
+    if summary.unreadable_bytes:
+        lines.append(f"Warning: {human_size(summary.unreadable_bytes)} were unreadable on "
+                     "the source disk and are zeros on the target (the image lists the "
+                     "damaged files); run chkdsk /f in Windows.")
+    lines.append("Next: remove the recovery stick and start the PC from this disk.")
+    return lines
 
 
 class RestoreWizard(Wizard):

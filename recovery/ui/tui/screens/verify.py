@@ -23,18 +23,26 @@ from recovery.ui.tui.screens.wizard import Wizard
 from recovery.ui.tui.stores import StoreLocation
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.plain import PlainOption
+from recovery.units import human_size
 
 IMAGE_ONLY = "image-only"
 
 
 def verify_result_lines(summary: VerifySummary) -> list[str]:
-    data = summary.to_dict()
-    lines = ["Result: " + ("OK, no problems found" if summary.ok else
-                           f"{len(summary.problems)} problem(s) found")]
-    lines += [f"{key}: {value}" for key, value in data.items()
-              if key not in ("problems", "ok") and not isinstance(value, list | dict)]
-    lines += [f"- {problem}" for problem in summary.problems]
-    return lines
+    """The result as sentences: what was checked against what, found what, what next."""
+    against = f" against the disk {summary.target}" if summary.target else ""
+    checked = (f"{summary.chunks_checked} chunks ({human_size(summary.bytes_checked)}) read "
+               f"and compared with their BLAKE3 hashes in {summary.seconds:.1f} s")
+    if summary.ok:
+        return [f"The image {summary.image} was checked{against}: {checked}; no problems "
+                "found.",
+                "Next: it can be restored (r on the home screen)." if not summary.target else
+                "Next: the disk holds exactly what the image holds."]
+    return [f"The image {summary.image} was checked{against}: {checked}; "
+            f"{len(summary.problems)} problem(s) found:",
+            *[f"  - {problem}" for problem in summary.problems],
+            "Next: restore the image again onto that disk (r)." if summary.target else
+            "Next: do not restore this image; capture the PC again or use another image."]
 
 
 class VerifyScreen(Wizard):
