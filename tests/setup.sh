@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  ntfs-3g gdisk fdisk parted dosfstools mtools partclone udev util-linux
+  ntfs-3g gdisk fdisk parted dosfstools exfatprogs mtools partclone udev util-linux
   libparted-dev pkg-config libvshadow-utils qemu-utils xz-utils zstd fuse3 python3-hivex
   exfat-fuse exfatprogs  # a customer's exFAT stick as an extraction target (tests)
   # the live ISO build (image-build/build.sh) and the QEMU end-to-end tests (qemu/)

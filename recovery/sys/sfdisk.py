@@ -35,6 +35,19 @@ def mbr_script(table: PartitionTable) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_single_partition(device: Path, *, gpt: bool, start: int, type_id: str,
+                           sector_size: int = 512) -> None:
+    """A new table on `device` with one partition from byte `start` to the end (a drive
+    prepared for data: MBR type 7 or GPT basic data); every old signature is wiped. Then
+    the kernel is asked to re-read it, so a real drive gets its partition node (a loop
+    device here may not: its partition is reached by offset)."""
+    script = (f"label: {'gpt' if gpt else 'dos'}\nunit: sectors\n\n"
+              f"start={start // sector_size}, type={type_id}\n")
+    run(["sfdisk", "--no-reread", "--no-tell-kernel", "--quiet", "--wipe", "always",
+         "--wipe-partitions", "always", str(device)], input_bytes=script.encode())
+    run(["blockdev", "--rereadpt", str(device)], check=False)
+
+
 def dump(device: Path) -> str:
     """`sfdisk --dump` output, for logs and for tests that check what we wrote."""
     return run_text(["sfdisk", "--dump", str(device)])

@@ -203,3 +203,35 @@ def test_a_file_system_without_a_store_is_offered_for_a_new_one(
     stores = backend.stores(list_disks())
     assert store.path in [s.path for s in stores]
     assert backend.new_store_places([_drive(usb_drive)], None, stores) == []
+
+
+def test_a_drive_without_a_file_system_is_formatted_for_a_new_store(
+        tmp_path: Path, live_udev: None) -> None:
+    """Offered as blank; formatted through the safety gate (NTFS: this host's kernel has
+    no exFAT driver, the live image's has); its new partition is mounted read-write for
+    the store and made read-only after the capture."""
+    image = tmp_path / "new-drive.img"
+    with open(image, "wb") as handle:
+        handle.truncate(96 * MiB)
+    root = tmp_path / "stores"
+    lines: list[str] = []
+    with losetup.loop_device(image) as device:
+        run(["udevadm", "settle", "--timeout=30"], check=False)
+        mounts = StoreMounts(root, log=lines.append, accept=lambda disk: disk.node == device)
+        backend = Backend(store_mounts=mounts)
+        try:
+            drive = _drive(device)
+            assert drive in backend.blank_drives([drive], None)
+            assert backend.blank_drives([drive], drive) == []  # never the source disk
+            store = backend.format_for_store(drive, "ntfs", None)
+            assert store.path.parent == root / f"{device.name}-1"
+            ChunkStore.open(store.path, create=True).begin_image("first")
+            backend.after_writing(store.path)
+            with pytest.raises(OSError):
+                (store.path / "probe").write_bytes(b"x")
+            assert backend.blank_drives([_drive(device)], None) == []
+        finally:
+            backend.close()
+        assert _ours(root) == [], lines
+    probe = run(["blkid", "-p", "-O", str(MiB), "-o", "export", str(image)], check=False)
+    assert b"TYPE=ntfs" in probe.stdout

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from recovery.engine import extract as extract_engine
     from recovery.engine import restore as restore_engine
     from recovery.engine import verify as verify_engine
+    from recovery.engine.storedrive import StoreFs
     from recovery.registry.inspect import PointsReport
 
 
@@ -120,6 +121,33 @@ class Backend:
             assert self.store_mounts is not None  # new_store_places offers none without
             root = self.store_mounts.hold_for_new_store(place.disk, place.partition)
         return locate(root / NEW_STORE_DIR, place.disk.describe())
+
+    def blank_drives(self, disks: list[Disk], source: Disk | None) -> list[Disk]:
+        """Drives with no file system (new, or wiped) that could be formatted for a store."""
+        if self.store_mounts is None or self.udev_source is not None:
+            return []
+        return [d for d in disks if not d.holds_live_medium and not d.read_only
+                and not d.all_mountpoints and not any(p.fs_type for p in d.partitions)
+                and (source is None or d.stable_id != source.stable_id)]
+
+    def format_for_store(self, disk: Disk, fs: StoreFs, source: Disk | None
+                         ) -> StoreLocation:
+        """Format `disk` (one partition, exFAT or NTFS; through the safety gate) and
+        prepare a new store on it. The technician has confirmed by typing its serial."""
+        from recovery.engine.storedrive import FormatRequest, format_store_drive
+        summary = format_store_drive(FormatRequest(
+            disk.node, fs, confirmed=True, source=source.node if source else None))
+        udev.settle()
+        fresh = next((d for d in self.disks() if d.stable_id == disk.stable_id), disk)
+        partition = next((p for p in fresh.partitions if p.start == summary.partition_start),
+                         None)
+        if partition is None:  # the kernel made no node and the table was not re-read
+            partition = DiskPartition(1, None, summary.partition_start,
+                                      summary.partition_size, fs, summary.label, "", "",
+                                      "0x7", "")
+        partition = replace(partition, fs_type=fs)
+        return self.prepare_new_store(NewStorePlace(fresh, partition,
+                                                    summary.partition_size, None, None))
 
     def after_writing(self, store: Path) -> None:
         """After a capture: a store file system this TUI mounted goes back to read-only."""

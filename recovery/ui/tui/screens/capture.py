@@ -35,8 +35,9 @@ from recovery.events import EventSink
 from recovery.model.disk import Disk
 from recovery.store.objects import default_image_name
 from recovery.ui.text import damage_report
-from recovery.ui.tui.screens.dialogs import ConfirmDialog
+from recovery.ui.tui.screens.dialogs import ChoiceDialog, ConfirmDialog, TypeToConfirmDialog
 from recovery.ui.tui.screens.job import JobOutcome, JobScreen, settle
+from recovery.ui.tui.screens.restore import confirmation_code
 from recovery.ui.tui.screens.result import ResultScreen
 from recovery.ui.tui.screens.wizard import Wizard
 from recovery.ui.tui.stores import NewStorePlace, StoreLocation
@@ -48,6 +49,9 @@ from recovery.units import human_size
 
 PRESELECTED_ROLES = {"system", "reserved", "boot"}
 NEW_PLACE = "new-store:"  # option id prefix of a file system for a new store
+FORMAT = "format:"  # option id prefix of a drive without a file system
+FS_NAMES = {"exfat": "exFAT (Windows, macOS and Linux read it)",
+            "ntfs": "NTFS (Windows and Linux read it)"}
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ class CaptureWizard(Wizard):
         self.plan: CapturePlan | None = None
         self.store: StoreLocation | None = None
         self.places: list[NewStorePlace] = []
+        self.blank: list[Disk] = []
 
     def compose(self) -> ComposeResult:
         with ContentSwitcher(initial=self.STEPS[0][0], classes="wizard"):
@@ -225,19 +230,24 @@ class CaptureWizard(Wizard):
         try:
             stores = backend.stores(self.disks)
             places = backend.new_store_places(self.disks, self.source, stores)
+            blank = backend.blank_drives(self.disks, self.source)
         except RecoveryError as error:
             self.app.call_from_thread(tui_app(self.app).show_error, error)
             return
-        self.app.call_from_thread(self.show_places, stores, places)
+        self.app.call_from_thread(self.show_places, stores, places, blank)
 
-    def show_places(self, stores: list[StoreLocation], places: list[NewStorePlace]) -> None:
-        self.stores, self.places = stores, places
+    def show_places(self, stores: list[StoreLocation], places: list[NewStorePlace],
+                    blank: list[Disk]) -> None:
+        self.stores, self.places, self.blank = stores, places, blank
         options = self.query_one("#capture-stores", OptionList)
         # The technician may have moved the cursor already: keep it on the same entry.
         before = options.highlighted_option.id if options.highlighted_option else None
         self.fill_stores(options, stores)
         options.add_options([PlainOption(place.describe(), id=f"{NEW_PLACE}{index}")
                              for index, place in enumerate(places)])
+        options.add_options([PlainOption(f"Format {disk.describe()} for a new store "
+                                         "(erases it)…", id=f"{FORMAT}{index}")
+                             for index, disk in enumerate(blank)])
         ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
         if before in ids:
             options.highlighted = ids.index(before)
@@ -254,6 +264,9 @@ class CaptureWizard(Wizard):
         option_id = event.option.id or ""
         if option_id.startswith(NEW_PLACE):
             self.prepare_place(self.places[int(option_id[len(NEW_PLACE):])])
+            return
+        if option_id.startswith(FORMAT):
+            self.ask_format(self.blank[int(option_id[len(FORMAT):])])
             return
         store = next(s for s in self.stores if str(s.path) == option_id)
         refusal = self.store_refusal(store)
@@ -273,7 +286,39 @@ class CaptureWizard(Wizard):
         app.log_file.write(f"new store at {store.path} on {place.describe()}")
         self.app.call_from_thread(self.use_store, store)
 
+    def ask_format(self, disk: Disk) -> None:
+        """Which file system, then the drive's serial (or size) typed, as for a restore."""
+        def chosen(fs: str | None) -> None:
+            if fs is None:
+                return
+            prompt, expected = confirmation_code(disk)
+            warning = (f"Everything on {disk.describe()} will be erased: one partition, "
+                       f"formatted {FS_NAMES[fs]}, for the image store.")
+
+            def confirmed(yes: bool | None) -> None:
+                if yes:
+                    self.format_drive(disk, fs)
+            self.app.push_screen(TypeToConfirmDialog(warning, prompt, expected), confirmed)
+        self.app.push_screen(ChoiceDialog(
+            f"Format {disk.describe()} as:", list(FS_NAMES.items())), chosen)
+
+    @work(thread=True, exclusive=True, group="stores")
+    def format_drive(self, disk: Disk, fs: str) -> None:
+        app = tui_app(self.app)
+        app.log_file.write(f"formatting {disk.describe()} ({disk.node}) as {fs} for a store")
+        self.app.call_from_thread(self.query_one("#store-refusal", Static).update,
+                                  f"Formatting {disk.describe()}…")
+        try:
+            store = app.backend.format_for_store(disk, "ntfs" if fs == "ntfs" else "exfat",
+                                                 self.source)
+        except RecoveryError as error:
+            self.app.call_from_thread(app.show_error, error)
+            return
+        app.log_file.write(f"new store at {store.path} on the formatted {disk.describe()}")
+        self.app.call_from_thread(self.use_store, store)
+
     def use_store(self, store: StoreLocation) -> None:
+        self.query_one("#store-refusal", Static).update("")
         self.store = store
         assert self.source is not None
         name = self.query_one("#image-name", Input)
