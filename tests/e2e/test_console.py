@@ -54,8 +54,8 @@ def check_screen(vm: VM) -> dict[str, object]:
     return result
 
 
-def step(vm: VM, name: str, expect: str, dumps: Path) -> None:
-    wait_on_tty1(vm, expect)
+def step(vm: VM, name: str, expect: str, dumps: Path, timeout: float = 180) -> None:
+    wait_on_tty1(vm, expect, timeout)
     vm.screendump(dumps / f"{name}.png")
     screen = check_screen(vm)
     assert screen["missing"] == {}, (
@@ -98,3 +98,20 @@ def test_every_glyph_on_tty1_is_in_the_console_font(live_image: LiveImage, tmp_p
         step(vm, "capture-4-name", "Capture 4/5", dumps)
         vm.keys("ret")
         step(vm, "capture-5-summary", "Capture 5/5", dumps)
+        vm.keys("ret")  # "Start the capture": onto the new store on the USB drive
+        step(vm, "capture-result", "Capture finished", dumps, timeout=900)
+        vm.keys("ret")
+        step(vm, "home-with-store", "recovery-images", dumps)
+        vm.keys("r")
+        step(vm, "restore-1-store", "Restore 1/4", dumps)
+        vm.keys("ret")
+        step(vm, "restore-2-image", "Restore 2/4", dumps)
+        vm.keys("ret")
+        step(vm, "restore-3-target", "Restore 3/4", dumps)
+        wait_on_tty1(vm, "[source of this image]")  # the captured disk, offered first
+        vm.keys("ret")
+        step(vm, "restore-4-lost", "Restore 4/4", dumps)
+        vm.keys("esc", "esc", "esc", "esc")
+        wait_on_tty1(vm, "Image stores")
+        vm.keys("p")
+        step(vm, "points-1-volume", "Restore points 1/3", dumps)
