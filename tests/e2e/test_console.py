@@ -27,6 +27,8 @@ from tests.e2e.windisk import make_gpt_disk, make_mbr_disk, make_store_disk
 GiB = 1 << 30
 CHECKER = Path(__file__).with_name("vcsu_check.py")
 READY = re.compile(r"RECOVERY-CONSOLE-READY tty=ttyS0 uptime=([\d.]+)")
+# The whole TUI follows the boot here: allow for a host busy with other test runs.
+CONSOLE_BOOT_TIMEOUT = 2.5 * BOOT_TIMEOUT
 PHASES = ("looking for the recovery medium", "recovery medium mounted; starting the system")
 
 
@@ -73,8 +75,8 @@ def test_every_glyph_on_tty1_is_in_the_console_font(live_image: LiveImage, tmp_p
     dumps = Path(os.environ.get("RECOVERY_SCREENDUMPS") or tmp_path / "dumps") / machine
     dumps.mkdir(parents=True, exist_ok=True)
     with VM(load_machine(machine), BootMedium(live_image.iso), tmp_path / "vm",
-            {"system": system, "store": store}, timeout=BOOT_TIMEOUT + 900) as vm:
-        ready = vm.wait_for(READY, timeout=BOOT_TIMEOUT)
+            {"system": system, "store": store}, timeout=CONSOLE_BOOT_TIMEOUT + 1500) as vm:
+        ready = vm.wait_for(READY, timeout=CONSOLE_BOOT_TIMEOUT)
         offset = vm.elapsed - float(ready.group(1))  # QEMU start to guest uptime 0
         text = vm.output
         for phase in PHASES:
