@@ -66,8 +66,7 @@ def show_point(volume_path: Path, point_id: str, partition: int | None = None,
         report = PointReport(volume, point, current, health)
         if with_diff:
             for name, check in point.hives.items():
-                # An unreadable current hive would read as empty: every key "removed".
-                if name in current and check.usable and current[name].usable:
+                if name in current and check.usable:
                     report.diffs[name] = diff_hives(staging / "current" / name,
                                                     staging / "points" / point.id / name, name)
         return report
@@ -88,12 +87,6 @@ def diff_point(volume_path: Path, point_id: str, hive: str, key: str | None = No
         if name not in current:
             raise HiveError(f"{volume.describe()} has no current {name} hive to compare with.",
                             "Every key of the point's hive would be new; see 'show'.")
-        if not current[name].usable:
-            raise HiveError(f"The current {name} hive of {volume.describe()} cannot be read "
-                            f"({current[name].status}"
-                            + (f": {current[name].problem}" if current[name].problem else "")
-                            + "), so there is nothing to compare with.",
-                            f"Rolling back puts back the point's {name} hive as a whole.")
         if point.hives[name].status == "corrupt":
             raise HiveError(f"The {name} hive of restore point {point_id} is corrupt: "
                             f"{point.hives[name].problem}.", "Choose another restore point.")

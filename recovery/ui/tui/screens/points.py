@@ -70,6 +70,9 @@ def point_details(report: PointReport) -> list[str]:
                      + (f"  ({check.problem})" if check.problem else ""))
     lines += unreadable_current(report)
     for name, diff in report.diffs.items():
+        current = report.current.get(name)
+        if current is None or not current.usable:
+            continue  # read as empty, it would list every key and service as removed
         counts = ", ".join(f"{kind} {sum(n.values())}" for kind, n in diff.counts.items())
         lines.append(f"Diff {name}: {counts}")
         lines += [f"  service added since the point: {s}" for s in diff.services_added[:8]]
@@ -264,10 +267,15 @@ class RestorePointsScreen(Wizard):
         except RecoveryError as error:
             self.app.call_from_thread(self.failed, error)
             return
-        lines = [f"{hive}\\{key or ''}: changes since point {self.point_id}"]
+        # Problems first: with an unreadable current hive, "removed" below means "not
+        # readable now", and a rollback puts back the point's whole hive.
+        lines = [f"Problem: {p}" for p in diff.problems]
+        if diff.problems:
+            lines.append(f"Below, keys of the point missing from what can be read of the "
+                         f"current hive; a rollback puts back the point's whole {hive}.")
+        lines.append(f"{hive}\\{key or ''}: changes since point {self.point_id}")
         lines += [f"  {c.change:<8} {c.path}" + (f"  ({', '.join(c.values)})" if c.values
                                                  else "") for c in diff.changes[:200]]
-        lines += [f"  problem: {p}" for p in diff.problems] or []
         if not diff.changes:
             lines.append("  no differences")
         self.app.call_from_thread(self.app.push_screen,
