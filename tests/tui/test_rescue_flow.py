@@ -66,7 +66,7 @@ async def test_read_error_offers_rescue_and_the_result_names_the_damaged_file(
         await pilot.press("y")
         await wait_for(pilot, lambda: showing_result(app), "rescue result", attempts=600)
         result = str(app.screen.query_one("#result-lines").render())
-        assert f"Unreadable:     {human_size(4 * KiB)}" in result, result
+        assert f"{human_size(4 * KiB)} could not be read" in result, result
         assert DAMAGED in result and "file-data" in result, result
         assert "unreadable areas" in str(app.screen.query_one("#result-title").render())
     assert "rescue mode" in (tmp_path / "tui.log").read_text()
