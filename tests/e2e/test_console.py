@@ -89,7 +89,8 @@ def test_every_glyph_on_tty1_is_in_the_console_font(live_image: LiveImage, tmp_p
         print(f"{machine}: home screen on tty1 {home + offset:.1f} s after QEMU started "
               f"(guest uptime {home:.1f} s; console marker at {float(ready.group(1)):.1f} s)")
         install_checker(vm)
-        step(vm, "home", "Image stores", dumps)
+        # The home screen is drawn before the disks are listed: wait for the 2 GiB disk.
+        step(vm, "home", "2.1 GB", dumps)
         vm.keys("c")
         step(vm, "capture-1-source", "Capture 1/5", dumps)
         vm.keys("ret")
