@@ -206,6 +206,14 @@ class UndoError(RecoveryError):
     kind = "undo"
 
 
+# --- the machine ---------------------------------------------------------------------------
+class BusyError(RecoveryError):
+    """Another job (on another console, or the unattended service) runs on this PC."""
+
+    code = 60
+    kind = "busy"
+
+
 class CancelledError(RecoveryError):
     """The user (or a signal) stopped the job; what was done so far is safe."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import lzma
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,9 @@ FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 def pytest_configure(config: pytest.Config) -> None:
     if os.geteuid() != 0:
         raise pytest.UsageError("the tests use loop devices and mkfs: run them as root")
+    # The machine's one-job lock (recovery.sys.joblock): each test session its own, so test
+    # runs side by side on one machine do not see each other's jobs.
+    os.environ["RECOVERY_LOCK_DIR"] = tempfile.mkdtemp(prefix="recovery-lock-")
 
 
 @pytest.fixture(scope="session")

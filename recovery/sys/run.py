@@ -40,7 +40,9 @@ def run(argv: Sequence[str], *, input_bytes: bytes | None = None, check: bool = 
     """Run a tool, log its command line and output, raise ToolError when it fails."""
     require_tool(argv[0])
     line = shlex.join(argv)
-    log.debug("run: %s", line)
+    # Command lines and stderr at INFO: the TUI's action log shows them; stdout (often a
+    # whole JSON dump) only with --verbose.
+    log.info("run: %s", line)
     try:
         result = subprocess.run(list(argv), input=input_bytes, capture_output=True,
                                 timeout=timeout, check=False)
@@ -50,7 +52,7 @@ def run(argv: Sequence[str], *, input_bytes: bytes | None = None, check: bool = 
     if result.stdout:
         log.debug("stdout: %s", result.stdout.decode(errors="replace").strip())
     if result.stderr:
-        log.debug("stderr: %s", result.stderr.decode(errors="replace").strip())
+        log.info("stderr of %s: %s", argv[0], result.stderr.decode(errors="replace").strip())
     if check and result.returncode != 0:
         message = (result.stderr or result.stdout).decode(errors="replace").strip()
         raise ToolError(f"'{line}' failed (exit {result.returncode}): {message[-400:]}",
@@ -71,7 +73,7 @@ def run_streaming(argv: Sequence[str], consume: Callable[[bytes], None], *,
     """
     require_tool(argv[0])
     line = shlex.join(argv)
-    log.debug("run (streaming): %s", line)
+    log.info("run (streaming): %s", line)
     with tempfile.TemporaryFile() as errors:
         with subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=errors) as process:
             assert process.stdout is not None
@@ -79,7 +81,8 @@ def run_streaming(argv: Sequence[str], consume: Callable[[bytes], None], *,
                 consume(block)
         errors.seek(0)
         stderr = errors.read().decode(errors="replace")
-    log.debug("stderr: %s", stderr.strip())
+    if stderr.strip():
+        log.info("stderr of %s: %s", argv[0], stderr.strip())
     if process.returncode != 0:
         raise ToolError(f"'{line}' failed (exit {process.returncode}): {stderr.strip()[-400:]}",
                         "See the log for the full output.")

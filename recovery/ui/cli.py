@@ -8,6 +8,7 @@ status is 0 only on full success, else the error's code (README: "Exit codes").
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from recovery.errors import (
 )
 from recovery.events import EventSink, discard
 from recovery.store.objects import ChunkStore
+from recovery.sys.joblock import machine_job
 from recovery.ui import text
 from recovery.ui.cli_explore import register as register_explore
 from recovery.ui.cli_restore_points import register as register_restore_points
@@ -191,7 +193,8 @@ def cmd_capture(args: argparse.Namespace, events: EventSink) -> int:
         print(text.capture_plan(plan), flush=True)
     if plan.refusals:
         raise plan.refusals[0]
-    summary = execute_capture(plan, events)
+    with machine_job(f"capture of {args.source}", [args.source]):
+        summary = execute_capture(plan, events)
     if args.json:
         print_json({"ok": True, "plan": plan.to_dict(), **summary.to_dict()})
     else:
@@ -210,7 +213,12 @@ def cmd_images(args: argparse.Namespace, events: EventSink) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, events: EventSink) -> int:
-    summary = verify(args.store, args.name, args.target, events)
+    if args.target is None:
+        summary = verify(args.store, args.name, None, events)
+    else:
+        with machine_job(f"verification of {args.target} against image {args.name}",
+                         [args.target]):
+            summary = verify(args.store, args.name, args.target, events)
     if args.json:
         print_json(summary.to_dict())
     else:
@@ -222,22 +230,26 @@ def cmd_restore(args: argparse.Namespace, events: EventSink) -> int:
     choice = LayoutChoice(mode=args.layout, system_size=args.system_size)
     request = RestoreRequest(store=args.store, image=args.name, target=args.target,
                              delta=args.delta, confirmed=args.yes, layout=choice)
-    plan = plan_restore(request)
-    if args.plan_only:
-        blocking = [r for r in plan.refusals if not isinstance(r, NotConfirmedError)]
-        if args.json:
-            print_json({"ok": not blocking, "plan_only": True, **plan.to_dict()})
-        else:
-            print(text.restore_plan(plan))
-        return blocking[0].code if blocking else 0
-    if not args.yes or plan.refusals:
-        if not args.json:
-            print(text.restore_plan(plan))
-        blocking = [r for r in plan.refusals if not isinstance(r, NotConfirmedError)]
-        raise (blocking or plan.refusals)[0]
-    if not args.json and plan.layout is not None and plan.layout.mode == "fit":
-        print("\n".join(text.layout_lines(plan) + text.layout_bars(plan)), flush=True)
-    summary = execute_restore(plan, events)
+    # A confirmed restore is a job from its plan on: no other job may come in between.
+    job = (machine_job(f"restore of image {args.name} to {args.target}", [args.target])
+           if args.yes and not args.plan_only else contextlib.nullcontext())
+    with job:
+        plan = plan_restore(request)
+        if args.plan_only:
+            blocking = [r for r in plan.refusals if not isinstance(r, NotConfirmedError)]
+            if args.json:
+                print_json({"ok": not blocking, "plan_only": True, **plan.to_dict()})
+            else:
+                print(text.restore_plan(plan))
+            return blocking[0].code if blocking else 0
+        if not args.yes or plan.refusals:
+            if not args.json:
+                print(text.restore_plan(plan))
+            blocking = [r for r in plan.refusals if not isinstance(r, NotConfirmedError)]
+            raise (blocking or plan.refusals)[0]
+        if not args.json and plan.layout is not None and plan.layout.mode == "fit":
+            print("\n".join(text.layout_lines(plan) + text.layout_bars(plan)), flush=True)
+        summary = execute_restore(plan, events)
     if args.json:
         print_json({"ok": True, "plan": plan.to_dict(), **summary.to_dict()})
     else:

@@ -25,6 +25,7 @@ from recovery.registry.rollback import (
     undo,
 )
 from recovery.registry.undo import UndoRecord
+from recovery.sys.joblock import machine_job
 from recovery.ui.render import print_json
 from recovery.units import human_size
 
@@ -190,7 +191,9 @@ def cmd_rollback(args: argparse.Namespace, events: EventSink) -> int:
                   f"{plan.volume.describe()} with restore point {plan.point.id}; the current "
                   "files and every restore point's hives go into an undo record first.")
         raise (plan.refusals or [not_confirmed(plan)])[0]
-    summary = rollback(request, events)
+    with machine_job(f"rollback of {args.volume} to restore point {args.point}",
+                     [args.volume]):
+        summary = rollback(request, events)
     if args.json:
         print_json({"ok": True, **summary.to_dict()})
     else:
@@ -201,7 +204,8 @@ def cmd_rollback(args: argparse.Namespace, events: EventSink) -> int:
 
 
 def cmd_undo(args: argparse.Namespace, events: EventSink) -> int:
-    summary = undo(UndoRequest(args.volume, args.record, args.partition, args.yes), events)
+    with machine_job(f"undo of a rollback on {args.volume}", [args.volume]):
+        summary = undo(UndoRequest(args.volume, args.record, args.partition, args.yes), events)
     if args.json:
         print_json({"ok": True, **summary.to_dict()})
     else:

@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import shlex
 import sys
 import tempfile
@@ -292,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         return error.code
     if job is None or not job.is_engine_job:
         return 0
+    # The CLI's job lock names this service to the consoles (it has no terminal).
+    os.environ.setdefault("RECOVERY_CONSOLE", "the unattended service")
     out.write(f"recovery: unattended {job.run} starting\n")
     report = run_job(job, out)
     out.write("\n" + result_line(report) + "\n")

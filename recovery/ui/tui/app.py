@@ -6,6 +6,9 @@ actions (shell, reboot, power off); screens do the rest.
 The Backend, and with it the engine, is loaded on first use, from the home screen's device
 worker: the first screen is on the console before the engine's imports run (on a live image
 under a slow CPU those are seconds).
+
+Quitting while a job runs would leave the engine thread writing to a disk with no console
+to show it: quit asks first, cancels the job and leaves only once the engine has stopped.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from textual.drivers.linux_driver import LinuxDriver
 
 from recovery.errors import RecoveryError
 from recovery.ui.tui.actionlog import ActionLog
-from recovery.ui.tui.screens.dialogs import ErrorDialog
+from recovery.ui.tui.screens.dialogs import ConfirmDialog, ErrorDialog
 from recovery.ui.tui.screens.home import HomeScreen
+from recovery.ui.tui.screens.job import JobScreen
 
 if TYPE_CHECKING:
     from recovery.ui.tui.backend import Backend
@@ -41,13 +45,14 @@ class RecoveryApp(App[int]):
     HEADER_ICON = "⭘"
 
     def __init__(self, backend: Backend | Callable[[], Backend] | None = None,
-                 log: ActionLog | None = None) -> None:
+                 log: ActionLog | None = None, verbose: bool = False) -> None:
         # The Linux console has 16 colours: use the terminal's own palette, not truecolor.
         super().__init__(ansi_color=True)
         self._backend = backend if not callable(backend) else None
         self._make_backend = backend if callable(backend) else _default_backend
         self._backend_lock = threading.Lock()
         self.log_file = log or ActionLog.default()
+        self.verbose = verbose
 
     @property
     def backend(self) -> Backend:
@@ -62,12 +67,51 @@ class RecoveryApp(App[int]):
                 self._backend.close()
 
     def on_mount(self) -> None:
+        self.log_file.attach(self.verbose)
         self.log_file.write("recovery tui started")
         self.push_screen(HomeScreen())
+
+    def on_unmount(self) -> None:
+        self.log_file.detach()
 
     def show_error(self, error: RecoveryError) -> None:
         self.log_file.error(error)
         self.push_screen(ErrorDialog(error))
+
+    def running_job(self) -> JobScreen[object] | None:
+        """The job screen whose engine thread has not returned yet."""
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, JobScreen) and screen.running:
+                return screen
+        return None
+
+    async def action_quit(self) -> None:
+        """Ctrl+Q and q: leave at once when idle; during a job, ask, cancel the job and
+        leave when the engine has stopped (JobScreen.quit_when_done)."""
+        job = self.running_job()
+        if job is None:
+            self.exit()
+            return
+        if job.quit_when_done:
+            return  # asked and answered already; the job is stopping
+
+        def answered(stop: bool | None) -> None:
+            if stop and job.running:
+                self.log_file.write(f"quit requested during the {job.what}: cancelling it")
+                job.stop(quit_after=True)
+            elif stop:
+                self.exit()
+        self.push_screen(ConfirmDialog(
+            f"A {job.what} is running. Stop it and quit? What was done so far stays safe; "
+            f"the {job.what} will be incomplete. The program leaves once it has stopped.",
+            yes_label="Stop and quit"), answered)
+
+    def stop_jobs(self, timeout: float = 600) -> None:
+        """Leaving anyway (the process is ending): cancel what runs and wait for it."""
+        for screen in self.screen_stack:
+            if isinstance(screen, JobScreen) and screen.running:
+                screen.cancel_event.set()
+                screen.finished.wait(timeout)
 
     def open_shell(self) -> None:
         """A root shell on the console; the TUI comes back when it exits."""
@@ -122,6 +166,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--store", action="append", type=Path, default=[],
                         help="an image store to list even if it is not on a mounted drive")
     parser.add_argument("--log", type=Path, help="log file (default /var/log/recovery/)")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="also log every tool's output and the engine's debug notes")
     parser.add_argument("--udev-record", type=Path,
                         help="show a recorded machine (JSON from 'python3 -m "
                              "recovery.sys.udev record') instead of this one")
@@ -147,9 +193,11 @@ def run_tui(argv: list[str]) -> int:
         return Backend(opened_stores=list(args.store), store_mounts=StoreMounts(log=log.write))
 
     console = os.environ.get("TERM") == "linux"
-    app = (ConsoleRecoveryApp if console else RecoveryApp)(make_backend, log)
+    app = (ConsoleRecoveryApp if console else RecoveryApp)(make_backend, log,
+                                                           verbose=args.verbose)
     try:
         result = app.run()
     finally:
+        app.stop_jobs()
         app.close_backend()
     return result or 0

@@ -7,20 +7,24 @@ while capture/restore/verify always run the real engine.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from recovery.engine.disks import disks_holding, list_disks
+from recovery.errors import RecoveryError
 from recovery.events import EventSink
 from recovery.model.disk import Disk, DiskPartition
 from recovery.store.images import ImageInfo
 from recovery.store.objects import ChunkStore
 from recovery.sys import udev
+from recovery.sys.joblock import JobHolder, JobLock
 from recovery.sys.run import run
+from recovery.ui.tui.actionlog import ActionLog
 from recovery.ui.tui.storemounts import StoreMounts
 from recovery.ui.tui.stores import (
     NEW_STORE_DIR,
@@ -42,7 +46,10 @@ if TYPE_CHECKING:
     from recovery.engine import restore as restore_engine
     from recovery.engine import verify as verify_engine
     from recovery.engine.storedrive import StoreFs
-    from recovery.registry.inspect import PointsReport
+    from recovery.registry import inspect as points_engine
+    from recovery.registry import rollback as rollback_engine
+    from recovery.registry.diff import HiveDiff
+    from recovery.registry.undo import UndoRecord
 
 
 class Watcher(Protocol):
@@ -63,6 +70,17 @@ class Backend:
     prober: VolumeProber = field(default_factory=VolumeProber)
     # Mounts unmounted partitions to look for stores (None: only mounted ones are searched).
     store_mounts: StoreMounts | None = None
+    # One job per machine, across both consoles, the unattended service and the CLI.
+    jobs: JobLock = field(default_factory=JobLock)
+
+    def job_holder(self) -> JobHolder | None:
+        """The job running on this PC (from any console), or None."""
+        return self.jobs.holder()
+
+    def hold_job(self, what: str, disks: Sequence[Path] = ()
+                 ) -> contextlib.AbstractContextManager[JobHolder]:
+        """The machine's job lock for one job, entered by the job's worker thread."""
+        return self.jobs.hold(what, disks)
 
     def disks(self) -> list[Disk]:
         return list_disks(self.udev_source, live_medium=self.live_medium)
@@ -91,7 +109,8 @@ class Backend:
         return find_stores(disks, self.opened_stores, mounted_here)
 
     def writable_store(self, path: Path) -> None:
-        """Before writing to a store: remount it read-write if the TUI mounted it read-only."""
+        """The one way to a store the TUI will write to (a capture, a verification record,
+        the saved log): remounted read-write if the TUI mounted it read-only to find it."""
         if self.store_mounts is not None:
             self.store_mounts.make_writable(path)
 
@@ -153,6 +172,9 @@ class Backend:
         """After a capture: a store file system this TUI mounted goes back to read-only."""
         if self.store_mounts is not None:
             self.store_mounts.after_writing(store)
+    def save_log(self, log: ActionLog, store: Path) -> Path:
+        self.writable_store(store)
+        return log.save_to_store(store)
 
     def close(self) -> None:
         if self.store_mounts is not None:
@@ -176,6 +198,8 @@ class Backend:
     def execute_capture(self, plan: capture_engine.CapturePlan, events: EventSink,
                         cancel: threading.Event) -> capture_engine.CaptureSummary:
         from recovery.engine.capture import execute_capture
+        if plan.request.store is not None:
+            self.writable_store(plan.request.store)
         return execute_capture(plan, events, cancel)
 
     def plan_restore(self, request: restore_engine.RestoreRequest
@@ -191,6 +215,11 @@ class Backend:
     def verify(self, store: Path, image: str, target: Path | None, events: EventSink,
                cancel: threading.Event) -> verify_engine.VerifySummary:
         from recovery.engine.verify import verify
+        from recovery.events import Notice
+        try:  # to record the outcome in the store; checking needs only reading
+            self.writable_store(store)
+        except RecoveryError as error:
+            events(Notice(f"The store stays read-only: {error.title}", "warning"))
         return verify(store, image, target, events, cancel)
 
     def open_image(self, store: Path, image: str, partition: int | None
@@ -206,6 +235,37 @@ class Backend:
         from recovery.engine.extract import extract
         return extract(request, events, cancel)
 
-    def image_points(self, store: Path, image: str, partition: int | None) -> PointsReport:
+    def image_points(self, store: Path, image: str, partition: int | None
+                     ) -> points_engine.PointsReport:
         from recovery.engine.explore import image_restore_points
         return image_restore_points(store, image, partition)
+
+    # restore points (recovery.registry): the volume is a disk + partition number, or a path
+    def restore_points(self, volume: Path, partition: int | None
+                       ) -> points_engine.PointsReport:
+        from recovery.registry.inspect import restore_points
+        return restore_points(volume, partition)
+
+    def show_point(self, volume: Path, point: str, partition: int | None
+                   ) -> points_engine.PointReport:
+        from recovery.registry.inspect import show_point
+        return show_point(volume, point, partition)
+
+    def diff_point(self, volume: Path, point: str, hive: str, key: str | None,
+                   partition: int | None) -> HiveDiff:
+        from recovery.registry.inspect import diff_point
+        return diff_point(volume, point, hive, key, partition)
+
+    def rollback_history(self, volume: Path, partition: int | None) -> list[UndoRecord]:
+        from recovery.registry.rollback import history
+        return history(volume, partition)
+
+    def rollback(self, request: rollback_engine.RollbackRequest, events: EventSink
+                 ) -> rollback_engine.RollbackSummary:
+        from recovery.registry.rollback import rollback
+        return rollback(request, events)
+
+    def undo(self, request: rollback_engine.UndoRequest, events: EventSink
+             ) -> rollback_engine.UndoSummary:
+        from recovery.registry.rollback import undo
+        return undo(request, events)

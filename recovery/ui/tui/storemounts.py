@@ -10,6 +10,10 @@ these mounts to their disk).
 
 Partitions without a device node (loop devices without partx) are reached by offset into
 the loop device's backing file, so the mount is still traced back to its disk.
+
+The scan holds the machine's job lock shared (recovery.sys.joblock): while a job runs, on
+this console or the other one, it mounts nothing new; the disk being restored shows new
+partitions as it is written, and mounting one of them would corrupt it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 from recovery.errors import RecoveryError
 from recovery.model.disk import Disk, DiskPartition
 from recovery.sys import losetup, ntfs3g
+from recovery.sys.joblock import JobLock
 from recovery.sys.mount import mounted
 from recovery.ui.tui.stores import WRITABLE, is_store
 
@@ -84,8 +89,8 @@ class StoreMounts:
     """The stores this TUI mounted itself; thread-safe (the home screen scans in a worker)."""
 
     def __init__(self, root: Path = MOUNT_ROOT, mount: Mounter = mount_partition,
-                 log: Log | None = None, accept: Callable[[Disk], bool] | None = None
-                 ) -> None:
+                 log: Log | None = None, accept: Callable[[Disk], bool] | None = None,
+                 jobs: JobLock | None = None) -> None:
         self.root = root
         self.mount = mount
         self.log = log or (lambda _line: None)
@@ -97,15 +102,24 @@ class StoreMounts:
         # offers each one for a new store.
         self.space: dict[str, tuple[int, int]] = {}
         self.lock = threading.Lock()
+        self.jobs = jobs or JobLock()
+        self.waited_for = ""  # the job the last scan left alone, logged once
 
     def scan(self, disks: Iterable[Disk]) -> list[tuple[Path, Disk]]:
         """Mount what may hold a store; returns (mountpoint, disk) of every store held."""
         disks = list(disks)
-        with self.lock:
+        with self.lock, self.jobs.shared() as job:
             present = {_key(d, p) for d in disks for p in d.partitions}
             self._forget_gone(present)
-            for disk, partition in self._candidates(disks):
-                self._look_at(disk, partition)
+            if job is not None:
+                if job.describe() != self.waited_for:
+                    self.waited_for = job.describe()
+                    self.log(f"stores: mounting nothing to look for stores while a job runs: "
+                             f"{job.describe()}")
+            else:
+                self.waited_for = ""
+                for disk, partition in self._candidates(disks):
+                    self._look_at(disk, partition)
             return [(held.mountpoint, held.disk) for held in self.held.values()]
 
     def mounted(self) -> list[tuple[Path, Disk]]:

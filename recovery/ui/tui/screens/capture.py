@@ -391,7 +391,6 @@ class CaptureWizard(Wizard):
                            + (", reading every used block" if read_all else ""))
 
         def job(events: EventSink, cancel: threading.Event) -> CaptureOutcome:
-            app.backend.writable_store(store)
             # The plan shown in step 2, with exactly the ticked partition numbers.
             chosen = plan.choose(numbers, store=store, name=name)
             chosen = replace(chosen, request=replace(chosen.request, rescue=rescue,
@@ -402,8 +401,10 @@ class CaptureWizard(Wizard):
             finally:
                 app.backend.after_writing(store)
             return CaptureOutcome(summary, check)
+        hold = app.backend.hold_job(f"capture of {self.source.describe()} ({self.source.node})",
+                                    [self.source.node])
         self.app.push_screen(JobScreen(f"Capturing {self.source.describe()}", job, "capture",
-                                       app.log_file), self.finished)
+                                       app.log_file, hold), self.finished)
 
     def finished(self, outcome: JobOutcome[CaptureOutcome] | None) -> None:
         app = tui_app(self.app)

@@ -2,10 +2,15 @@
 
 Disks come from udev and refresh on hot-plug; the refresh runs in a worker because listing
 disks and probing stores touches devices that may be slow to answer.
+
+Both consoles run this screen at once. While a job runs on the other one (or in the
+unattended service, or the CLI) a line at the top says what it is doing, and the job keys
+say why they do nothing instead of opening a wizard (recovery.sys.joblock).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -20,18 +25,21 @@ from textual.widgets import DataTable, Footer, Header, Label, OptionList, Static
 
 from recovery.errors import RecoveryError
 from recovery.model.disk import Disk
-from recovery.ui.tui.screens.dialogs import ConfirmDialog, ErrorDialog, PathPrompt
+from recovery.ui.tui.screens.dialogs import ConfirmDialog, PathPrompt
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.disk_table import DiskTable, row_details
 from recovery.ui.tui.widgets.plain import PlainOption
+from recovery.ui.tui.workers import shown_errors
 
 if TYPE_CHECKING:
     # The engine behind these loads in the device worker, after the first screen is drawn.
+    from recovery.sys.joblock import JobHolder
     from recovery.ui.tui.backend import Watcher
     from recovery.ui.tui.stores import StoreLocation
     from recovery.ui.tui.volumes import PartKey, VolumeNotes
 
 OPEN_STORE = "open-store"
+JOB_POLL_SECONDS = 2.0  # how often the idle console looks whether the other one runs a job
 
 
 class DevicesChanged(Message):
@@ -68,10 +76,12 @@ class HomeScreen(Screen[None]):
         self.pending_refresh: Timer | None = None
         self.watcher: Watcher | None = None
         self.stale = False  # devices changed while another screen was on top
+        self.other_job: JobHolder | None = None
 
     def compose(self) -> ComposeResult:
         yield Header(icon=tui_app(self.app).HEADER_ICON)
         with Vertical(id="home"):
+            yield Static("", id="other-job", classes="refusal", markup=False)
             yield Label("Disks", classes="section", markup=False)
             yield DiskTable(id="disks")
             yield Static("Looking for disks…", id="disk-details", classes="hint",
@@ -82,7 +92,9 @@ class HomeScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(DiskTable).focus()
-        self.refresh_devices(start_watching=True)
+        self.refresh_devices()
+        self.start_watching()
+        self.set_interval(JOB_POLL_SECONDS, self.look_for_job)
 
     def device_event(self, action: str, node: str) -> None:
         """Called on the udev monitor's thread; post_message is thread-safe."""
@@ -92,17 +104,39 @@ class HomeScreen(Screen[None]):
         if self.watcher is not None:
             self.watcher.stop()
 
+    @work(thread=True, group="watch")
+    @shown_errors("watching for drives being plugged in")
+    def start_watching(self) -> None:
+        """Its own start-up step: the first listing does not wait for the monitor, and a
+        monitor that fails to start is reported without hiding the disks."""
+        self.watcher = tui_app(self.app).backend.watch(self.device_event)
+
+    @work(thread=True, exclusive=True, group="job-lock")
+    @shown_errors("looking for a job on the other console")
+    def look_for_job(self) -> None:
+        holder = tui_app(self.app).backend.job_holder()
+        if holder != self.other_job:
+            self.app.call_from_thread(self.show_other_job, holder)
+
+    def show_other_job(self, holder: JobHolder | None) -> None:
+        if holder is not None and holder.pid == os.getpid():
+            holder = None  # our own job: its progress screen says it all
+        was, self.other_job = self.other_job, holder
+        banner = self.query_one("#other-job", Static)
+        banner.display = holder is not None
+        if holder is not None:
+            banner.update(f"Busy: {holder.describe()}. Jobs wait until it ends.")
+            tui_app(self.app).log_file.write(f"another job runs: {holder.describe()}")
+        elif was is not None:
+            tui_app(self.app).log_file.write(f"the other job ended: {was.describe()}")
+            self.refresh_devices()  # the scan skipped what that job was writing
+
     @work(thread=True, exclusive=True, group="devices")
-    def refresh_devices(self, start_watching: bool = False) -> None:
+    @shown_errors("listing the disks")
+    def refresh_devices(self) -> None:
         backend = tui_app(self.app).backend
-        if start_watching:
-            self.watcher = backend.watch(self.device_event)
-        try:
-            disks = backend.disks()
-            stores = backend.stores(disks, look_unmounted=False)
-        except RecoveryError as error:
-            self.app.call_from_thread(self.app.push_screen, ErrorDialog(error))
-            return
+        disks = backend.disks()
+        stores = backend.stores(disks, look_unmounted=False)
         self.app.call_from_thread(self.show_devices, disks, stores, {})
         # Mounting partitions to look for stores and probing volumes read the disks: show
         # the list first, then add what they found.
@@ -113,6 +147,7 @@ class HomeScreen(Screen[None]):
 
     def show_devices(self, disks: list[Disk], stores: list[StoreLocation],
                      notes: dict[PartKey, VolumeNotes]) -> None:
+        self.log_changes(disks, stores)
         self.disks, self.stores, self.notes = disks, stores, notes
         self.query_one(DiskTable).show(disks, {k: n.tags for k, n in notes.items()})
         options = self.query_one("#stores", OptionList)
@@ -137,8 +172,22 @@ class HomeScreen(Screen[None]):
                 details += " " + " ".join(notes.sentences)
         self.query_one("#disk-details", Static).update(details)
 
+    def log_changes(self, disks: list[Disk], stores: list[StoreLocation]) -> None:
+        """Device events reach the log only as what they changed on screen."""
+        log = tui_app(self.app).log_file
+        before = {d.node: d for d in self.disks}
+        after = {d.node: d for d in disks}
+        if self.disks or self.stores:
+            for node in after.keys() - before.keys():
+                log.write(f"disk appeared: {after[node].describe()} ({node})")
+            for node in before.keys() - after.keys():
+                log.write(f"disk gone: {before[node].describe()} ({node})")
+        for path in {s.path for s in stores} - {s.path for s in self.stores}:
+            log.write(f"image store found: {path}")
+        for path in {s.path for s in self.stores} - {s.path for s in stores}:
+            log.write(f"image store gone: {path}")
+
     def on_devices_changed(self, message: DevicesChanged) -> None:
-        tui_app(self.app).log_file.write(f"udev: {message.action} {message.node}")
         if not self.is_current:
             # Listing may mount partitions to look for stores: never while a wizard or a
             # restore runs (the disk being written shows new partitions as it goes).
@@ -186,7 +235,7 @@ class HomeScreen(Screen[None]):
         try:
             tui_app(self.app).backend.open_store(path)
         except RecoveryError as error:
-            self.app.push_screen(ErrorDialog(error))
+            tui_app(self.app).show_error(error)
             return
         tui_app(self.app).log_file.write(f"store opened: {path}")
         self.refresh_devices()
@@ -194,12 +243,24 @@ class HomeScreen(Screen[None]):
     def action_refresh(self) -> None:
         self.refresh_devices()
 
+    def busy(self) -> bool:
+        """True (after saying why) while another console or program runs a job."""
+        if self.other_job is None:
+            return False
+        self.notify(f"Another job is running: {self.other_job.describe()}. Wait for it to "
+                    "finish; its console shows the progress.", severity="warning", timeout=8)
+        return True
+
     def action_capture(self) -> None:
+        if self.busy():
+            return
         from recovery.ui.tui.screens.capture import CaptureWizard
         self.app.push_screen(CaptureWizard(self.disks, self.stores, self.selected_disk()),
                              self.back_home)
 
     def action_restore(self) -> None:
+        if self.busy():
+            return
         from recovery.ui.tui.screens.restore import RestoreWizard
         self.app.push_screen(RestoreWizard(self.disks, self.stores, self.selected_store()),
                              self.back_home)
@@ -213,6 +274,8 @@ class HomeScreen(Screen[None]):
         self.app.push_screen(ExploreScreen(self.stores, self.selected_store()))
 
     def action_restore_points(self) -> None:
+        if self.busy():
+            return
         from recovery.ui.tui.screens.points import RestorePointsScreen
         self.app.push_screen(RestorePointsScreen(self.disks))
 

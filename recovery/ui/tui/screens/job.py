@@ -8,8 +8,9 @@ polls; the engine stops cleanly and raises CancelledError.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
@@ -27,6 +28,7 @@ from recovery.events import Event, EventSink
 from recovery.ui.tui.actionlog import ActionLog
 from recovery.ui.tui.progress_model import ProgressModel, format_duration
 from recovery.ui.tui.screens.dialogs import ConfirmDialog
+from recovery.ui.tui.workers import as_recovery_error
 from recovery.units import human_rate, human_size
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Job = Callable[[EventSink, threading.Event], T]
+log = logging.getLogger("recovery.tui")
 
 
 @dataclass
@@ -55,14 +58,31 @@ class EngineEvent(Message):
 class JobScreen(Screen[JobOutcome[T]]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,c", "cancel", "Cancel")]
 
-    def __init__(self, title: str, job: Job[T], what: str, log: ActionLog) -> None:
+    def __init__(self, title: str, job: Job[T], what: str, log: ActionLog,
+                 hold: contextlib.AbstractContextManager[object] | None = None) -> None:
         super().__init__()
         self.log_file = log
         self.job_title = title
         self.job = job
         self.what = what  # "capture", "restore", ... for the cancel question
+        # The machine's job lock (Backend.hold_job), held while the engine thread runs.
+        self.hold = hold or contextlib.nullcontext()
         self.cancel_event = threading.Event()
+        self.finished = threading.Event()  # set when the engine thread has returned
+        self.quit_when_done = False
         self.model = ProgressModel()
+
+    @property
+    def running(self) -> bool:
+        return not self.finished.is_set()
+
+    def stop(self, quit_after: bool = False) -> None:
+        """Ask the engine to stop (it polls cancel_event); with `quit_after`, the app
+        leaves once the engine thread has returned."""
+        self.quit_when_done = self.quit_when_done or quit_after
+        self.cancel_event.set()
+        if self.is_mounted:
+            self.repaint()
 
     def compose(self) -> ComposeResult:
         with Vertical(id="job"):
@@ -80,24 +100,28 @@ class JobScreen(Screen[JobOutcome[T]]):
 
     @work(thread=True, exclusive=True, group="engine")
     def run_job(self) -> None:
+        app = self.app  # taken first: see recovery.ui.tui.workers.shown_errors
         outcome: JobOutcome[T]
         try:
-            outcome = JobOutcome(result=self.job(self._sink, self.cancel_event))
-        except RecoveryError as error:
-            outcome = JobOutcome(error=error)
-        except Exception as exc:  # an engine bug must reach the technician, not kill the UI
-            self.log_file.write(traceback.format_exc(), "error")
-            outcome = JobOutcome(error=RecoveryError(
-                f"Internal error during the {self.what}: {exc!r}",
-                "Save the log (key l on the home screen, then s) and attach it to a bug "
-                "report; nothing more was written after this point."))
-        self.app.call_from_thread(self.finish, outcome)
+            with self.hold:
+                outcome = JobOutcome(result=self.job(self._sink, self.cancel_event))
+        except Exception as exc:  # any failure must reach the technician, not kill the UI
+            if not isinstance(exc, RecoveryError):
+                log.error("the %s failed: %r", self.what, exc, exc_info=exc)
+            outcome = JobOutcome(error=as_recovery_error(exc, f"the {self.what}"))
+        finally:
+            self.finished.set()
+        app.call_from_thread(self.finish, outcome)
 
     def finish(self, outcome: JobOutcome[T]) -> None:
         # A job can end before the screen's first paint; leaving earlier upsets Textual.
         self.call_after_refresh(self._leave, outcome)
 
     def _leave(self, outcome: JobOutcome[T]) -> None:
+        if self.quit_when_done:
+            self.log_file.write(f"the {self.what} stopped; leaving as asked")
+            self.app.exit()
+            return
         # Not awaited: awaiting our own dismissal from our own message pump deadlocks.
         self.dismiss(outcome)
 
@@ -133,8 +157,7 @@ class JobScreen(Screen[JobOutcome[T]]):
 
         def answered(stop: bool | None) -> None:
             if stop:
-                self.cancel_event.set()
-                self.repaint()
+                self.stop()
         self.app.push_screen(ConfirmDialog(
             f"Stop the {self.what}? What was done so far stays safe; the {self.what} "
             "will be incomplete.", yes_label="Stop"), answered)

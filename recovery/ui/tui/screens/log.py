@@ -49,8 +49,8 @@ class LogScreen(Screen[None]):
         if store is None:
             return
         app = tui_app(self.app)
-        try:
-            target = app.log_file.save_to_store(store)
+        try:  # a store the TUI mounted read-only to find it is made writable first
+            target = app.backend.save_log(app.log_file, store)
         except RecoveryError as error:
             app.show_error(error)
             return

@@ -17,24 +17,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import ContentSwitcher, Footer, Label, OptionList, Static
 
-from recovery.errors import RecoveryError
 from recovery.model.disk import Disk
-from recovery.registry.inspect import (
-    PointReport,
-    PointsReport,
-    diff_point,
-    restore_points,
-    show_point,
-)
-from recovery.registry.rollback import (
-    RollbackRequest,
-    RollbackSummary,
-    UndoRequest,
-    UndoSummary,
-    history,
-    rollback,
-    undo,
-)
+from recovery.registry.inspect import PointReport, PointsReport
+from recovery.registry.rollback import RollbackRequest, RollbackSummary, UndoRequest, UndoSummary
 from recovery.registry.undo import UndoRecord
 from recovery.ui.tui.screens.dialogs import ConfirmDialog, PathPrompt
 from recovery.ui.tui.screens.job import JobOutcome, JobScreen, settle
@@ -42,6 +27,7 @@ from recovery.ui.tui.screens.result import ResultScreen
 from recovery.ui.tui.screens.wizard import Wizard
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.plain import PlainOption
+from recovery.ui.tui.workers import shown_errors
 from recovery.units import human_size
 
 OPEN_VOLUME = "open-volume"
@@ -183,10 +169,6 @@ class RestorePointsScreen(Wizard):
     def status(self, text: str) -> None:
         self.query_one("#points-status", Static).update(text)
 
-    def failed(self, error: RecoveryError) -> None:
-        self.status("")
-        tui_app(self.app).show_error(error)
-
     # step 1: volume -----------------------------------------------------------------------
     @on(OptionList.OptionSelected, "#volumes")
     def volume_chosen(self, event: OptionList.OptionSelected) -> None:
@@ -202,14 +184,15 @@ class RestorePointsScreen(Wizard):
             self.load_points((path, None))
 
     @work(thread=True, exclusive=True, group="points")
+    @shown_errors("reading the restore points")
     def load_points(self, volume: Volume) -> None:
-        self.app.call_from_thread(self.status, "Reading restore points…")
+        app = tui_app(self.app)
+        app.call_from_thread(self.status, "Reading restore points…")
         try:
-            report = restore_points(*volume)
-        except RecoveryError as error:
-            self.app.call_from_thread(self.failed, error)
-            return
-        self.app.call_from_thread(self.show_points, volume, report)
+            report = app.backend.restore_points(*volume)
+        finally:
+            app.call_from_thread(self.status, "")
+        app.call_from_thread(self.show_points, volume, report)
 
     def show_points(self, volume: Volume, report: PointsReport) -> None:
         self.volume, self.report = volume, report
@@ -232,16 +215,16 @@ class RestorePointsScreen(Wizard):
         self.load_point()
 
     @work(thread=True, exclusive=True, group="points")
+    @shown_errors("comparing the restore point with the current hives")
     def load_point(self) -> None:
         assert self.volume is not None
-        self.app.call_from_thread(self.status, f"Comparing {self.point_id} with the "
-                                  "current hives…")
+        app = tui_app(self.app)
+        app.call_from_thread(self.status, f"Comparing {self.point_id} with the current hives…")
         try:
-            report = show_point(self.volume[0], self.point_id, self.volume[1])
-        except RecoveryError as error:
-            self.app.call_from_thread(self.failed, error)
-            return
-        self.app.call_from_thread(self.show_detail, point_details(report))
+            report = app.backend.show_point(self.volume[0], self.point_id, self.volume[1])
+        finally:
+            app.call_from_thread(self.status, "")
+        app.call_from_thread(self.show_detail, point_details(report))
 
     def show_detail(self, lines: list[str]) -> None:
         self.query_one("#point-detail", Static).update("\n".join(lines))
@@ -260,13 +243,11 @@ class RestorePointsScreen(Wizard):
             self.run_diff(hive, key or None)
 
     @work(thread=True, exclusive=True, group="points")
+    @shown_errors("comparing the key with the restore point")
     def run_diff(self, hive: str, key: str | None) -> None:
         assert self.volume is not None
-        try:
-            diff = diff_point(self.volume[0], self.point_id, hive, key, self.volume[1])
-        except RecoveryError as error:
-            self.app.call_from_thread(self.failed, error)
-            return
+        diff = tui_app(self.app).backend.diff_point(self.volume[0], self.point_id, hive, key,
+                                                    self.volume[1])
         # Problems first: with an unreadable current hive, "removed" below means "not
         # readable now", and a rollback puts back the point's whole hive.
         lines = [f"Problem: {p}" for p in diff.problems]
@@ -286,13 +267,14 @@ class RestorePointsScreen(Wizard):
         if self.step != 2 or self.volume is None:
             return
         volume, point = self.volume, self.point_id
+        backend = tui_app(self.app).backend
 
         def answered(yes: bool | None) -> None:
             if yes:
                 self.run_engine(f"Rolling back to {point}", "rollback", lambda events, _c:
-                                rollback(RollbackRequest(volume=volume[0], point=point,
-                                                         partition=volume[1],
-                                                         confirmed=True), events))
+                                backend.rollback(RollbackRequest(volume=volume[0], point=point,
+                                                                 partition=volume[1],
+                                                                 confirmed=True), events))
         self.app.push_screen(ConfirmDialog(
             f"Replace the usable hives of this Windows volume with those of restore point "
             f"{point}? The current hives are saved first; Undo (u) puts them back.",
@@ -304,13 +286,10 @@ class RestorePointsScreen(Wizard):
             self.load_history()
 
     @work(thread=True, exclusive=True, group="points")
+    @shown_errors("reading the earlier rollbacks")
     def load_history(self) -> None:
         assert self.volume is not None
-        try:
-            records = history(*self.volume)
-        except RecoveryError as error:
-            self.app.call_from_thread(self.failed, error)
-            return
+        records = tui_app(self.app).backend.rollback_history(*self.volume)
         self.app.call_from_thread(self.show_history, records)
 
     def show_history(self, records: list[UndoRecord]) -> None:
@@ -330,20 +309,24 @@ class RestorePointsScreen(Wizard):
     def record_chosen(self, event: OptionList.OptionSelected) -> None:
         assert self.volume is not None
         volume, record = self.volume, str(event.option.id)
+        backend = tui_app(self.app).backend
 
         def answered(yes: bool | None) -> None:
             if yes:
                 self.run_engine(f"Undoing rollback {record}", "undo", lambda events, _c:
-                                undo(UndoRequest(volume=volume[0], record=record,
-                                                 partition=volume[1], confirmed=True), events))
+                                backend.undo(UndoRequest(volume=volume[0], record=record,
+                                                         partition=volume[1], confirmed=True),
+                                             events))
         self.app.push_screen(ConfirmDialog(f"Put back the hives rollback {record} replaced?",
                                            yes_label="Undo"), answered)
 
     def run_engine(self, title: str, what: str, job: object) -> None:
+        assert self.volume is not None
         app = tui_app(self.app)
         app.log_file.write(f"{what} started: {title} on {self.volume}")
-        self.app.push_screen(JobScreen(title, job, what, app.log_file),  # type: ignore[arg-type]
-                             lambda outcome: self.engine_done(what, outcome))
+        hold = app.backend.hold_job(f"{what} on {self.volume[0]}", [self.volume[0]])
+        self.app.push_screen(JobScreen(title, job, what, app.log_file,  # type: ignore[arg-type]
+                                       hold), lambda outcome: self.engine_done(what, outcome))
 
     def engine_done(self, what: str,
                     outcome: JobOutcome[RollbackSummary | UndoSummary] | None) -> None:

@@ -260,8 +260,10 @@ class RestoreWizard(Wizard):
 
         def job(events: EventSink, cancel: threading.Event) -> RestoreSummary:
             return app.backend.execute_restore(plan, events, cancel)
+        hold = app.backend.hold_job(
+            f"restore of image {request.image} to {disk.describe()} ({disk.node})", [disk.node])
         self.app.push_screen(JobScreen(f"Restoring {request.image} to {disk.describe()}", job,
-                                       "restore", app.log_file), self.finished)
+                                       "restore", app.log_file, hold), self.finished)
 
     def finished(self, outcome: JobOutcome[RestoreSummary] | None) -> None:
         app = tui_app(self.app)

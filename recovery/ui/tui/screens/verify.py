@@ -13,8 +13,7 @@ from textual.containers import Vertical
 from textual.widgets import ContentSwitcher, Footer, Label, OptionList
 
 from recovery.engine.verify import VerifySummary
-from recovery.errors import RecoveryError
-from recovery.events import EventSink, Notice
+from recovery.events import EventSink
 from recovery.model.disk import Disk
 from recovery.store.images import ImageInfo
 from recovery.ui.tui.screens.job import JobOutcome, JobScreen, settle
@@ -109,13 +108,12 @@ class VerifyScreen(Wizard):
                            + (f" against {target}" if target else " (image only)"))
 
         def job(events: EventSink, cancel: threading.Event) -> VerifySummary:
-            try:  # to record the outcome in the store; checking needs only reading
-                app.backend.writable_store(store)
-            except RecoveryError as error:
-                events(Notice(f"The store stays read-only: {error.title}", "warning"))
             return app.backend.verify(store, image, target, events, cancel)
+        # Only a check against a disk is a job: it reads that disk for a while.
+        hold = (app.backend.hold_job(f"verification of {target} against image {image}",
+                                     [target]) if target is not None else None)
         self.app.push_screen(JobScreen(f"Verifying {image}", job, "verification",
-                                       app.log_file), self.finished)
+                                       app.log_file, hold), self.finished)
 
     def finished(self, outcome: JobOutcome[VerifySummary] | None) -> None:
         app = tui_app(self.app)
