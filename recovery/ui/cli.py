@@ -188,12 +188,12 @@ def cmd_capture(args: argparse.Namespace, events: EventSink) -> int:
                              roles=roles, numbers=numbers, chunk_size=args.chunk_size,
                              read_all=args.read_all, rescue=args.rescue,
                              rescue_options=options)
-    plan = plan_capture(request)
-    if not args.json:
-        print(text.capture_plan(plan), flush=True)
-    if plan.refusals:
-        raise plan.refusals[0]
     with machine_job(f"capture of {args.source}", [args.source]):
+        plan = plan_capture(request)
+        if not args.json:
+            print(text.capture_plan(plan), flush=True)
+        if plan.refusals:
+            raise plan.refusals[0]
         summary = execute_capture(plan, events)
     if args.json:
         print_json({"ok": True, "plan": plan.to_dict(), **summary.to_dict()})
