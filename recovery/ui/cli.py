@@ -269,7 +269,9 @@ def cmd_demo(args: argparse.Namespace, events: EventSink) -> int:
 
 
 def cmd_tui(args: argparse.Namespace, events: EventSink) -> int:
-    import importlib
+    # recovery.ui.entry starts the TUI before this parser loads; this is only reached when
+    # cli.main is called directly, and takes the same route.
+    from recovery.ui.entry import main as entry_main
 
-    app = importlib.import_module("recovery.ui.tui.app")
-    return int(app.run_tui(list(args.tui_args)))
+    return entry_main([*(["--verbose"] if args.verbose else []), "tui",
+                       *args.tui_args])

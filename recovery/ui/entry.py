@@ -10,10 +10,22 @@ from __future__ import annotations
 import sys
 
 
+def tui_arguments(args: list[str]) -> list[str] | None:
+    """The TUI's own arguments when `args` start the TUI (`tui ...`, `--verbose tui ...`),
+    else None: every way into `recovery tui` takes this one route."""
+    verbose = False
+    while args[:1] in (["--verbose"], ["-v"]):
+        verbose, args = True, args[1:]
+    if args[:1] != ["tui"]:
+        return None
+    return [*args[1:], *(["--verbose"] if verbose else [])]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["tui"]:
+    tui_args = tui_arguments(list(args))
+    if tui_args is not None:
         from recovery.ui.tui.app import run_tui
-        return run_tui(args[1:])
+        return run_tui(tui_args)
     from recovery.ui.cli import main as cli_main
     return cli_main(argv)

@@ -124,3 +124,20 @@ def test_cli_restore_is_refused_while_another_console_restores(
     assert error["kind"] == "busy" and "/dev/loop91" in error["title"]
     assert "ttyS0" in error["title"]
     assert target.read_bytes() == b"customer data" * 1000
+
+
+def test_one_route_into_the_tui_with_or_without_verbose() -> None:
+    """`recovery tui` and `recovery --verbose tui` both start the TUI before the CLI and the
+    engine are imported (the first paint does not wait for them)."""
+    from recovery.ui.entry import tui_arguments
+
+    assert tui_arguments(["tui", "--store", "/s"]) == ["--store", "/s"]
+    assert tui_arguments(["--verbose", "tui"]) == ["--verbose"]
+    assert tui_arguments(["-v", "tui", "--log", "x"]) == ["--log", "x", "--verbose"]
+    assert tui_arguments(["--verbose", "disks"]) is None
+    probe = ("import sys\nfrom recovery.ui.entry import main\ntry:\n"
+             "    main(['--verbose', 'tui', '--help'])\nexcept SystemExit:\n    pass\n"
+             "print('cli' if 'recovery.ui.cli' in sys.modules else 'no-cli')")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()}, check=True)
+    assert "--verbose" in result.stdout and result.stdout.strip().endswith("no-cli")
