@@ -46,8 +46,9 @@ STORE_WAIT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
-class StoreLocation:
-    """Where the image store lives: a file system (by label or device node) and a path in it."""
+class StoreSpec:
+    """recovery.store= on the kernel command line: a file system (by label or device node)
+    and a path in it. (A store found on a drive is recovery.ui.tui.stores.StoreLocation.)"""
 
     path: str
     label: str = ""
@@ -61,7 +62,7 @@ class StoreLocation:
 @dataclass(frozen=True)
 class UnattendedJob:
     run: str
-    store: StoreLocation | None = None
+    store: StoreSpec | None = None
     image: str = ""
     source: str = ""
     target: str = ""
@@ -77,15 +78,15 @@ class UnattendedJob:
         return self.run in JOBS
 
 
-def parse_store(value: str) -> StoreLocation:
+def parse_store(value: str) -> StoreSpec:
     where, sep, path = value.partition(":")
     if not sep or not where:
         raise UsageError(f"recovery.store={value} names no file system.",
                          "Write recovery.store=LABEL:path or recovery.store=/dev/sdb1:path.")
     path = "/" + path.strip("/")
     if where.startswith("/dev/"):
-        return StoreLocation(path=path, device=Path(where))
-    return StoreLocation(path=path, label=where.removeprefix("LABEL="))
+        return StoreSpec(path=path, device=Path(where))
+    return StoreSpec(path=path, label=where.removeprefix("LABEL="))
 
 
 def parse_cmdline(cmdline: str) -> UnattendedJob | None:
@@ -158,7 +159,7 @@ def resolve_disk_node(identifier: str) -> str:
     return str(find_disk(identifier, list_disks()).node)
 
 
-def find_store_partition(location: StoreLocation, disks: Sequence[Disk]
+def find_store_partition(location: StoreSpec, disks: Sequence[Disk]
                          ) -> DiskPartition | None:
     for disk in disks:
         for partition in disk.partitions:
@@ -169,7 +170,7 @@ def find_store_partition(location: StoreLocation, disks: Sequence[Disk]
     return None
 
 
-def wait_for_store(location: StoreLocation, timeout: float | None = None) -> DiskPartition:
+def wait_for_store(location: StoreSpec, timeout: float | None = None) -> DiskPartition:
     """The store's partition; USB disks can appear seconds after boot, so keep looking."""
     from recovery.engine.disks import list_disks
     from recovery.sys.udev import settle
@@ -192,7 +193,7 @@ def wait_for_store(location: StoreLocation, timeout: float | None = None) -> Dis
 
 
 @contextlib.contextmanager
-def mounted_store(location: StoreLocation) -> Iterator[Path]:
+def mounted_store(location: StoreSpec) -> Iterator[Path]:
     from recovery.sys.mount import mounted
 
     partition = wait_for_store(location)

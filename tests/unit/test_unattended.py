@@ -11,7 +11,7 @@ from recovery.errors import UsageError
 from recovery.model.disk import Disk, DiskPartition
 from recovery.ui import unattended
 from recovery.ui.unattended import (
-    StoreLocation,
+    StoreSpec,
     UnattendedJob,
     cli_arguments,
     find_store_partition,
@@ -29,7 +29,7 @@ def test_no_recovery_options_means_no_job() -> None:
 def test_restore_job_from_the_command_line() -> None:
     job = parse_cmdline(f"{BOOT} recovery.run=restore recovery.store=STORE:/images/lab "
                         "recovery.image=win10-lab recovery.target=NVME-SYS-0001 recovery.yes=1")
-    assert job == UnattendedJob(run="restore", store=StoreLocation("/images/lab", label="STORE"),
+    assert job == UnattendedJob(run="restore", store=StoreSpec("/images/lab", label="STORE"),
                                 image="win10-lab", target="NVME-SYS-0001", yes=True)
     assert job.is_engine_job
 
@@ -37,7 +37,7 @@ def test_restore_job_from_the_command_line() -> None:
 def test_store_on_a_device_node() -> None:
     job = parse_cmdline("recovery.run=capture recovery.store=/dev/sdb1:store "
                         "recovery.source=/dev/nvme0n1")
-    assert job is not None and job.store == StoreLocation("/store", device=Path("/dev/sdb1"))
+    assert job is not None and job.store == StoreSpec("/store", device=Path("/dev/sdb1"))
 
 
 @pytest.mark.parametrize("run", ["tui", "shell"])
@@ -65,7 +65,7 @@ def test_unknown_job_and_bad_store_are_refused() -> None:
 
 
 def test_cli_arguments_for_each_job() -> None:
-    store = StoreLocation("/s", label="L")
+    store = StoreSpec("/s", label="L")
     nodes = {"SER1": "/dev/nvme0n1", "SER2": "/dev/sda"}
     capture = UnattendedJob("capture", store, image="img", source="SER1")
     restore = UnattendedJob("restore", store, image="img", target="SER2", yes=True)
@@ -111,9 +111,9 @@ def test_store_partition_by_label_or_node() -> None:
                          fs_type="exfat", fs_label="STORE", fs_uuid="", part_uuid="",
                          part_type="0x7", part_name="")
     disks = [_disk((part,))]
-    assert find_store_partition(StoreLocation("/", label="STORE"), disks) == part
-    assert find_store_partition(StoreLocation("/", device=Path("/dev/sdb1")), disks) == part
-    assert find_store_partition(StoreLocation("/", label="OTHER"), disks) is None
+    assert find_store_partition(StoreSpec("/", label="STORE"), disks) == part
+    assert find_store_partition(StoreSpec("/", device=Path("/dev/sdb1")), disks) == part
+    assert find_store_partition(StoreSpec("/", label="OTHER"), disks) is None
 
 
 def test_result_line_is_one_parseable_line() -> None:
