@@ -272,9 +272,9 @@ def _open_consoles(paths: Sequence[Path]) -> list[TextIO]:
 
 
 def _power_off() -> None:
-    from recovery.sys.run import run
+    from recovery.sys import systemctl
 
-    run(["systemctl", "--no-block", "poweroff"], check=False)
+    systemctl.power("poweroff", wait=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,9 +21,8 @@ from recovery.events import EventSink
 from recovery.model.disk import Disk, DiskPartition
 from recovery.store.images import ImageInfo
 from recovery.store.objects import ChunkStore
-from recovery.sys import udev
+from recovery.sys import systemctl, udev
 from recovery.sys.joblock import JobHolder, JobLock
-from recovery.sys.run import run
 from recovery.ui.tui.actionlog import ActionLog
 from recovery.ui.tui.storemounts import StoreMounts
 from recovery.ui.tui.stores import (
@@ -57,7 +56,7 @@ class Watcher(Protocol):
 
 
 def _power(action: str) -> None:
-    run(["systemctl", action])
+    systemctl.power(action)
 
 
 @dataclass
