@@ -25,6 +25,7 @@ from recovery.model.layout import TablePartition
 from recovery.sys import ntfs3g, ntfsresize
 from recovery.sys.blockdev import BlockDevice
 from recovery.sys.slice import DeviceSlice
+from recovery.ui import text
 from recovery.units import MiB
 from tests.engine.helpers import place_files_high
 
@@ -146,6 +147,8 @@ def test_plan_only_shows_the_fitted_layout_and_writes_nothing(
     shown = _cli("restore", "--store", str(store), "pc", str(target), "--plan-only")
     assert shown.returncode == 0
     assert "Windows shrunk to" in shown.stdout and "after  [" in shown.stdout
+    verdict = text.layout_verdict(plan_restore(RestoreRequest(store, "pc", target)))
+    assert verdict.startswith("Windows will be shrunk to ")  # what the TUI's target list says
     small = _target(tmp_path, disk.windows.start + 100 * MiB, "small.img")
     refused = _cli("restore", "--store", str(store), "pc", str(small), "--plan-only", "--json")
     assert refused.returncode == TargetTooSmallError.code
