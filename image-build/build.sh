@@ -102,8 +102,10 @@ chroot "$ROOT" python3 -m compileall -q -j 0 /usr/local/lib/python3.11/dist-pack
 cp -a "$HERE/rootfs/." "$ROOT/"
 chroot "$ROOT" systemctl -q enable recovery-console@tty1.service recovery-console@ttyS0.service \
   recovery-unattended.service getty@tty2.service
-# Consoles belong to the recovery program; no swap, no timers that touch the disks or network.
+# Consoles belong to the recovery program; no swap, no timers that touch the disks or network
+# (smartd would poll every disk, the failing one too: health is read once, when listed).
 for unit in getty@tty1.service serial-getty@ttyS0.service swap.target \
+    smartmontools.service smartd.service \
     apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
     fstrim.timer getty-static.service keyboard-setup.service console-setup.service \
     systemd-networkd.service systemd-resolved.service; do

@@ -166,6 +166,14 @@ class SourceInUseError(SafetyError):
     kind = "source-in-use"
 
 
+class FailingTargetError(SafetyError):
+    """The target's SMART health says it is failing; restore only when the technician
+    insists (--allow-failing-target, or yes to the TUI's question)."""
+
+    code = 38
+    kind = "target-failing"
+
+
 # --- verification --------------------------------------------------------------------------
 class VerificationError(RecoveryError):
     """Read-back or image verification found differences; `problems` lists every one."""

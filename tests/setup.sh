@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   ntfs-3g gdisk fdisk parted dosfstools exfatprogs mtools partclone udev util-linux
-  libparted-dev pkg-config libvshadow-utils qemu-utils xz-utils zstd fuse3 python3-hivex
+  libparted-dev pkg-config libvshadow-utils qemu-utils xz-utils zstd fuse3 python3-hivex smartmontools
   exfat-fuse exfatprogs  # a customer's exFAT stick as an extraction target (tests)
   # the live ISO build (image-build/build.sh) and the QEMU end-to-end tests (qemu/)
   mmdebstrap squashfs-tools xorriso grub-pc-bin grub-efi-amd64-bin grub-efi-amd64-signed

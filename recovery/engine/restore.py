@@ -33,6 +33,7 @@ from recovery.engine.bootconfig import update_boot_config
 from recovery.engine.chunking import ChunkIO, digest, zeros
 from recovery.engine.devices import resolve_disk
 from recovery.engine.fit import FittedLayout
+from recovery.engine.health import with_health
 from recovery.engine.pipeline import ordered_map
 from recovery.engine.readback import WaveReadBack
 from recovery.engine.resize import LayoutChoice, is_clipped, place, plan_layout, resize_system
@@ -41,6 +42,7 @@ from recovery.engine.verify import PlacedChunk, all_placed, check_boot_areas
 from recovery.errors import (
     CancelledError,
     DeviceIOError,
+    FailingTargetError,
     ImageDamagedError,
     NotConfirmedError,
     SafetyError,
@@ -66,6 +68,7 @@ class RestoreRequest:
     confirmed: bool = False  # the technician said yes (TUI dialog or --yes)
     verify: bool = True
     layout: LayoutChoice = field(default_factory=LayoutChoice)
+    allow_failing_target: bool = False  # restore even onto a disk whose SMART says failing
 
 
 @dataclass(frozen=True)
@@ -99,11 +102,15 @@ class RestorePlan:
         return (f"updated (MBR: partition {numbers} moves; BCD entries and ReAgent.xml that "
                 "name it by offset get the new one)")
 
-    def confirm(self, delta: bool | None = None) -> RestorePlan:
-        """This plan, confirmed by the technician for this very disk (and `delta` set)."""
+    def confirm(self, delta: bool | None = None, allow_failing: bool = False) -> RestorePlan:
+        """This plan, confirmed by the technician for this very disk (and `delta` set;
+        `allow_failing`: the technician insists on a target whose SMART says failing)."""
         request = replace(self.request, confirmed=True,
-                          delta=self.request.delta if delta is None else delta)
-        refusals = [r for r in self.refusals if not isinstance(r, NotConfirmedError)]
+                          delta=self.request.delta if delta is None else delta,
+                          allow_failing_target=allow_failing or
+                          self.request.allow_failing_target)
+        waived = (NotConfirmedError, FailingTargetError) if allow_failing else NotConfirmedError
+        refusals = [r for r in self.refusals if not isinstance(r, waived)]
         return replace(self, request=request, refusals=refusals)
 
     @property
@@ -147,7 +154,7 @@ class RestoreSummary:
 def plan_restore(request: RestoreRequest) -> RestorePlan:
     store = ChunkStore.open(request.store)
     manifest, index = store.load_image(request.image)
-    target = resolve_disk(request.target)
+    target = _target_now(request.target)
     numbers = tuple(p.number for p in manifest.captured_partitions)
     layout, too_small = plan_layout(request.store, manifest, target.size, request.layout)
     plan = RestorePlan(request, target, safety.DiskIdentity.of(target), manifest, index,
@@ -159,10 +166,16 @@ def plan_restore(request: RestoreRequest) -> RestorePlan:
     return replace(plan, refusals=refusals)
 
 
+def _target_now(node: Path) -> Disk:
+    """The disk at `node` with its SMART health read now (the gate refuses a failing one)."""
+    return with_health([resolve_disk(node)])[0]
+
+
 def _gate(plan: RestorePlan, target: Disk) -> list[SafetyError]:
     request, table = plan.request, plan.table
     gate = safety.GateInput(target=target, required_size=table.end_of_last_partition,
-                            sector_size=table.sector_size, store=request.store)
+                            sector_size=table.sector_size, store=request.store,
+                            allow_failing_target=request.allow_failing_target)
     return (safety.identity_refusals(plan.identity, target) + safety.refusals(gate)
             + safety.confirmation_refusal(target, request.confirmed))
 
@@ -201,7 +214,7 @@ def execute_restore(plan: RestorePlan, events: EventSink = discard,
 
 def _recheck(plan: RestorePlan) -> None:
     """The whole gate again, on the disk that is at the plan's node now."""
-    refusals = _gate(plan, resolve_disk(plan.target.node))
+    refusals = _gate(plan, _target_now(plan.target.node))
     if plan.layout is None:  # nothing fits: the fitter's refusal names the smallest disk
         refusals = [r for r in plan.refusals if isinstance(r, TargetTooSmallError)] + refusals
     if refusals:

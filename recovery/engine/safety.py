@@ -7,7 +7,8 @@ Three sets of rules, one module:
 - `refusals(GateInput)`: may this disk be overwritten with a layout of that size and sector
   size (restore). An image-file target has no sector size of its own: the table is
   written in the image's sector size (through a loop device with that sector size), so
-  only block devices must match.
+  only block devices must match. A target whose SMART health is failing is refused unless
+  the technician insists (`allow_failing_target`).
 - `capture_refusals(source, store)`: may this disk be read into that store (the store
   must not live on the disk being read, the source must not be the running live system).
 - `DiskIdentity` / `identity_refusals`: is the disk now at a node the one a plan was made
@@ -24,6 +25,7 @@ from pathlib import Path
 from recovery.engine.disks import disks_holding, list_disks
 from recovery.errors import (
     DiskChangedError,
+    FailingTargetError,
     NotConfirmedError,
     SafetyError,
     SectorSizeMismatchError,
@@ -43,6 +45,7 @@ class GateInput:
     sector_size: int  # logical sector size the image was captured with
     store: Path | None = None  # image store the data comes from
     source: Disk | None = None  # disk being read in the same job, if any
+    allow_failing_target: bool = False  # the technician insists (--allow-failing-target)
 
 
 def refusals(gate: GateInput, disks: list[Disk] | None = None) -> list[SafetyError]:
@@ -73,7 +76,8 @@ def refusals(gate: GateInput, disks: list[Disk] | None = None) -> list[SafetyErr
         found.append(TargetReadOnlyError(
             f"{name} is read-only.",
             "Remove the write protection (switch, 'blockdev --setrw') or choose another disk."))
-    return found + layout_refusals(target, gate.required_size, gate.sector_size)
+    found += layout_refusals(target, gate.required_size, gate.sector_size)
+    return found + health_refusal(target, gate.allow_failing_target)
 
 
 def layout_refusals(target: Disk, required_size: int, sector_size: int
@@ -93,6 +97,19 @@ def layout_refusals(target: Disk, required_size: int, sector_size: int
             "Partition offsets are counted in sectors, so the layout would not fit; restore "
             "to a disk with the same sector size."))
     return found
+
+
+def health_refusal(target: Disk, allow_failing: bool) -> list[SafetyError]:
+    """A target whose SMART health is failing would lose the restored system soon, maybe
+    during the read-back: refuse, naming the attributes, unless the technician insists.
+    `target.health` is read by the caller (recovery.engine.health); unknown passes."""
+    health = target.health
+    if not health.is_failing or allow_failing:
+        return []
+    return [FailingTargetError(
+        f"{target.describe()} is failing: {'; '.join(health.reasons_of('failing'))}.",
+        "Restore onto a healthy disk. To write to this one anyway (the restored Windows may "
+        "not survive), run again with --allow-failing-target.")]
 
 
 def capture_refusals(source: Disk, store: Path | None,

@@ -8,10 +8,11 @@ offsets are bytes. `stable_id` survives re-plugging and reboots (ID_SERIAL, ID_W
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from recovery.model.health import NOT_CHECKED, Health
 from recovery.units import human_size
 
 Bus = Literal["nvme", "sata", "ata", "usb", "virtio", "scsi", "mmc", "loop", "file", "unknown"]
@@ -71,6 +72,9 @@ class Disk:
     mountpoints: tuple[str, ...] = ()
     backing_file: Path | None = None  # loop devices and image files
     holds_live_medium: bool = False
+    # SMART health, read separately (recovery.engine.health) because smartctl is slow and
+    # may hang on a USB bridge; not part of a disk's identity, so not compared.
+    health: Health = field(default=NOT_CHECKED, compare=False)
 
     @property
     def is_mounted(self) -> bool:
@@ -122,5 +126,6 @@ class Disk:
             "mountpoints": list(self.mountpoints),
             "backing_file": str(self.backing_file) if self.backing_file else None,
             "holds_live_medium": self.holds_live_medium,
+            "health": self.health.to_dict(),
             "partitions": [p.to_dict() for p in self.partitions],
         }

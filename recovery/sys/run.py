@@ -23,6 +23,7 @@ PACKAGE_OF = {
     "fusermount": "fuse3", "systemctl": "systemd", "vshadowinfo": "libvshadow-utils",
     "partclone.fat": "partclone", "mdel": "mtools", "mtype": "mtools", "umount": "mount",
     "fusermount3": "fuse3", "ntfsresize": "ntfs-3g",
+    "smartctl": "smartmontools",
 }
 
 

@@ -22,6 +22,7 @@ from recovery.engine.capture import (
     plan_capture,
 )
 from recovery.engine.disks import disks_holding, list_disks
+from recovery.engine.health import with_health
 from recovery.engine.rescue import RescueOptions
 from recovery.engine.resize import LayoutChoice
 from recovery.engine.restore import RestoreRequest, execute_restore, plan_restore
@@ -110,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "differ); same: keep every partition's exact start and size")
     res.add_argument("--system-size", type=parse_size, metavar="SIZE",
                      help="new size of the Windows partition, e.g. 200G (implies fit)")
+    res.add_argument("--allow-failing-target", action="store_true",
+                     help="restore even when the target's SMART health says it is failing")
     _json_flag(res).set_defaults(handler=cmd_restore)
 
     demo = commands.add_parser("demo", help="build a Windows-like disk and run every job on it")
@@ -166,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_disks(args: argparse.Namespace, events: EventSink) -> int:
-    disks = list_disks()
+    disks = with_health(list_disks())
     holders = {d.node for d in disks_holding(args.store, disks)} if args.store else set()
     if args.json:
         print_json({"disks": [{**disk.to_dict(), "holds_store": disk.node in holders}
@@ -229,7 +232,8 @@ def cmd_verify(args: argparse.Namespace, events: EventSink) -> int:
 def cmd_restore(args: argparse.Namespace, events: EventSink) -> int:
     choice = LayoutChoice(mode=args.layout, system_size=args.system_size)
     request = RestoreRequest(store=args.store, image=args.name, target=args.target,
-                             delta=args.delta, confirmed=args.yes, layout=choice)
+                             delta=args.delta, confirmed=args.yes, layout=choice,
+                             allow_failing_target=args.allow_failing_target)
     # A confirmed restore is a job from its plan on: no other job may come in between.
     job = (machine_job(f"restore of image {args.name} to {args.target}", [args.target])
            if args.yes and not args.plan_only else contextlib.nullcontext())

@@ -29,6 +29,7 @@ def disks(found: list[Disk], store_holders: set[Path] | None = None) -> str:
         lines.append(f"{disk.node}  {disk.describe()}{extra}")
         lines.append(f"    id {disk.stable_id}, sectors {disk.logical_sector_size}/"
                      f"{disk.physical_sector_size}")
+        lines.append(f"    health {disk.health.describe()}")
         for part in disk.partitions:
             where = f" on {', '.join(part.mountpoints)}" if part.mountpoints else ""
             label = f" '{part.fs_label}'" if part.fs_label else ""
@@ -134,6 +135,8 @@ def restore_plan(plan: RestorePlan) -> str:
         or ["  (no partitions found on it)"]
     lines += layout_lines(plan)
     lines += layout_bars(plan)
+    if target.health.needs_care:
+        lines.append(f"target health: {target.health.describe()}")
     lines += [f"refused: {r.title} {r.action}" for r in plan.refusals]
     return "\n".join(lines)
 

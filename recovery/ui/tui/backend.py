@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from recovery.engine.disks import disks_holding, list_disks
+from recovery.engine.health import Reader, disk_health, with_health
 from recovery.errors import RecoveryError
 from recovery.events import EventSink
 from recovery.model.disk import Disk, DiskPartition
@@ -71,6 +72,9 @@ class Backend:
     store_mounts: StoreMounts | None = None
     # One job per machine, across both consoles, the unattended service and the CLI.
     jobs: JobLock = field(default_factory=JobLock)
+    # How a disk's SMART health is read; None for a recorded machine, whose device nodes
+    # are not this machine's (a test may set one that answers from recorded documents).
+    health_reader: Reader | None = None
 
     def job_holder(self) -> JobHolder | None:
         """The job running on this PC (from any console), or None."""
@@ -81,8 +85,18 @@ class Backend:
         """The machine's job lock for one job, entered by the job's worker thread."""
         return self.jobs.hold(what, disks)
 
+    def __post_init__(self) -> None:
+        if self.health_reader is None and self.udev_source is None:
+            self.health_reader = disk_health
+
     def disks(self) -> list[Disk]:
         return list_disks(self.udev_source, live_medium=self.live_medium)
+
+    def with_health(self, disks: list[Disk]) -> list[Disk]:
+        """`disks` with their SMART health (in parallel, bounded in time)."""
+        if self.health_reader is None:
+            return disks
+        return with_health(disks, reader=self.health_reader)
 
     def volume_notes(self, disks: list[Disk]) -> dict[PartKey, VolumeNotes]:
         if self.udev_source is not None:

@@ -107,6 +107,15 @@ def is_failing(disk: Disk) -> bool:
     return health_status(disk) in ("warning", "failing")
 
 
+def source_health_warning(disk: Disk) -> str:
+    """What the source step says about a disk whose SMART health is failing or warning."""
+    health = disk.health
+    if not health.needs_care:
+        return ""
+    return (f"{disk.node.name}: health {health.describe()}.\nThis disk may be dying: capture "
+            "it first and only once, before any check or repair; every read may be its last.")
+
+
 class CaptureWizard(Wizard):
     BINDINGS: ClassVar[list[BindingType]] = [
         *Wizard.BINDINGS, Binding("r", "toggle_rescue", "Rescue mode", show=False),
@@ -134,6 +143,9 @@ class CaptureWizard(Wizard):
                 yield Label("Capture 1/5: which disk holds Windows?", classes="screen-title",
                             markup=False)
                 yield DiskTable(id="source-disks")
+                health = Static("", id="source-health", classes="warning", markup=False)
+                health.display = False
+                yield health
                 yield Static("Enter: choose   Escape: back", classes="hint", markup=False)
             with Vertical(id="step-partitions"):
                 yield Label("Capture 2/5: partitions to capture", classes="screen-title",
@@ -169,6 +181,15 @@ class CaptureWizard(Wizard):
         table.focus()
 
     # step 1: source -----------------------------------------------------------------------
+    @on(DiskTable.RowHighlighted, "#source-disks")
+    def source_highlighted(self) -> None:
+        node = self.query_one("#source-disks", DiskTable).selected_node()
+        disk = next((d for d in self.disks if d.node == node), None)
+        warning = source_health_warning(disk) if disk else ""
+        shown = self.query_one("#source-health", Static)
+        shown.update(warning)
+        shown.display = bool(warning)  # no empty line under the table of healthy disks
+
     @on(DiskTable.RowSelected, "#source-disks")
     def source_chosen(self) -> None:
         node = self.query_one("#source-disks", DiskTable).selected_node()
@@ -357,8 +378,8 @@ class CaptureWizard(Wizard):
         lines += [f"Warning: partition {p.partition.number}: {w}"
                   for p in chosen for w in p.volume.warnings]
         if is_failing(self.source):
-            lines.append(f"Warning: the disk's health is {health_status(self.source)}: rescue "
-                         "mode is preselected.")
+            lines.append(f"Warning: disk health {self.source.health.describe()}: rescue mode "
+                         "is preselected.")
         return lines
 
     def action_toggle_rescue(self) -> None:

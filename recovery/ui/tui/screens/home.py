@@ -138,12 +138,15 @@ class HomeScreen(Screen[None]):
         disks = backend.disks()
         stores = backend.stores(disks, look_unmounted=False)
         self.app.call_from_thread(self.show_devices, disks, stores, {})
-        # Mounting partitions to look for stores and probing volumes read the disks: show
-        # the list first, then add what they found.
-        found = backend.stores(disks)
-        notes = backend.volume_notes(disks)
+        # smartctl, mounting partitions to look for stores and probing volumes read the
+        # disks: show the list first, then add what they found.
+        checked = backend.with_health(disks)
+        if checked is not disks:
+            self.app.call_from_thread(self.show_devices, checked, stores, {})
+        found = backend.stores(checked)
+        notes = backend.volume_notes(checked)
         if notes or found != stores:
-            self.app.call_from_thread(self.show_devices, disks, found, notes)
+            self.app.call_from_thread(self.show_devices, checked, found, notes)
 
     def show_devices(self, disks: list[Disk], stores: list[StoreLocation],
                      notes: dict[PartKey, VolumeNotes]) -> None:

@@ -8,6 +8,7 @@ cannot be chosen. The live medium and the store's disk never appear as choices.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +28,12 @@ from textual.widgets import (
 )
 
 from recovery.engine.restore import RestorePlan, RestoreRequest, RestoreSummary
-from recovery.errors import NotConfirmedError, RecoveryError
+from recovery.errors import FailingTargetError, NotConfirmedError, RecoveryError
 from recovery.events import EventSink
 from recovery.model.disk import Disk
 from recovery.store.images import ImageInfo
 from recovery.ui import text
-from recovery.ui.tui.screens.dialogs import TypeToConfirmDialog
+from recovery.ui.tui.screens.dialogs import ConfirmDialog, TypeToConfirmDialog
 from recovery.ui.tui.screens.job import JobOutcome, JobScreen, settle
 from recovery.ui.tui.screens.result import ResultScreen
 from recovery.ui.tui.screens.wizard import Wizard
@@ -48,6 +49,9 @@ class Candidate:
     disk: Disk
     plan: RestorePlan | None
     refusals: tuple[str, ...]
+    # The gate's refusal of a disk whose SMART health is failing: the technician is asked
+    # and may insist, unlike the other refusals.
+    failing: str = ""
 
 
 def confirmation_code(disk: Disk) -> tuple[str, str]:
@@ -79,6 +83,19 @@ def restore_result_lines(summary: RestoreSummary) -> list[str]:
     return lines
 
 
+def _candidate(disk: Disk, plan: RestorePlan) -> Candidate:
+    """The technician confirms later in this wizard and is asked about a failing disk; the
+    other refusals rule the disk out."""
+    failing = next((r.title for r in plan.refusals if isinstance(r, FailingTargetError)), "")
+    reasons = tuple(str(r) for r in plan.refusals
+                    if not isinstance(r, NotConfirmedError | FailingTargetError))
+    if reasons and failing:
+        reasons += (failing,)
+    # The plan read the target's health just now; the listing may not have had it yet.
+    return Candidate(dataclasses.replace(disk, health=plan.target.health), plan, reasons,
+                     failing)
+
+
 class RestoreWizard(Wizard):
     STEPS: ClassVar[list[tuple[str, str]]] = [
         ("step-store", "restore-stores"), ("step-image", "images"),
@@ -96,6 +113,7 @@ class RestoreWizard(Wizard):
         self.candidates: list[Candidate] = []
         self.target: Candidate | None = None
         self.targets_checked = False
+        self.allow_failing = False  # the technician said yes to restoring onto a failing disk
 
     def compose(self) -> ComposeResult:
         with ContentSwitcher(initial=self.STEPS[0][0], classes="wizard"):
@@ -165,10 +183,7 @@ class RestoreWizard(Wizard):
             except RecoveryError as error:
                 candidates.append(Candidate(disk, None, (str(error),)))
             else:
-                # The technician confirms later in this wizard; only real refusals count.
-                reasons = tuple(str(r) for r in plan.refusals
-                                if not isinstance(r, NotConfirmedError))
-                candidates.append(Candidate(disk, plan, reasons))
+                candidates.append(_candidate(disk, plan))
             self.app.call_from_thread(self.show_targets, list(candidates), len(offered))
         if not offered:
             self.app.call_from_thread(self.show_targets, [], 0)
@@ -192,11 +207,17 @@ class RestoreWizard(Wizard):
                 label += f"\n    {verdict} to fit this disk"
             if candidate.refusals:
                 label += "\n    refused: " + "\n    refused: ".join(candidate.refusals)
+            elif candidate.failing:
+                label += f"\n    {candidate.failing} (you will be asked)"
+            elif disk.health.needs_care:
+                label += f"\n    health {disk.health.describe()}"
             options.add_option(PlainOption(label, id=str(disk.node),
                                       disabled=bool(candidate.refusals)))
         suggested = [i for i, c in enumerate(candidates)
                      if c.disk.stable_id == wanted and not c.refusals]
-        usable = [i for i, c in enumerate(candidates) if not c.refusals]
+        # A failing disk can be chosen, but a healthy one is suggested first.
+        usable = sorted((i for i, c in enumerate(candidates) if not c.refusals),
+                        key=lambda i: bool(candidates[i].failing))
         if keep is not None and keep < len(candidates) and not candidates[keep].refusals:
             options.highlighted = keep
         elif suggested or usable:
@@ -212,6 +233,25 @@ class RestoreWizard(Wizard):
     @on(OptionList.OptionSelected, "#targets")
     def target_chosen(self, event: OptionList.OptionSelected) -> None:
         self.target = next(c for c in self.candidates if str(c.disk.node) == event.option.id)
+        self.allow_failing = False
+        if not self.target.failing:
+            self.show_lost()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.allow_failing = True
+                tui_app(self.app).log_file.write(
+                    f"technician chose the failing disk anyway: {self.target_failing()}")
+                self.show_lost()
+        self.app.push_screen(ConfirmDialog(
+            f"{self.target_failing()}\n\nThe restored Windows may not survive on it. Restore "
+            "onto this disk anyway?", yes_label="Use this failing disk"), answered)
+
+    def target_failing(self) -> str:
+        return self.target.failing if self.target else ""
+
+    def show_lost(self) -> None:
         disk = self.target_disk()
         lost = [f"{disk.describe()}  ({disk.node})", "Current partitions (all will be replaced):"]
         lost += [f"  {p.number}: {p.fs_type or 'unknown':<6} {p.fs_label or p.part_name:<16} "
@@ -251,7 +291,8 @@ class RestoreWizard(Wizard):
         assert self.target.plan is not None  # refused candidates cannot be chosen
         disk = self.target_disk()
         delta = self.query_one("#delta", Checkbox)
-        plan = self.target.plan.confirm(delta=bool(delta.display and delta.value))
+        plan = self.target.plan.confirm(delta=bool(delta.display and delta.value),
+                                        allow_failing=self.allow_failing)
         request = plan.request
         app = tui_app(self.app)
         app.log_file.write(f"restore started: image {request.image} from {request.store} -> "

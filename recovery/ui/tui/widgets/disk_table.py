@@ -12,6 +12,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from recovery.model.disk import Disk, DiskPartition
+from recovery.model.health import NOT_CHECKED
 from recovery.units import human_size
 
 DISK_KEY = "disk:"
@@ -33,6 +34,8 @@ def fit(text: str, width: int, keep_end: bool = False) -> str:
 
 def disk_notes(disk: Disk) -> str:
     notes = []
+    if disk.health.needs_care:
+        notes.append(disk.health.label())
     if disk.holds_live_medium:
         notes.append("LIVE MEDIUM")
     if disk.read_only:
@@ -74,7 +77,7 @@ class DiskTable(DataTable[str | Text]):
                          fit(disk.model or "(no model)", WIDTHS["what"]),
                          fit(disk.serial or "-", WIDTHS["id"], keep_end=True),
                          SHORT_BUS.get(disk.bus, disk.bus), human_size(disk.size),
-                         Text(disk_notes(disk), style="bold"),
+                         Text(disk_notes(disk), style=_notes_style(disk)),
                          key=f"{DISK_KEY}{disk.node}")
             for part in disk.partitions:
                 notes = partition_notes(part, warnings.get((str(disk.node), part.number), ()))
@@ -100,12 +103,23 @@ class DiskTable(DataTable[str | Text]):
         return None
 
 
+def _notes_style(disk: Disk) -> str:
+    return "bold red" if disk.health.is_failing else "bold"
+
+
+def health_line(disk: Disk) -> str:
+    """'health FAILING: Current pending sectors: 12', empty before it was read."""
+    return "" if disk.health == NOT_CHECKED else f"health {disk.health.describe()}"
+
+
 def row_details(key: str, disks: list[Disk]) -> str:
     """The full facts of the highlighted row, which the columns had to cut short."""
     for disk in disks:
         if key == f"{DISK_KEY}{disk.node}":
             where = ", ".join(disk.all_mountpoints)
-            return disk.describe() + (f"; mounted at {where}" if where else "")
+            health = health_line(disk)
+            return (disk.describe() + (f"; mounted at {where}" if where else "")
+                    + (f"; {health}" if health else ""))
         for part in disk.partitions:
             if key == f"{PART_KEY}{disk.node}:{part.number}":
                 node = part.node or f"{disk.node} partition {part.number}"
