@@ -33,6 +33,7 @@ from recovery.engine.verify import VerifySummary
 from recovery.errors import DeviceIOError, RecoveryError, UnreadableAreasError
 from recovery.events import EventSink
 from recovery.model.disk import Disk
+from recovery.model.health import NOT_CHECKED
 from recovery.store.objects import default_image_name
 from recovery.ui.text import damage_report
 from recovery.ui.tui.screens.dialogs import ChoiceDialog, ConfirmDialog, TypeToConfirmDialog
@@ -200,11 +201,14 @@ class CaptureWizard(Wizard):
     @work(thread=True, exclusive=True, group="plan")
     def plan_source(self, disk: Disk) -> None:
         request = CaptureRequest(source=disk.node, store=None)
+        backend = tui_app(self.app).backend
         try:
-            plan = tui_app(self.app).backend.plan_capture(request)
+            plan = backend.plan_capture(request)
         except RecoveryError as error:
             self.app.call_from_thread(tui_app(self.app).show_error, error)
             return
+        if disk.health == NOT_CHECKED:  # chosen before the home screen's health check ended
+            self.source = backend.with_health([disk])[0]
         self.app.call_from_thread(self.show_plan, plan)
 
     def show_plan(self, plan: CapturePlan) -> None:
@@ -221,6 +225,8 @@ class CaptureWizard(Wizard):
             selection.add_option((text, part.number, planned.role in PRESELECTED_ROLES))
         warnings = [f"Partition {p.partition.number}: {w}"
                     for p in plan.partitions for w in p.volume.warnings]
+        if self.source is not None and self.source.health.needs_care:
+            warnings.insert(0, f"Disk health {self.source.health.describe()}")
         self.query_one("#plan-warnings", Static).update("\n".join(warnings))
         self.goto(1)
 
