@@ -67,7 +67,7 @@ def test_gate_refuses_a_failing_target_unless_allowed(make_loop: Any) -> None:
     failing = dataclasses.replace(real, health=_recorded("edited-sata-pending-sectors.json"))
     refused = safety.refusals(_gate(failing))
     assert [type(r) for r in refused] == [FailingTargetError]
-    assert refused[0].code == 36 and refused[0].kind == "target-failing"
+    assert refused[0].code == 38 and refused[0].kind == "target-failing"
     assert "Current pending sectors: 12; Offline uncorrectable sectors: 2." in refused[0].title
     assert "Reallocated" not in refused[0].title  # a warning, not why it is refused
     assert "--allow-failing-target" in refused[0].action

@@ -106,15 +106,21 @@ def failing_loop(tmp_path: Path, live_udev: None, image_store: tuple[Path, int],
         yield device
 
 
-async def _restore_targets(app: RecoveryApp, pilot: Any, device: Path) -> RestoreWizard:
-    """The restore wizard at its target step, every target checked (`device` among them),
-    for the only image of the only store."""
+async def _restore_targets(app: RecoveryApp, pilot: Any, device: Path,
+                           store: Path) -> RestoreWizard:
+    """The restore wizard at its target step for the only image of `store`, offered only
+    `device`: other test runs on this machine leave loop devices and stores around, and the
+    wizard's checks are what is tested here, not how many disks and stores there are."""
     def listed() -> bool:
         return isinstance(app.screen, HomeScreen) and device in [d.node for d in app.screen.disks]
     await wait_for(pilot, listed, f"{device} listed")
-    await pilot.press("r", "enter", "enter")  # restore: the store, its only image
-    wizard = app.screen
-    assert isinstance(wizard, RestoreWizard)
+    home = app.screen
+    assert isinstance(home, HomeScreen)
+    wizard = RestoreWizard([d for d in home.disks if d.node == device],
+                           [s for s in home.stores if s.path == store])
+    app.push_screen(wizard)
+    await wait_for(pilot, lambda: app.screen is wizard, "the restore wizard")
+    await pilot.press("enter", "enter")  # the store, its only image
     await wait_for(pilot, lambda: wizard.targets_checked, "targets checked", attempts=1200)
     return wizard
 
@@ -133,7 +139,7 @@ async def test_restore_asks_before_writing_to_a_failing_disk(
     log = ActionLog(tmp_path / "tui.log")
     app = RecoveryApp(Backend(opened_stores=[store]), log)
     async with app.run_test(size=SIZE) as pilot:
-        wizard = await _restore_targets(app, pilot, failing_loop)
+        wizard = await _restore_targets(app, pilot, failing_loop, store)
         candidate = next(c for c in wizard.candidates if c.disk.node == failing_loop)
         assert candidate.refusals == () and "Current pending sectors: 12" in candidate.failing
         label = str(wizard.query_one("#targets", OptionList).get_option(
