@@ -208,7 +208,10 @@ class CaptureWizard(Wizard):
             self.app.call_from_thread(tui_app(self.app).show_error, error)
             return
         if disk.health == NOT_CHECKED:  # chosen before the home screen's health check ended
-            self.source = backend.with_health([disk])[0]
+            disk = self.source = backend.with_health([disk])[0]
+        # The engine's plan reads the disk again without SMART: give it the health read here
+        # (the rescue preselection and the warnings go by it).
+        plan = replace(plan, disk=replace(plan.disk, health=disk.health))
         self.app.call_from_thread(self.show_plan, plan)
 
     def show_plan(self, plan: CapturePlan) -> None:
