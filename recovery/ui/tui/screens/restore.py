@@ -252,6 +252,7 @@ class RestoreWizard(Wizard):
         return self.target.failing if self.target else ""
 
     def show_lost(self) -> None:
+        assert self.target is not None
         disk = self.target_disk()
         lost = [f"{disk.describe()}  ({disk.node})", "Current partitions (all will be replaced):"]
         lost += [f"  {p.number}: {p.fs_type or 'unknown':<6} {p.fs_label or p.part_name:<16} "
