@@ -152,6 +152,8 @@ class HomeScreen(Screen[None]):
                      notes: dict[PartKey, VolumeNotes]) -> None:
         self.log_changes(disks, stores)
         self.disks, self.stores, self.notes = disks, stores, notes
+        if not self.query(DiskTable) or not self.query("#stores"):
+            return  # a late worker result while the app closes: the widgets are gone
         self.query_one(DiskTable).show(disks, {k: n.tags for k, n in notes.items()})
         options = self.query_one("#stores", OptionList)
         keep = options.highlighted or 0
