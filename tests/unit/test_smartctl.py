@@ -164,3 +164,15 @@ def test_a_disk_that_hangs_does_not_hang_the_listing() -> None:
     assert [d.node.name for d in found] == ["sda", "sdb", "sdc"]
     assert [d.health.status for d in found] == ["ok", "unknown", "ok"]
     assert "did not answer within 1 s" in found[1].health.reasons[0]
+
+
+def test_live_image_listing_recorded_in_qemu() -> None:
+    """`recovery disks --json` as the live image printed it on the uefi-all-buses machine
+    (python3 -m qemu record-smartctl): SMART read from NVMe and AHCI, none from the
+    usb-storage bridge (even through -d sat), virtio and the squashfs loop device."""
+    listing = json.loads((DATA / "recovery-disks-uefi-all-buses.json").read_text())
+    health = {d["bus"]: d["health"] for d in listing["disks"]}
+    assert {bus: h["status"] for bus, h in health.items()} == {
+        "nvme": "ok", "sata": "ok", "usb": "unknown", "virtio": "unknown", "loop": "unknown"}
+    assert health["sata"]["attributes"]["self_assessment"] == "PASSED"
+    assert "USB bridge passes no SMART data" in health["usb"]["reasons"][0]
