@@ -7,7 +7,16 @@ The README lists the codes; keep them stable, scripts depend on them.
 
 from __future__ import annotations
 
+import enum
 from typing import ClassVar
+
+
+class Hint(enum.Enum):
+    """A next step each shell names its own way: the CLI with a flag, the TUI with a key
+    or a switch. The engine's action text states the facts; the shell adds the hint."""
+
+    RESUME_DELTA = "resume-delta"  # restore the same image again, writing only what differs
+    CONFIRM = "confirm"  # confirm the destructive step
 
 
 class RecoveryError(Exception):
@@ -16,16 +25,21 @@ class RecoveryError(Exception):
     code: ClassVar[int] = 1
     kind: ClassVar[str] = "error"
 
-    def __init__(self, title: str, action: str = "") -> None:
+    def __init__(self, title: str, action: str = "", hint: Hint | None = None) -> None:
         super().__init__(title)
         self.title = title
         self.action = action
+        self.hint = hint
 
     def __str__(self) -> str:
         return f"{self.title} {self.action}".strip()
 
     def as_dict(self) -> dict[str, object]:
-        return {"code": self.code, "kind": self.kind, "title": self.title, "action": self.action}
+        found: dict[str, object] = {"code": self.code, "kind": self.kind, "title": self.title,
+                                    "action": self.action}
+        if self.hint is not None:
+            found["hint"] = self.hint.value
+        return found
 
 
 class UsageError(RecoveryError):
@@ -181,8 +195,9 @@ class VerificationError(RecoveryError):
     code = 40
     kind = "verification"
 
-    def __init__(self, title: str, action: str = "", problems: list[str] | None = None) -> None:
-        super().__init__(title, action)
+    def __init__(self, title: str, action: str = "", problems: list[str] | None = None,
+                 hint: Hint | None = None) -> None:
+        super().__init__(title, action, hint)
         self.problems = problems or []
 
     def as_dict(self) -> dict[str, object]:

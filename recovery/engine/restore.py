@@ -43,6 +43,7 @@ from recovery.errors import (
     CancelledError,
     DeviceIOError,
     FailingTargetError,
+    Hint,
     ImageDamagedError,
     NotConfirmedError,
     SafetyError,
@@ -207,7 +208,7 @@ def execute_restore(plan: RestorePlan, events: EventSink = discard,
     except (DeviceIOError, CancelledError) as exc:
         # The engine's generic advice says "run it again"; a restore resumes only with
         # --delta, which skips the chunks the target already holds.
-        raise type(exc)(exc.title, RESUME_ADVICE) from exc
+        raise type(exc)(exc.title, RESUME_ADVICE, hint=Hint.RESUME_DELTA) from exc
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -232,8 +233,9 @@ def unreadable_warning(manifest: ImageManifest) -> str:
             "Windows after restoring; 'recovery images' lists every damaged file.")
 
 
-RESUME_ADVICE = ("The target is only partly restored. Check its cable and health, then run "
-                 "the same restore again with --delta: it writes only what is still missing "
+RESUME_ADVICE = ("The target is only partly restored. Check its cable and health; restoring "
+                 "the same image again, writing only the chunks that differ, writes only "
+                 "what is still missing "
                  "and verifies everything.")
 
 

@@ -26,6 +26,7 @@ from recovery.engine.disks import disks_holding, list_disks
 from recovery.errors import (
     DiskChangedError,
     FailingTargetError,
+    Hint,
     NotConfirmedError,
     SafetyError,
     SectorSizeMismatchError,
@@ -197,7 +198,7 @@ def confirmation_refusal(target: Disk, confirmed: bool) -> list[SafetyError]:
                       for p in target.partitions) or "no partitions"
     return [NotConfirmedError(
         f"Restoring will overwrite {target.describe()} (partitions {parts}).",
-        "Check that this is the right disk, then run again with --yes.")]
+        "Check that this is the right disk.", hint=Hint.CONFIRM)]
 
 
 def _same_disk(a: Disk | None, b: Disk) -> bool:

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 import blake3
 
 from recovery.errors import (
+    Hint,
     HiveError,
     NotConfirmedError,
     RecoveryError,
@@ -159,7 +160,7 @@ def rollback(request: RollbackRequest, events: EventSink = discard) -> RollbackS
 def not_confirmed(plan: RollbackPlan) -> NotConfirmedError:
     return NotConfirmedError(f"Rolling back {', '.join(plan.hives)} on "
                              f"{plan.volume.describe()} to {plan.point.id} was not confirmed.",
-                             "Run again with --yes to go ahead.")
+                             "Nothing was written.", hint=Hint.CONFIRM)
 
 
 @dataclass(frozen=True)
@@ -343,7 +344,7 @@ def undo(request: UndoRequest, events: EventSink = discard) -> UndoSummary:
         raise refusals[0]
     if not request.confirmed:
         raise NotConfirmedError(f"Undoing rollback {record.id} on {volume.describe()} was not "
-                                "confirmed.", "Run again with --yes to go ahead.")
+                                "confirmed.", "Nothing was written.", hint=Hint.CONFIRM)
     with _mounted(volume) as root, phase(events, "undo", f"Undoing rollback {record.id}"):
         restored = records.restore_record(root, record)
     verify_written(volume, record, expect_saved=True)

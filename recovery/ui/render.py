@@ -18,7 +18,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from recovery.errors import RecoveryError, VerificationError
+from recovery.errors import Hint, RecoveryError, VerificationError
 from recovery.events import Event, Notice, PhaseFinished, PhaseStarted
 from recovery.events import Progress as ProgressEvent
 
@@ -67,9 +67,20 @@ def print_json(document: Any) -> None:
     sys.stdout.write("\n")
 
 
+# How the command line says each engine hint (recovery.errors.Hint).
+CLI_HINTS = {Hint.RESUME_DELTA: "Run the same `recovery restore` again with --delta.",
+             Hint.CONFIRM: "Run again with --yes to go ahead."}
+
+
+def cli_action(error: RecoveryError) -> str:
+    """The engine's advice, with the flag that carries it out on this command line."""
+    hint = CLI_HINTS.get(error.hint) if error.hint is not None else None
+    return " ".join(part for part in (error.action, hint) if part)
+
+
 def print_error(error: RecoveryError, as_json: bool) -> None:
     if as_json:
-        print_json({"ok": False, "error": error.as_dict()})
+        print_json({"ok": False, "error": {**error.as_dict(), "action": cli_action(error)}})
         return
     console = Console(stderr=True, highlight=False)
     console.print(f"[bold red]error {error.code}:[/bold red] {error.title}", markup=True)
@@ -78,5 +89,5 @@ def print_error(error: RecoveryError, as_json: bool) -> None:
             console.print(f"  - {problem}", markup=False)
         if len(error.problems) > 50:
             console.print(f"  ... and {len(error.problems) - 50} more", markup=False)
-    if error.action:
-        console.print(f"[bold]what to do:[/bold] {error.action}", markup=True)
+    if cli_action(error):
+        console.print(f"[bold]what to do:[/bold] {cli_action(error)}", markup=True)

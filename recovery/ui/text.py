@@ -11,6 +11,7 @@ from recovery.engine.verify import VerifySummary
 from recovery.model.disk import Disk
 from recovery.model.layout import PartitionTable
 from recovery.store.images import ImageInfo
+from recovery.ui.render import cli_action
 from recovery.units import human_rate, human_size
 
 
@@ -46,7 +47,7 @@ def capture_plan(plan: CapturePlan) -> str:
         lines.append(f"  partition {planned.partition.number}: {planned.role:<8} "
                      f"{planned.volume.fs_type or '-':<9} used "
                      f"{human_size(planned.volume.used_bytes)} ({mark})")
-    lines += [f"refused: {r.title} {r.action}" for r in plan.refusals]
+    lines += [f"refused: {r.title} {cli_action(r)}" for r in plan.refusals]
     return "\n".join(lines)
 
 
@@ -137,7 +138,7 @@ def restore_plan(plan: RestorePlan) -> str:
     lines += layout_bars(plan)
     if target.health.needs_care:
         lines.append(f"target health: {target.health.describe()}")
-    lines += [f"refused: {r.title} {r.action}" for r in plan.refusals]
+    lines += [f"refused: {r.title} {cli_action(r)}" for r in plan.refusals]
     return "\n".join(lines)
 
 

@@ -19,6 +19,7 @@ from recovery.engine.restore import RestoreRequest, plan_restore, restore
 from recovery.engine.verify import verify
 from recovery.errors import (
     CancelledError,
+    Hint,
     ImageDamagedError,
     ImageIncompleteError,
     ImageNotFoundError,
@@ -34,6 +35,7 @@ from recovery.events import Event, Progress
 from recovery.store.objects import ChunkStore
 from recovery.sys import losetup
 from recovery.sys.run import run
+from recovery.ui.render import cli_action
 from recovery.units import MiB
 from tests.conftest import ext4_mounted
 
@@ -215,7 +217,9 @@ def test_interrupted_restore_resumes_with_delta(small_store: Path, small_disk: D
     with pytest.raises(CancelledError) as stopped:
         restore(RestoreRequest(small_store, "base", target, confirmed=True), stop_midway,
                 cancel)
-    assert "--delta" in stopped.value.action
+    # The engine states the fact; the CLI names the flag (recovery.errors.Hint).
+    assert stopped.value.hint is Hint.RESUME_DELTA and "--" not in stopped.value.action
+    assert "--delta" in cli_action(stopped.value)
     resumed = restore(RestoreRequest(small_store, "base", target, delta=True, confirmed=True))
     assert resumed.chunks_skipped > 0 and resumed.chunks_written > 0 and resumed.verified
     assert verify(small_store, "base", target).ok

@@ -141,3 +141,17 @@ def test_one_route_into_the_tui_with_or_without_verbose() -> None:
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": os.getcwd()}, check=True)
     assert "--verbose" in result.stdout and result.stdout.strip().endswith("no-cli")
+
+
+def test_engine_advice_is_worded_for_the_shell_that_shows_it() -> None:
+    """The engine states facts; the CLI adds the flag, the TUI the switch."""
+    from recovery.engine.restore import RESUME_ADVICE
+    from recovery.errors import DeviceIOError, Hint
+    from recovery.ui.render import cli_action
+    from recovery.ui.tui.screens.dialogs import tui_action
+
+    error = DeviceIOError("Write failed on /dev/sdb.", RESUME_ADVICE, hint=Hint.RESUME_DELTA)
+    assert "--" not in RESUME_ADVICE
+    assert cli_action(error).endswith("again with --delta.")
+    assert "--" not in tui_action(error) and "'Delta restore" in tui_action(error)
+    assert error.as_dict()["hint"] == "resume-delta"

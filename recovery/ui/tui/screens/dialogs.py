@@ -16,7 +16,18 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from recovery.errors import RecoveryError
+from recovery.errors import Hint, RecoveryError
+
+# How the TUI says each engine hint (recovery.errors.Hint): a key or a switch, not a flag.
+TUI_HINTS = {Hint.RESUME_DELTA: "Restore the same image to this disk again with "
+                                "'Delta restore: write only chunks that differ' ticked.",
+             Hint.CONFIRM: "Confirm in the dialog to go ahead."}
+
+
+def tui_action(error: RecoveryError) -> str:
+    """The engine's advice, with the key or switch that carries it out in the TUI."""
+    hint = TUI_HINTS.get(error.hint) if error.hint is not None else None
+    return " ".join(part for part in (error.action, hint) if part)
 
 
 class ErrorDialog(ModalScreen[None]):
@@ -33,8 +44,9 @@ class ErrorDialog(ModalScreen[None]):
             yield Label(f"Error {self.error.code}: {self.error.kind}", classes="dialog-title",
                         markup=False)
             yield Static(self.error.title, id="error-title", markup=False)
-            if self.error.action:
-                yield Static(f"What to do: {self.error.action}", id="error-action", markup=False)
+            if tui_action(self.error):
+                yield Static(f"What to do: {tui_action(self.error)}", id="error-action",
+                             markup=False)
             problems = getattr(self.error, "problems", None)
             if problems:
                 yield Static("\n".join(f"- {p}" for p in problems[:12]), id="error-problems",

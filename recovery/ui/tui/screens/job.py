@@ -27,7 +27,7 @@ from recovery.errors import CancelledError, RecoveryError
 from recovery.events import Event, EventSink
 from recovery.ui.tui.actionlog import ActionLog
 from recovery.ui.tui.progress_model import ProgressModel, format_duration
-from recovery.ui.tui.screens.dialogs import ConfirmDialog
+from recovery.ui.tui.screens.dialogs import ConfirmDialog, tui_action
 from recovery.ui.tui.workers import as_recovery_error
 from recovery.units import human_rate, human_size
 
@@ -171,7 +171,7 @@ def settle(app: RecoveryApp, outcome: JobOutcome[T] | None, what: str) -> T | No
     if outcome.error is not None:
         if outcome.cancelled:
             app.log_file.error(outcome.error)
-            app.notify(f"The {what} was cancelled. {outcome.error.action}".strip(),
+            app.notify(f"The {what} was cancelled. {tui_action(outcome.error)}".strip(),
                        severity="warning")
         else:
             app.show_error(outcome.error)
