@@ -31,6 +31,7 @@ list_files() { (cd "$REPO" && find "$@" -type f ! -name '*.pyc' ! -path '*/__pyc
 
 BASE_KEY="$(hash_of "$HERE/packages.txt" "$HERE/exclude.txt" "$HERE/requirements.txt" \
   $(list_files image-build/initramfs | sed "s|^|$REPO/|") \
+  "$HERE/initramfs-hook-no-net" \
   <(sed -n '/^# BASE-STAGE-BEGIN/,/^# BASE-STAGE-END/p' "$0"))"
 ISO_KEY="$(cd "$REPO" && hash_of <(echo "$BASE_KEY") $(list_files recovery image-build pyproject.toml))"
 
@@ -65,11 +66,16 @@ if [ ! -f "$BASE" ]; then
   pipwheel="$(basename "$(ls "$WHEELS"/pip-*.whl)")"
   packages="$(grep -v -e '^#' -e '^$' "$HERE/packages.txt" | paste -sd, -)"
   mmdebstrap --mode=root --variant=minbase --include="$packages" \
+    --components=main,non-free-firmware \
     --aptopt='APT::Install-Recommends "false"' "${excludes[@]}" \
     --dpkgopt='path-include=/usr/share/locale/locale.alias' \
+    --dpkgopt='path-include=/lib/firmware/rtl_nic/*' \
+    --dpkgopt='path-include=/usr/lib/firmware/rtl_nic/*' \
     --setup-hook='mkdir -p "$1/etc/initramfs-tools/conf.d"' \
     --setup-hook="cp '$HERE/initramfs.conf' \"\$1/etc/initramfs-tools/conf.d/recovery.conf\"" \
     --setup-hook="mkdir -p \"\$1/etc/initramfs-tools/scripts\" && cp -r '$HERE/initramfs/.' \"\$1/etc/initramfs-tools/scripts/\"" \
+    --setup-hook='mkdir -p "$1/etc/initramfs-tools/hooks"' \
+    --setup-hook="install -m 755 '$HERE/initramfs-hook-no-net' \"\$1/etc/initramfs-tools/hooks/recovery-no-net\"" \
     --customize-hook="mkdir -p \"\$1/tmp/wheels\" && cp '$WHEELS'/*.whl '$HERE/requirements.txt' \"\$1/tmp/wheels/\"" \
     --customize-hook="chroot \"\$1\" python3 /tmp/wheels/$pipwheel/pip install -q --no-index --find-links /tmp/wheels --break-system-packages --root-user-action=ignore --no-warn-script-location -r /tmp/wheels/requirements.txt" \
     --customize-hook='rm -rf "$1/tmp/wheels" "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/*' \
@@ -101,14 +107,16 @@ rm -rf "$ROOT/tmp/ours"
 chroot "$ROOT" python3 -m compileall -q -j 0 /usr/local/lib/python3.11/dist-packages
 cp -a "$HERE/rootfs/." "$ROOT/"
 chroot "$ROOT" systemctl -q enable recovery-console@tty1.service recovery-console@ttyS0.service \
-  recovery-unattended.service getty@tty2.service
+  recovery-unattended.service getty@tty2.service systemd-networkd.service
 # Consoles belong to the recovery program; no swap, no timers that touch the disks or network
 # (smartd would poll every disk, the failing one too: health is read once, when listed).
 for unit in getty@tty1.service serial-getty@ttyS0.service swap.target \
     smartmontools.service smartd.service \
     apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
     fstrim.timer getty-static.service keyboard-setup.service console-setup.service \
-    systemd-networkd.service systemd-resolved.service; do
+    systemd-networkd-wait-online.service systemd-resolved.service \
+    rpcbind.service rpcbind.socket nfs-client.target rpc-statd.service \
+    rpc-statd-notify.service nfs-blkmap.service ssh.service; do
   ln -sf /dev/null "$ROOT/etc/systemd/system/$unit"
 done
 echo recovery > "$ROOT/etc/hostname"

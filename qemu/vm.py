@@ -79,7 +79,12 @@ def use_kvm() -> bool:
 class VM:
     def __init__(self, machine: Machine, medium: BootMedium, workdir: Path,
                  disks: Mapping[str, Path] | None = None, *, timeout: float = 600,
-                 log_name: str = "serial.log") -> None:
+                 log_name: str = "serial.log",
+                 guestfwd: Mapping[str, int] | None = None) -> None:
+        """`guestfwd`: {"10.0.2.100:445": host port}: the guest gets an Intel e1000e NIC on
+        user-mode networking with restrict=on (DHCP from QEMU, nothing else reachable) and
+        reaches only these servers, all on the host's 127.0.0.1."""
+        self.guestfwd = dict(guestfwd) if guestfwd is not None else None
         self.machine = machine
         self.medium = medium
         self.workdir = Path(workdir)
@@ -314,6 +319,11 @@ class VM:
         for index, disk in enumerate(machine.disks):
             argv += self._disk_args(index, disk, sata_port)
             sata_port += disk.bus == "sata"
+        if self.guestfwd is not None:
+            rules = "".join(f",guestfwd=tcp:{guest}-tcp:127.0.0.1:{port}"
+                            for guest, port in self.guestfwd.items())
+            argv += ["-netdev", f"user,id=net0,restrict=on{rules}",
+                     "-device", "e1000e,netdev=net0"]
         return argv
 
     def _firmware_args(self) -> list[str]:

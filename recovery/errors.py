@@ -130,6 +130,35 @@ class DestinationError(RecoveryError):
     kind = "destination"
 
 
+class StoreLockedError(StoreError):
+    """Another job holds a lock on the store that this job cannot share."""
+
+    code = 27
+    kind = "store-locked"
+
+
+class StoreReadOnlyError(StoreError):
+    """The store (a share or drive) cannot be written."""
+
+    code = 28
+    kind = "store-read-only"
+
+
+# --- network stores ------------------------------------------------------------------------
+class NetworkError(StoreError):
+    """A network store's server cannot be reached, or stopped answering during a job."""
+
+    code = 70
+    kind = "network"
+
+
+class LoginError(StoreError):
+    """The server refused the user, password or key, or its host key is unknown or changed."""
+
+    code = 71
+    kind = "login"
+
+
 # --- safety gate ---------------------------------------------------------------------------
 class SafetyError(RecoveryError):
     """A destructive action was refused before anything was written."""

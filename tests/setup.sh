@@ -10,6 +10,9 @@ APT_PACKAGES=(
   # the live ISO build (image-build/build.sh) and the QEMU end-to-end tests (qemu/)
   mmdebstrap squashfs-tools xorriso grub-pc-bin grub-efi-amd64-bin grub-efi-amd64-signed
   shim-signed ovmf qemu-system-x86 e2fsprogs
+  # network image stores: servers the tests start on 127.0.0.1 (tests/netstore/servers.py),
+  # the SSH store's client (the host kernel has no cifs or NFS client: those run in QEMU)
+  openssh-server openssh-client sshfs samba
 )
 
 missing=()
@@ -20,7 +23,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # The server packages' own services must never start (they would listen on every
+  # address): the tests run their servers with throwaway configs on 127.0.0.1.
+  own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    systemctl disable --now ssh.service smbd.service nmbd.service 2>/dev/null || true
+  fi
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 \

@@ -59,6 +59,7 @@ from recovery.model.manifest import (
     RawArea,
     SourceIdentity,
 )
+from recovery.registry.identity import computer_name
 from recovery.store.images import default_image_name
 from recovery.store.index import ChunkRef, ImageIndex, PartitionIndex
 from recovery.store.objects import ChunkStore
@@ -240,27 +241,35 @@ def execute_capture(plan: CapturePlan, events: EventSink = discard,
         for warning in plan.warnings:
             events(Notice(warning, "warning"))
         store = ChunkStore.open(request.store, create=True)
-        _check_space(store, plan, events)
-        identity = source_identity(plan.disk)
-        # Repeating an interrupted capture continues it, even when the default name's
-        # minute has changed since.
-        name = (request.name or store.resumable_image(identity)
-                or default_image_name(identity, datetime.now(UTC),
-                                      [image.name for image in store.list_images()]))
-        writer = store.begin_image(name, source=identity)
-        counter = _Counter()
-        raw_areas = _capture_boot_areas(device, plan.table, store, counter)
-        parts_index, parts_meta = [], []
-        with phase(events, "capture", f"Capturing {plan.disk.node.name}",
-                   plan.used_bytes) as tracker:
-            tracker.tally = counter.tally
-            job = _PartitionJob(device, store, counter, request, identity.stable_id, events,
-                                tracker.advance, cancel, _sampler(request))
-            rescued = _rescue(job, plan) if request.rescue else None
-            for planned in plan.partitions:
-                index, meta = _capture_partition(job, planned, rescued)
-                parts_index.extend(index)
-                parts_meta.append(meta)
+        # Other jobs may use the store at the same time; none may prune it meanwhile.
+        with store.locked("capture"):
+            return _capture_locked(plan, store, device, started, events, cancel)
+
+
+def _capture_locked(plan: CapturePlan, store: ChunkStore, device: BlockDevice,
+                    started: float, events: EventSink, cancel: threading.Event | None
+                    ) -> CaptureSummary:
+    request = plan.request
+    _check_space(store, plan, events)
+    identity = source_identity(plan.disk)
+    # Repeating an interrupted capture continues it, even when the default name's minute
+    # has changed since; a capture another running job writes is never joined.
+    writer = store.begin_capture(request.name, identity, lambda taken: default_image_name(
+        identity, datetime.now(UTC), taken))
+    name = writer.name
+    counter = _Counter()
+    raw_areas = _capture_boot_areas(device, plan.table, store, counter)
+    parts_index, parts_meta = [], []
+    with phase(events, "capture", f"Capturing {plan.disk.node.name}",
+               plan.used_bytes) as tracker:
+        tracker.tally = counter.tally
+        job = _PartitionJob(device, store, counter, request, identity.stable_id, events,
+                            tracker.advance, cancel, _sampler(request))
+        rescued = _rescue(job, plan) if request.rescue else None
+        for planned in plan.partitions:
+            index, meta = _capture_partition(job, planned, rescued)
+            parts_index.extend(index)
+            parts_meta.append(meta)
     stats = counter.stats(time.monotonic() - started)
     if rescued is not None:
         found = rescued.stats
@@ -270,13 +279,21 @@ def execute_capture(plan: CapturePlan, events: EventSink = discard,
     manifest = ImageManifest.build(
         name=name, created=datetime.now(UTC), tool_version=__version__,
         host=socket.gethostname(), chunk_size=request.chunk_size, source=identity,
-        table=plan.table, raw_areas=tuple(raw_areas), partitions=tuple(parts_meta),
-        stats=stats)
+        computer=_computer_name(request.source, plan), table=plan.table,
+        raw_areas=tuple(raw_areas), partitions=tuple(parts_meta), stats=stats)
     writer.commit(manifest, ImageIndex(partitions=tuple(parts_index)))
     partitions = [{**planned.to_dict(), "reused_from": meta.reused_from or None,
                    "reuse_check": meta.reuse_check or None, **_rescue_facts(meta)}
                   for planned, meta in zip(plan.partitions, parts_meta, strict=True)]
     return CaptureSummary(name, str(request.store), partitions, stats, plan.warnings)
+
+
+def _computer_name(source: Path, plan: CapturePlan) -> str:
+    """The Windows computer name, for finding this PC's images on a shared store."""
+    for planned in plan.partitions:
+        if planned.role == "system":
+            return computer_name(source, planned.partition.start, planned.partition.size)
+    return ""
 
 
 def _recheck(plan: CapturePlan, store: Path, device: BlockDevice) -> None:

@@ -198,13 +198,15 @@ def execute_restore(plan: RestorePlan, events: EventSink = discard,
                          "a resized volume no longer matches the image chunk for chunk.",
                          "Run the restore without --delta (an interrupted one starts over).")
     store = ChunkStore.open(request.store)
-    _check_chunks_present(store, plan)
     summary = RestoreSummary(manifest.name, plan.target.describe(), request.delta,
                              unreadable_bytes=manifest.unreadable_bytes)
     if manifest.unreadable_bytes:
         events(Notice(unreadable_warning(manifest), "warning"))
     try:
-        _run_restore(plan, store, summary, events, cancel)
+        # Shared with other jobs; keeps a prune from removing chunks this image needs.
+        with store.locked("restore", image=manifest.name, read_only_ok=True):
+            _check_chunks_present(store, plan)
+            _run_restore(plan, store, summary, events, cancel)
     except (DeviceIOError, CancelledError) as exc:
         # The engine's generic advice says "run it again"; a restore resumes only with
         # --delta, which skips the chunks the target already holds.

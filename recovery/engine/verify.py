@@ -127,8 +127,9 @@ def verify(store_path: Path, image: str, target: Path | None = None,
     manifest, index = store.load_image(image)
     summary = VerifySummary(image, str(target) if target else None,
                             unreadable_bytes=manifest.unreadable_bytes)
-    _check_store_chunks(store, manifest, index, summary, events, cancel)
-    _record_image_check(store, image, summary, events)
+    with store.locked("verify", image=image, read_only_ok=True):
+        _check_store_chunks(store, manifest, index, summary, events, cancel)
+        _record_image_check(store, image, summary, events)
     if target is not None:
         _check_target(target, store, manifest, index, summary, events, cancel)
     summary.seconds = time.monotonic() - started

@@ -133,6 +133,7 @@ class ImageManifest:
     host: str
     chunk_size: int
     source: SourceIdentity
+    computer: str = ""  # the Windows computer name (SYSTEM hive), "" when not found
     table: PartitionTable
     raw_areas: tuple[RawArea, ...] = ()
     partitions: tuple[PartitionImage, ...] = ()
@@ -146,12 +147,14 @@ class ImageManifest:
     def build(cls, *, name: str, created: datetime, tool_version: str, host: str,
               chunk_size: int, source: SourceIdentity, table: PartitionTable,
               raw_areas: tuple[RawArea, ...] = (), partitions: tuple[PartitionImage, ...] = (),
-              stats: CaptureStats | None = None) -> ImageManifest:
-        """A new, unsealed manifest; `created` becomes ISO 8601 UTC."""
-        fmt = MANIFEST_FORMAT if any(p.unreadable for p in partitions) else 1
+              stats: CaptureStats | None = None, computer: str = "") -> ImageManifest:
+        """A new, unsealed manifest; `created` becomes ISO 8601 UTC. Format 2 only when a
+        format-2 field (unreadable ranges, the computer name) is used."""
+        newer = computer or any(p.unreadable for p in partitions)
+        fmt = MANIFEST_FORMAT if newer else 1
         return cls(format=fmt, name=name, created=utc_timestamp(created),
                    tool_version=tool_version, host=host, chunk_size=chunk_size, source=source,
-                   table=table, raw_areas=raw_areas, partitions=partitions,
+                   computer=computer, table=table, raw_areas=raw_areas, partitions=partitions,
                    stats=stats or CaptureStats())
 
     def partition(self, number: int) -> PartitionImage:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import shutil
 import threading
 from pathlib import Path
@@ -20,13 +21,16 @@ from recovery.units import human_size
 _SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 _counter = iter(range(1, 2**63))
 _counter_lock = threading.Lock()
+# Two PCs writing the same chunk into a shared store may run under the same pid.
+_TOKEN = secrets.token_hex(4)
 
 
 def temp_name(final: Path) -> Path:
-    """A name in the same directory (so rename is atomic) that no other writer uses."""
+    """A name in the same directory (so rename is atomic) that no other writer uses, on
+    this PC or another one sharing the store."""
     with _counter_lock:
         serial = next(_counter)
-    return final.with_name(f".{final.name}.{os.getpid()}-{serial}.tmp")
+    return final.with_name(f".{final.name}.{os.getpid()}-{serial}-{_TOKEN}.tmp")
 
 
 def free_bytes(path: Path) -> int:

@@ -9,6 +9,7 @@ same capture resumes (its chunks are already in the store and are not written ag
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import os
 import re
 from collections.abc import Collection
@@ -66,9 +67,20 @@ class ImageInfo:
         """The source disk's stable id ("" when damaged): has this PC been captured?"""
         return self.manifest.source.stable_id if self.manifest else self.capture_source
 
+    @property
+    def computer(self) -> str:
+        """The Windows computer name the image was taken from ("" when unknown)."""
+        return self.manifest.computer if self.manifest else ""
+
+    def matches_computer(self, pattern: str) -> bool:
+        """`pattern` is a computer name, case-insensitive, '*' and '?' allowed."""
+        return bool(self.computer) and fnmatch.fnmatchcase(self.computer.casefold(),
+                                                           pattern.casefold())
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "state": self.state,
-                               "complete": self.complete, "created": self.created}
+                               "complete": self.complete, "created": self.created,
+                               "computer": self.computer}
         if self.problem:
             out["problem"] = self.problem
         if self.source_id:
@@ -104,6 +116,7 @@ class ImageWriter:
         """
         if self.finished:
             raise RuntimeError(f"image writer for {self.name} is already finished")
+        self.store.check_lock()
         final = self.store.images_dir / self.name
         if final.exists():
             raise _exists_error(self.name, self.store.root)
@@ -182,10 +195,12 @@ def default_image_name(source: SourceIdentity, when: datetime,
     return name
 
 
-def resumable(images_dir: Path, source_id: str) -> str | None:
-    """The newest interrupted capture of the disk `source_id`, to continue it."""
+def resumable(images_dir: Path, source_id: str, busy: Collection[str] = ()) -> str | None:
+    """The newest interrupted capture of the disk `source_id`, to continue it; `busy`:
+    captures running jobs are writing right now."""
     candidates = [info for info in list_all(images_dir)
-                  if info.state == "incomplete" and source_id and info.source_id == source_id]
+                  if info.state == "incomplete" and source_id and info.source_id == source_id
+                  and info.name not in busy]
     return max(candidates, key=lambda info: info.created).name if candidates else None
 
 

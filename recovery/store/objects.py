@@ -13,17 +13,26 @@ never stored (the index flags them). Methods are safe to call from worker thread
 from __future__ import annotations
 
 import errno
+import random
 import threading
+import time
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import blake3
 import yaml
 import zstandard
 
-from recovery.errors import ImageDamagedError, StoreError
+from recovery.errors import (
+    ImageDamagedError,
+    StoreError,
+    StoreLockedError,
+    StoreReadOnlyError,
+)
 from recovery.model.manifest import ImageManifest, RawArea, SourceIdentity, utc_timestamp
-from recovery.store import files, images, prune, verified
+from recovery.store import files, images, locks, prune, verified
 from recovery.store.images import default_image_name
 from recovery.store.index import ImageIndex
 from recovery.sys.directio import read_file_direct
@@ -52,6 +61,7 @@ class ChunkStore:
         self._dirty_lock = threading.Lock()
         self._dirty_dirs: set[Path] = set()
         self._known_dirs: set[Path] = set()
+        self._lock: locks.StoreLock | None = None
 
     def __repr__(self) -> str:
         return f"ChunkStore({str(self.root)!r})"
@@ -209,9 +219,72 @@ class ChunkStore:
         same disk find this one again (`resumable_image`)."""
         return images.begin(self, name, source.stable_id if source else "")
 
+    def begin_capture(self, requested: str | None, source: SourceIdentity,
+                      new_name: Callable[[Collection[str]], str]) -> images.ImageWriter:
+        """Start the capture of `source` under this job's lock: as `requested`, else by
+        resuming its interrupted capture that no running job is writing, else under
+        `new_name(names taken)`. The name is claimed in the lock before anything is
+        written, so two jobs capturing the same PC at once never share a folder."""
+        for _attempt in range(50):
+            busy = self.images_being_captured()
+            if requested and requested in busy:
+                raise StoreLockedError(
+                    f"Image {requested} in {self.root} is being captured right now by "
+                    f"{busy[requested].describe()}.",
+                    "Choose another --name, or wait until that capture has finished.")
+            name = (requested or images.resumable(self.images_dir, source.stable_id, busy)
+                    or new_name({*busy, *(i.name for i in self.list_images())}))
+            if self._lock is None:
+                return self.begin_image(name, source)
+            self._lock.claim(name)
+            if name not in self.images_being_captured():
+                return self.begin_image(name, source)
+            self._lock.claim("")  # another job claimed it at the same moment: back off
+            time.sleep(random.uniform(0.05, 0.3))
+        raise StoreLockedError(f"No free image name could be claimed in {self.root}.",
+                               "Give a name with --name and run the capture again.")
+
     def resumable_image(self, source: SourceIdentity) -> str | None:
-        """Name of the newest interrupted capture of `source`, or None."""
-        return images.resumable(self.images_dir, source.stable_id)
+        """Name of the newest interrupted capture of `source` no running job writes, or
+        None."""
+        return images.resumable(self.images_dir, source.stable_id,
+                                self.images_being_captured())
+
+    # --- locks (recovery.store.locks) ----------------------------------------------------
+    @contextmanager
+    def locked(self, job: str, *, exclusive: bool = False, image: str = "",
+               wait_seconds: float = 10.0, read_only_ok: bool = False
+               ) -> Iterator[locks.StoreLock | None]:
+        """Hold a shared (capture, restore, verify) or exclusive (delete, prune) lock.
+
+        `read_only_ok`: a job that only reads runs unlocked on a store it cannot write
+        (a read-only share or drive), as it could not be pruned through that mount either.
+        """
+        try:
+            lock = locks.acquire(self.root, job, exclusive=exclusive, image=image,
+                                 wait_seconds=wait_seconds)
+        except StoreReadOnlyError:
+            if not read_only_ok:
+                raise
+            yield None
+            return
+        self._lock = lock
+        try:
+            yield lock
+        finally:
+            self._lock = None
+            lock.release()
+
+    def check_lock(self) -> None:
+        """StoreError when this job's lock was lost (another job took it for stale)."""
+        if self._lock is not None:
+            self._lock.check()
+
+    def images_being_captured(self) -> dict[str, locks.LockInfo]:
+        """Images other running jobs are capturing, by name."""
+        own = self._lock.info if self._lock else None
+        return {info.image: info for info in locks.live_locks(self.root, own)
+                if info.job == "capture" and info.image}
 
     def list_images(self) -> list[images.ImageInfo]:
         return images.list_all(self.images_dir)
@@ -224,11 +297,13 @@ class ChunkStore:
         images.check_name(name)
         verified.record(self.images_dir / name, verification, self.root)
 
-    def remove_image(self, name: str) -> None:
-        prune.remove_image(self, name)
+    def remove_image(self, name: str, wait_seconds: float = 10.0) -> None:
+        with self.locked("delete", exclusive=True, image=name, wait_seconds=wait_seconds):
+            prune.remove_image(self, name)
 
-    def collect_garbage(self) -> prune.PruneReport:
-        return prune.collect(self)
+    def collect_garbage(self, wait_seconds: float = 10.0) -> prune.PruneReport:
+        with self.locked("prune", exclusive=True, wait_seconds=wait_seconds):
+            return prune.collect(self)
 
 
 def _unreachable(path: Path, error: OSError) -> StoreError:

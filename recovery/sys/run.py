@@ -22,6 +22,8 @@ PACKAGE_OF = {
     "partclone.ntfs": "partclone", "udevadm": "udev", "qemu-img": "qemu-utils",
     "fusermount": "fuse3", "systemctl": "systemd", "vshadowinfo": "libvshadow-utils",
     "partclone.fat": "partclone", "mdel": "mtools", "mtype": "mtools", "umount": "mount",
+    "sshfs": "sshfs", "ssh-keyscan": "openssh-client", "ssh-keygen": "openssh-client",
+    "mount.cifs": "cifs-utils", "mount.nfs": "nfs-common", "mount": "mount", "ip": "iproute2",
     "fusermount3": "fuse3", "ntfsresize": "ntfs-3g",
     "smartctl": "smartmontools",
 }
@@ -88,3 +90,24 @@ def run_streaming(argv: Sequence[str], consume: Callable[[bytes], None], *,
         raise ToolError(f"'{line}' failed (exit {process.returncode}): {stderr.strip()[-400:]}",
                         "See the log for the full output.")
     return stderr
+
+
+def run_leaving_daemon(argv: Sequence[str], *, input_bytes: bytes | None = None,
+                       timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+    """Run a tool that leaves a process behind (sshfs leaves ssh running): its output goes
+    to a temporary file, since the daemon would hold a pipe open and `run` would wait for
+    it forever. Not checked: the caller reads the exit status and the output."""
+    require_tool(argv[0])
+    log.debug("run (leaves a daemon): %s", shlex.join(argv))
+    with tempfile.TemporaryFile() as output:
+        try:
+            result = subprocess.run(list(argv), input=input_bytes, stdout=output,
+                                    stderr=subprocess.STDOUT, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise ToolError(f"'{argv[0]}' did not finish within {timeout:.0f} s.",
+                            "The server may not be answering; check the network and "
+                            "retry.") from exc
+        output.seek(0)
+        result.stdout = output.read()
+    log.debug("output: %s", result.stdout.decode(errors="replace").strip())
+    return result

@@ -41,7 +41,9 @@ from recovery.store.objects import ChunkStore
 from recovery.sys.joblock import machine_job
 from recovery.ui import text
 from recovery.ui.cli_explore import register as register_explore
+from recovery.ui.cli_netstore import add_store_argument, register_network, store_for_job
 from recovery.ui.cli_restore_points import register as register_restore_points
+from recovery.ui.cli_store import register as register_store_commands
 from recovery.ui.render import ProgressRenderer, print_error, print_json
 from recovery.units import parse_size
 
@@ -62,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cap = commands.add_parser("capture", help="capture a disk into an image store")
     cap.add_argument("source", type=Path, help="whole disk (/dev/sda) or raw disk-image file")
-    cap.add_argument("--store", type=Path, required=True, help="image store directory")
+    add_store_argument(cap)
     cap.add_argument("--name", help="image name (default: model and date)")
     cap.add_argument("--partitions", default="all", metavar="ROLE|NUMBER,...|all",
                      help="roles (boot,reserved,system,data,unknown) and/or partition "
@@ -87,17 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
     _json_flag(cap).set_defaults(handler=cmd_capture)
 
     images = commands.add_parser("images", help="list the images in a store")
-    images.add_argument("--store", type=Path, required=True)
+    add_store_argument(images)
+    images.add_argument("--computer", metavar="NAME", help="only images of this Windows "
+                        "computer name (case-insensitive; * and ? match any characters)")
     _json_flag(images).set_defaults(handler=cmd_images)
 
     ver = commands.add_parser("verify", help="check an image, and optionally a disk against it")
-    ver.add_argument("--store", type=Path, required=True)
+    add_store_argument(ver)
     ver.add_argument("name", help="image name")
     ver.add_argument("--target", type=Path, help="also compare this disk with the image")
     _json_flag(ver).set_defaults(handler=cmd_verify)
 
     res = commands.add_parser("restore", help="restore an image onto a whole disk")
-    res.add_argument("--store", type=Path, required=True)
+    add_store_argument(res)
     res.add_argument("name", help="image name")
     res.add_argument("target", type=Path, help="whole disk or raw disk-image file to overwrite")
     res.add_argument("--delta", action="store_true",
@@ -123,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "passed on: --store PATH, --log FILE, --udev-record FILE)",
                               add_help=False)
     tui.set_defaults(handler=cmd_tui, json=False)
+    register_store_commands(commands)
+    register_network(commands)
     register_restore_points(commands)
     register_explore(commands)
     return parser
@@ -155,8 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     as_json = bool(getattr(args, "json", False))
     try:
         if as_json or not sys.stderr.isatty():
-            return handler(args, discard)
-        with ProgressRenderer() as renderer:
+            with store_for_job(args, discard):
+                return handler(args, discard)
+        with ProgressRenderer() as renderer, store_for_job(args, renderer):
             return handler(args, renderer)
     except KeyboardInterrupt:
         print_error(CancelledError("Stopped by Ctrl-C.", "Nothing half-done is shown as "
@@ -208,10 +215,13 @@ def cmd_capture(args: argparse.Namespace, events: EventSink) -> int:
 
 def cmd_images(args: argparse.Namespace, events: EventSink) -> int:
     images = ChunkStore.open(args.store).list_images()
+    if args.computer:
+        images = [image for image in images if image.matches_computer(args.computer)]
     if args.json:
         print_json({"store": str(args.store), "images": [i.to_dict() for i in images]})
     else:
-        print(text.images(images))
+        print(text.images(images) if images or not args.computer else
+              f"No images of computer {args.computer} in this store.")
     return 0
 
 

@@ -16,6 +16,7 @@ from recovery.engine.extract import ExtractRequest, ExtractSummary, extract
 from recovery.errors import ImageDamagedError, UsageError
 from recovery.events import EventSink
 from recovery.fs.browse import FileEntry
+from recovery.ui.cli_netstore import add_store_argument
 from recovery.ui.render import print_json
 from recovery.units import human_size
 
@@ -49,7 +50,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     diff = commands.add_parser("diff", help="files added, removed and changed between two "
                                "images of the same PC")
-    diff.add_argument("--store", type=Path, required=True)
+    add_store_argument(diff)
     diff.add_argument("old", help="the older image")
     diff.add_argument("new", help="the newer image")
     diff.add_argument("--partition", type=int, help="partition number (default: Windows)")
@@ -59,7 +60,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _image_command(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
                    help_text: str, handler: Handler) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text)
-    parser.add_argument("--store", type=Path, required=True, help="image store directory")
+    add_store_argument(parser)
     parser.add_argument("name", help="image name")
     parser.add_argument("--partition", type=int,
                         help="partition number (default: the Windows volume)")

@@ -101,7 +101,8 @@ def images(found: list[ImageInfo]) -> str:
         manifest = info.manifest
         parts = ", ".join(f"{p.number}:{p.role}" for p in manifest.captured_partitions)
         checked = info.verified.describe() if info.verified else "not verified yet"
-        lines.append(f"{info.name}  {manifest.created}  {manifest.source.model} "
+        computer = f"{manifest.computer}  " if manifest.computer else ""
+        lines.append(f"{info.name}  {manifest.created}  {computer}{manifest.source.model} "
                      f"(serial {manifest.source.serial or '-'}) "
                      f"{human_size(manifest.source.size)}  partitions {parts}  [{checked}]")
         if manifest.unreadable_bytes:

@@ -2,6 +2,8 @@
 
     recovery.run=capture|restore|verify|rollback|tui|shell
     recovery.store=LABEL:path | /dev/NODE:path   file system holding the store, directory in it
+    recovery.store=smb://...|nfs://...|ssh://...  a network store (docs/network-stores.md);
+    recovery.credentials=LABEL:path              its credentials file, e.g. on the USB stick
     recovery.image=NAME  recovery.source=SERIAL|ID  recovery.target=SERIAL|ID  recovery.yes=1
     recovery.rescue=1                     (capture: a failing disk, `capture --rescue`; a
                                           capture with unreadable areas ends in FAIL, exit 14)
@@ -36,13 +38,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO, cast
 
-from recovery.errors import RecoveryError, SourceError, UsageError
+from recovery.errors import NetworkError, RecoveryError, SourceError, UsageError
 from recovery.model.disk import Disk, DiskPartition
+from recovery.model.netstore import is_url, parse_url
 
 JOBS = ("capture", "restore", "verify", "rollback")
 INTERACTIVE = ("tui", "shell")
 RESULT_PREFIX = "RECOVERY-RESULT:"
 STORE_WAIT_SECONDS = 60.0
+NETWORK_WAIT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,11 @@ class StoreSpec:
     path: str
     label: str = ""
     device: Path | None = None
+    url: str = ""  # a network store: smb://, nfs://, ssh:// (never holds a secret)
 
     def describe(self) -> str:
+        if self.url:
+            return self.url
         where = str(self.device) if self.device else f"the file system labelled '{self.label}'"
         return f"{self.path} on {where}"
 
@@ -63,6 +70,7 @@ class StoreSpec:
 class UnattendedJob:
     run: str
     store: StoreSpec | None = None
+    credentials: StoreSpec | None = None  # the credentials file of a network store
     image: str = ""
     source: str = ""
     target: str = ""
@@ -79,6 +87,9 @@ class UnattendedJob:
 
 
 def parse_store(value: str) -> StoreSpec:
+    if is_url(value):
+        parse_url(value)  # a malformed URL or one holding a password stops here
+        return StoreSpec(path="", url=value)
     where, sep, path = value.partition(":")
     if not sep or not where:
         raise UsageError(f"recovery.store={value} names no file system.",
@@ -104,6 +115,8 @@ def parse_cmdline(cmdline: str) -> UnattendedJob | None:
                          f"Use one of {', '.join(JOBS + INTERACTIVE)}.")
     job = UnattendedJob(
         run=run, store=parse_store(options["store"]) if options.get("store") else None,
+        credentials=(_parse_file(options["credentials"]) if options.get("credentials")
+                     else None),
         image=options.get("image", ""), source=options.get("source", ""),
         target=options.get("target", ""), yes=options.get("yes", "") in ("1", "yes", "true"),
         volume=options.get("volume", ""), point=options.get("point", ""),
@@ -111,6 +124,15 @@ def parse_cmdline(cmdline: str) -> UnattendedJob | None:
         rescue=options.get("rescue", "") in ("1", "yes", "true"))
     _check_complete(job)
     return job
+
+
+def _parse_file(value: str) -> StoreSpec:
+    location = parse_store(value)
+    if location.url or location.path == "/":
+        raise UsageError(f"recovery.credentials={value} names no file on a file system.",
+                         "Write recovery.credentials=LABEL:path/to/file, e.g. "
+                         "recovery.credentials=STICK:/nas.cred.")
+    return location
 
 
 def _check_complete(job: UnattendedJob) -> None:
@@ -124,12 +146,17 @@ def _check_complete(job: UnattendedJob) -> None:
             "Edit the boot entry (press e in the boot menu) and add the missing options.")
 
 
-def cli_arguments(job: UnattendedJob, store_dir: Path | None, resolve: Callable[[str], str]
+def cli_arguments(job: UnattendedJob, store_dir: Path | str | None,
+                  resolve: Callable[[str], str], credentials: Path | None = None
                   ) -> list[str]:
-    """The `recovery` command line for the job; `resolve` turns a serial or id into a node."""
-    if job.run == "rollback":
-        return rollback_arguments(job, store_dir, resolve)
+    """The `recovery` command line for the job; `resolve` turns a serial or id into a node.
+    `store_dir` is a mounted directory or a store URL (the CLI mounts it)."""
+    if job.run == "rollback":  # its undo copy goes to a store on a drive only
+        return rollback_arguments(job, store_dir if isinstance(store_dir, Path) else None,
+                                  resolve)
     store = ["--store", str(store_dir)]
+    if credentials is not None:
+        store += ["--credentials", str(credentials)]
     if job.run == "capture":
         name = ["--name", job.image] if job.image else []
         rescue = ["--rescue"] if job.rescue else []
@@ -203,6 +230,26 @@ def mounted_store(location: StoreSpec) -> Iterator[Path]:
         yield point / location.path.lstrip("/")
 
 
+def wait_for_network(progress: TextIO, timeout: float = NETWORK_WAIT_SECONDS) -> None:
+    """A network store needs an address: DHCP may still be running (nothing waits for the
+    network at boot). NetworkError naming every port's state when none comes."""
+    from recovery.sys.network import update_resolv_conf, wired_links
+
+    deadline = time.monotonic() + timeout
+    while True:
+        links = wired_links()
+        if any(link.carrier and link.addresses for link in links):
+            update_resolv_conf()
+            progress.write("Network: " + "; ".join(link.describe() for link in links) + "\n")
+            return
+        if time.monotonic() > deadline:
+            ports = "; ".join(link.describe() for link in links) or "no Ethernet port found"
+            raise NetworkError(f"No network for the store: {ports}.",
+                               "Plug in the network cable (and check that the switch port "
+                               "is live and a DHCP server answers), then boot again.")
+        time.sleep(1)
+
+
 class _Tee(io.TextIOBase):
     """Progress text to the journal and to every console the technician may be watching."""
 
@@ -240,10 +287,17 @@ def run_job(job: UnattendedJob, progress: TextIO) -> dict[str, object]:
     started = time.monotonic()
     try:
         # A rollback needs no store; with one, its undo record is copied there.
-        store: contextlib.AbstractContextManager[Path | None] = (
-            mounted_store(job.store) if job.store is not None else contextlib.nullcontext())
-        with store as store_dir:
-            argv = cli_arguments(job, store_dir, resolve_disk_node)
+        with contextlib.ExitStack() as stack:
+            store_dir: Path | str | None = None
+            credentials = None
+            if job.store is not None and job.store.url:
+                store_dir = job.store.url
+                wait_for_network(progress)
+            elif job.store is not None:
+                store_dir = stack.enter_context(mounted_store(job.store))
+            if job.credentials is not None:
+                credentials = stack.enter_context(mounted_store(job.credentials))
+            argv = cli_arguments(job, store_dir, resolve_disk_node, credentials)
             report["command"] = ["recovery", *argv]
             status, result = run_cli(argv, progress)
         report.update(exit_status=status, result=result)

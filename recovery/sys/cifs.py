@@ -1,0 +1,66 @@
+"""mount.cifs: an image store on an SMB share (Windows, Samba, any NAS), kernel cifs client.
+
+SMB 3 is tried first, then 2.1 (older NAS firmware), unless a version is forced. The user,
+domain and password go to mount.cifs in a `credentials=` file created with mode 0600 in a
+private folder of the RAM-backed /run and deleted as soon as the mount returns: they never
+appear on a command line (readable by anyone in /proc), in a log or on a disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from recovery.errors import RecoveryError
+from recovery.model.netstore import Secret
+from recovery.sys.neterrors import classify
+from recovery.sys.run import run
+
+SECRETS_DIR = Path("/run/recovery/secrets")
+VERSIONS = ("3", "2.1")
+# Only these mean "the server does not speak this dialect"; anything else is final.
+_DIALECT_REFUSED = ("error(95)", "error(22)", "error(112)", "operation not supported")
+
+
+def mount(server: str, share: str, mountpoint: Path, *, port: int, username: str,
+          password: Secret | None, domain: str = "", version: str = "") -> str:
+    """Mount //server/share; returns the SMB version that worked."""
+    unc = f"//{server}/{share}"
+    last: RecoveryError | None = None
+    for vers in (version,) if version else VERSIONS:
+        with _credentials_file(username, password, domain) as credentials:
+            options = (f"credentials={credentials},vers={vers},port={port},uid=0,gid=0,"
+                       "file_mode=0644,dir_mode=0755,noperm,echo_interval=15")
+            result = run(["mount.cifs", unc, str(mountpoint), "-o", options], check=False)
+        if result.returncode == 0:
+            return vers
+        message = (result.stderr or result.stdout).decode(errors="replace")
+        last = classify(message, server, port, f"SMB share {share}")
+        if not any(key in message.lower() for key in _DIALECT_REFUSED):
+            break
+    assert last is not None
+    raise last
+
+
+@contextlib.contextmanager
+def _credentials_file(username: str, password: Secret | None, domain: str
+                      ) -> Iterator[Path]:
+    SECRETS_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(SECRETS_DIR, 0o700)
+    path = SECRETS_DIR / f"cifs-{secrets.token_hex(8)}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        lines = [f"username={username}", f"password={password.reveal() if password else ''}"]
+        if domain:
+            lines.append(f"domain={domain}")
+        os.write(fd, ("\n".join(lines) + "\n").encode())
+        os.close(fd)
+        fd = -1
+        yield path
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        path.unlink(missing_ok=True)

@@ -1,0 +1,232 @@
+"""Throwaway file servers on 127.0.0.1 for the network-store tests: OpenSSH's sshd.
+
+Each server gets its own config, host key and port in a temp folder; it serves one test
+user (created once, its password set anew by each session) and dies with the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+TEST_USER = "recoverytest"
+
+
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+Server = TypeVar("Server", bound=_Stoppable)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def ensure_test_user(password: str) -> tuple[int, int]:
+    """The local account the SSH tests log in as; (uid, gid)."""
+    if subprocess.run(["id", "-u", TEST_USER], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/bin/sh",
+                        TEST_USER], check=True)
+    subprocess.run(["chpasswd"], input=f"{TEST_USER}:{password}", text=True, check=True)
+    uid = int(subprocess.run(["id", "-u", TEST_USER], capture_output=True, text=True,
+                             check=True).stdout)
+    gid = int(subprocess.run(["id", "-g", TEST_USER], capture_output=True, text=True,
+                             check=True).stdout)
+    return uid, gid
+
+
+@dataclass
+class SshServer:
+    folder: Path
+    port: int
+    password: str
+    root: Path  # a folder the test user owns: stores go below it
+    client_key: Path  # private key whose public half is authorized
+    known_hosts: Path  # holds this server's host key
+    process: subprocess.Popen[bytes] | None = None
+
+    def url(self, path: str) -> str:
+        return f"ssh://{TEST_USER}@127.0.0.1:{self.port}{self.root}/{path}"
+
+    def start(self) -> None:
+        with open(self.folder / "sshd.log", "ab") as log:
+            self.process = subprocess.Popen(
+                ["/usr/sbin/sshd", "-D", "-e", "-f", str(self.folder / "sshd_config")],
+                stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        """Kill the server and every session it serves: the server is gone."""
+        kill_tree(self.process)
+        self.process = None
+
+
+def kill_tree(process: subprocess.Popen[bytes] | None) -> None:
+    """Kill a server and all it started (sshd's sessions are their own process sessions,
+    so a process-group kill would miss them)."""
+    if process is None:
+        return
+    for pid in [*descendants(process.pid), process.pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait()
+
+
+@contextlib.contextmanager
+def served(server: Server) -> Iterator[Server]:
+    """Stop the server after the test, whatever happened."""
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, pending = [], [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+def make_ssh_server(folder: Path) -> SshServer:
+    folder.mkdir(parents=True, exist_ok=True)
+    password = "pw-" + secrets.token_urlsafe(12)
+    uid, gid = ensure_test_user(password)
+    os.makedirs("/run/sshd", exist_ok=True)
+    host_key = folder / "host_key"
+    client_key = folder / "client_key"
+    for key in (host_key, client_key):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+                       check=True)
+    keys = folder / "authorized_keys"
+    shutil.copy(f"{client_key}.pub", keys)
+    port = free_port()
+    (folder / "sshd_config").write_text(f"""\
+Port {port}
+ListenAddress 127.0.0.1
+HostKey {host_key}
+PidFile {folder}/sshd.pid
+AuthorizedKeysFile {keys}
+StrictModes no
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+UsePAM no
+PermitRootLogin no
+AllowUsers {TEST_USER}
+Subsystem sftp internal-sftp
+""")
+    root = folder / "share"
+    root.mkdir()
+    os.chown(root, uid, gid)
+    for parent in [folder, *folder.parents]:
+        if parent == Path("/"):
+            break
+        os.chmod(parent, os.stat(parent).st_mode | 0o005)  # the test user must reach it
+    known_hosts = folder / "known_hosts"
+    public = (Path(f"{host_key}.pub").read_text().split())
+    known_hosts.write_text(f"[127.0.0.1]:{port} {public[0]} {public[1]}\n")
+    server = SshServer(folder, port, password, root, client_key, known_hosts)
+    server.start()
+    return server
+
+
+@dataclass
+class SambaServer:
+    """smbd on 127.0.0.1:port with one share, `images`, writable by the test user."""
+
+    folder: Path
+    port: int
+    password: str
+    share: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.folder / "smbd.out", "ab") as log:
+            self.process = subprocess.Popen(
+                ["smbd", "--foreground", "--no-process-group",
+                 f"--configfile={self.folder / 'smb.conf'}"],
+                stdout=log, stderr=log, start_new_session=True)
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        kill_tree(self.process)
+        self.process = None
+
+
+def make_samba_server(folder: Path, password: str | None = None) -> SambaServer:
+    folder.mkdir(parents=True, exist_ok=True)
+    password = password or "pw-" + secrets.token_urlsafe(12)
+    uid, gid = ensure_test_user(password)
+    share = folder / "share"
+    share.mkdir()
+    os.chown(share, uid, gid)
+    for sub in ("private", "lock", "state", "cache", "pid", "log"):
+        (folder / sub).mkdir()
+    port = free_port()
+    config = folder / "smb.conf"
+    config.write_text(f"""\
+[global]
+server role = standalone server
+smb ports = {port}
+interfaces = 127.0.0.1
+bind interfaces only = yes
+disable netbios = yes
+passdb backend = tdbsam:{folder}/private/passdb.tdb
+private dir = {folder}/private
+lock directory = {folder}/lock
+state directory = {folder}/state
+cache directory = {folder}/cache
+pid directory = {folder}/pid
+ncalrpc dir = {folder}/state/ncalrpc
+log file = {folder}/log/log.%m
+load printers = no
+printing = bsd
+printcap name = /dev/null
+disable spoolss = yes
+map to guest = never
+server min protocol = SMB2_10
+
+[images]
+path = {share}
+read only = no
+valid users = {TEST_USER}
+""")
+    subprocess.run(["pdbedit", f"--configfile={config}", "-a", "-t", "-u", TEST_USER],
+                   input=f"{password}\n{password}\n", text=True, check=True,
+                   capture_output=True)
+    server = SambaServer(folder, port, password, share)
+    server.start()
+    return server

@@ -1,0 +1,222 @@
+"""Image stores over SSH (sshfs): real captures, restores and verifies through a real sshd
+on 127.0.0.1; secrets never shown; bad input and a server that goes away mid-job."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recovery.demo.disk import DemoDisk
+from recovery.errors import LoginError, NetworkError, UsageError
+from tests.netstore.servers import SshServer, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*argv: object, stdin: str | None = None) -> tuple[int, dict[str, Any], str]:
+    done = subprocess.run([sys.executable, "-m", "recovery", "-v", *map(str, argv), "--json"],
+                          capture_output=True, text=True, timeout=900, input=stdin,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    document = json.loads(done.stdout) if done.stdout.strip() else {}
+    return done.returncode, document, done.stdout + done.stderr
+
+
+def credentials(server: SshServer, tmp_path: Path, *, password: str | None = None,
+                key: bool = False) -> Path:
+    path = tmp_path / "store.credentials"
+    lines = [f"known_hosts={server.known_hosts}"]
+    if password is not None:
+        lines.append(f"password={password}")
+    if key:
+        lines.append(f"identity_file={server.client_key}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def no_secret_anywhere(server: SshServer, output: str) -> None:
+    secret = server.password.encode()
+    assert server.password not in output
+    for path in server.root.rglob("*"):
+        if path.is_file():
+            assert secret not in path.read_bytes(), path
+
+
+def test_capture_verify_restore_over_ssh_with_a_password(
+        ssh_server: SshServer, small_disk: DemoDisk, tmp_path: Path) -> None:
+    creds = credentials(ssh_server, tmp_path, password=ssh_server.password)
+    url = ssh_server.url("shop/images")
+    code, captured, log = cli("capture", small_disk.path, "--store", url, "--credentials",
+                              creds, "--name", "pc1")
+    assert code == 0, log
+    store = ssh_server.root / "shop" / "images"
+    assert (store / "images" / "pc1" / "manifest.yaml").is_file()  # on the server's disk
+    assert captured["chunks_new"] > 0
+    code, listed, log2 = cli("images", "--store", url, "--credentials", creds)
+    assert code == 0 and [i["name"] for i in listed["images"]] == ["pc1"]
+    assert listed["images"][0]["computer"] == "WKS-WIN732BITA"
+    code, verified, log3 = cli("verify", "--store", url, "--credentials", creds, "pc1")
+    assert code == 0 and verified["ok"], log3
+    target = tmp_path / "target.img"
+    with open(target, "wb") as handle:
+        handle.truncate(small_disk.path.stat().st_size)
+    code, _, log4 = cli("restore", "--store", url, "--credentials", creds, "pc1",
+                               target, "--yes")
+    assert code == 0, log4
+    code, checked, log5 = cli("verify", "--store", url, "--credentials", creds, "pc1",
+                              "--target", target)
+    assert code == 0 and checked["ok"], log5
+    no_secret_anywhere(ssh_server, log + log2 + log3 + log4 + log5)
+    assert "password_stdin" in log  # the -v log shows the sshfs call, without the password
+    assert not list(Path("/run/recovery/net").glob("ssh-127.0.0.1-*")) or all(
+        not os.path.ismount(p) for p in Path("/run/recovery/net").iterdir())
+
+
+def test_ssh_key_login_and_a_second_capture_reuses_chunks(
+        ssh_server: SshServer, small_disk: DemoDisk, tmp_path: Path) -> None:
+    creds = credentials(ssh_server, tmp_path, key=True)
+    url = ssh_server.url("images")
+    assert cli("capture", small_disk.path, "--store", url, "--credentials", creds,
+               "--name", "first")[0] == 0
+    code, second, log = cli("capture", small_disk.path, "--store", url, "--credentials",
+                            creds, "--name", "second", "--read-all")
+    assert code == 0, log
+    assert second["chunks_new"] == 0 and second["chunks_reused"] > 0
+
+
+def test_password_never_on_a_command_line_while_mounted(
+        ssh_server: SshServer, small_disk: DemoDisk, tmp_path: Path) -> None:
+    """Look at every process's argv and environment while a capture runs over SSH."""
+    creds = credentials(ssh_server, tmp_path, password=ssh_server.password)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recovery", "capture", str(small_disk.path), "--store",
+         ssh_server.url("images"), "--credentials", str(creds), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ,
+                                                              "PYTHONPATH": str(ROOT)})
+    seen_mount = False
+    secret = ssh_server.password.encode()
+    while process.poll() is None:
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+                environ = (proc / "environ").read_bytes()
+            except OSError:
+                continue
+            assert secret not in cmdline and secret not in environ, cmdline
+            seen_mount = seen_mount or cmdline.startswith(b"sshfs\0")
+        time.sleep(0.01)
+    assert process.returncode == 0, process.stderr.read() if process.stderr else ""
+    assert seen_mount  # the check ran while sshfs was up
+
+
+def test_wrong_password_names_the_server(ssh_server: SshServer, small_disk: DemoDisk,
+                                         tmp_path: Path) -> None:
+    creds = credentials(ssh_server, tmp_path, password="not-the-password")
+    code, result, log = cli("images", "--store", ssh_server.url("images"), "--credentials",
+                            creds)
+    assert code == LoginError.code, log
+    assert "127.0.0.1 refused the login" in result["error"]["title"]
+    assert "not-the-password" not in log
+
+
+def test_unknown_host_key_is_refused_with_its_fingerprint(ssh_server: SshServer,
+                                                         tmp_path: Path) -> None:
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    creds = tmp_path / "c"
+    creds.write_text(f"known_hosts={empty}\nidentity_file={ssh_server.client_key}\n")
+    fingerprint = subprocess.run(["ssh-keygen", "-lf", str(ssh_server.folder /
+                                                          "host_key.pub")],
+                                 capture_output=True, text=True, check=True).stdout.split()[1]
+    code, result, log = cli("images", "--store", ssh_server.url("x"), "--credentials", creds)
+    assert code == LoginError.code, log
+    assert "host key of 127.0.0.1 is not known" in result["error"]["title"]
+    assert fingerprint in result["error"]["title"]
+    assert empty.read_text() == ""  # nothing trusted without the technician
+
+
+def test_changed_host_key_is_refused(ssh_server: SshServer, tmp_path: Path) -> None:
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
+                   check=True)
+    kind, key = Path(f"{other}.pub").read_text().split()[:2]
+    wrong = tmp_path / "wrong_known_hosts"
+    wrong.write_text(f"[127.0.0.1]:{ssh_server.port} {kind} {key}\n")
+    creds = tmp_path / "c"
+    creds.write_text(f"known_hosts={wrong}\nidentity_file={ssh_server.client_key}\n")
+    code, result, log = cli("images", "--store", ssh_server.url("x"), "--credentials", creds)
+    assert code == LoginError.code, log
+    assert "is not the one in" in result["error"]["title"]
+
+
+def test_refused_connection_names_server_and_port(tmp_path: Path) -> None:
+    port = free_port()
+    known = tmp_path / "kh"
+    known.write_text(f"[127.0.0.1]:{port} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE\n")
+    creds = tmp_path / "c"
+    creds.write_text(f"known_hosts={known}\n")
+    code, result, log = cli("images", "--store", f"ssh://u@127.0.0.1:{port}/x",
+                            "--credentials", creds)
+    assert code == NetworkError.code, log
+    assert f"127.0.0.1 refused the connection on port {port}" in result["error"]["title"]
+
+
+def test_store_path_that_is_a_file(ssh_server: SshServer, tmp_path: Path) -> None:
+    (ssh_server.root / "afile").write_text("not a folder")
+    creds = credentials(ssh_server, tmp_path, key=True)
+    code, result, log = cli("images", "--store", ssh_server.url("afile"), "--credentials",
+                            creds)
+    assert code != 0 and result["error"]["kind"] in ("store", "network"), log
+    assert "afile" in result["error"]["title"]
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("ssh://127.0.0.1/srv/images", "needs a user"),
+    ("ssh://u:secret123@127.0.0.1/srv", "holds a password"),
+    ("ftp://u@127.0.0.1/srv", "is not smb, nfs or ssh"),
+    ("ssh://u@127.0.0.1:70000/srv", "port"),
+    ("smb://u@nas/", "names no share"),
+    ("nfs://nas/a/../b", "'..'"),
+    ("smb://u@nas/share?vers=7", "?vers="),
+])
+def test_malformed_store_urls(url: str, why: str) -> None:
+    code, result, log = cli("images", "--store", url)
+    assert code == UsageError.code, log
+    assert why in result["error"]["title"]
+    assert "secret123" not in log
+
+
+def test_server_gone_mid_capture_then_the_same_capture_completes(
+        ssh_server: SshServer, small_disk: DemoDisk, tmp_path: Path) -> None:
+    creds = credentials(ssh_server, tmp_path, key=True)
+    url = ssh_server.url("images")
+    argv = [sys.executable, "-m", "recovery", "capture", str(small_disk.path), "--store", url,
+            "--credentials", str(creds), "--name", "gone", "--json"]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    partial = ssh_server.root / "images" / "images" / "gone.partial"
+    deadline = time.monotonic() + 300
+    while not partial.is_dir() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    os.kill(process.pid, 19)  # SIGSTOP: the server goes away while the job holds its lock
+    ssh_server.stop()
+    os.kill(process.pid, 18)  # SIGCONT
+    stdout, stderr = process.communicate(timeout=600)
+    result = json.loads(stdout)
+    assert process.returncode == NetworkError.code, stdout + stderr
+    assert "server 127.0.0.1 stopped answering during the capture" in result["error"]["title"]
+    assert "resumes" in result["error"]["action"]
+    ssh_server.start()
+    code, _, log = cli("images", "--store", url, "--credentials", creds)
+    assert code == 0, log
+    code, _, log = cli("capture", small_disk.path, "--store", url, "--credentials", creds,
+                          "--name", "gone")
+    assert code == 0, log
+    code, verified, log = cli("verify", "--store", url, "--credentials", creds, "gone")
+    assert code == 0 and verified["ok"], log
