@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,7 +42,10 @@ def cli(*argv: object, check: bool = True) -> tuple[int, dict[str, Any]]:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT)}
+    """Each process is another technician's PC: its own machine job lock
+    (recovery.sys.joblock allows one job per PC), the one store shared."""
+    return {**os.environ, "PYTHONPATH": str(ROOT),
+            "RECOVERY_LOCK_DIR": tempfile.mkdtemp(prefix="recovery-pc-")}
 
 
 def lock_files(store: Path) -> list[dict[str, Any]]:
