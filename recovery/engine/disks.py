@@ -440,6 +440,42 @@ def disk_holding(path: Path, disks: list[Disk]) -> Disk | None:
     return holding[0] if holding else None
 
 
+def _overlap(start: int, end: int, other: tuple[int, int]) -> bool:
+    return start < other[1] and other[0] < end
+
+
+def mountpoints_over(path: Path, offset: int, size: int, source: UdevSource | None = None,
+                     mounts: list[Mount] | None = None, depth: int = 0) -> list[str]:
+    """Every mount point through which bytes [offset, offset + size) of the disk, partition
+    or image file `path` can be reached: the device itself, its partitions over that
+    range, and loop devices (or their partitions) over that range of it, such as the one
+    ntfs-3g mounts a volume through."""
+    machine = _machine(source, mounts)
+    real = os.path.realpath(path)
+    end = offset + size
+    found: list[str] = []
+    record = machine.by_node.get(real)
+    reachable: list[tuple[Record, tuple[int, int]]] = []
+    if record is not None:
+        reachable.append((record, (0, 1 << 62)))
+        reachable += [(part, (_int(part, "start") * 512,
+                              (_int(part, "start") + _int(part, "size")) * 512))
+                      for part in machine.partitions_of(record)]
+    for loop in machine.loops_over(Path(real)):
+        reachable.append((loop, _byte_range(loop)))
+        reachable += [(part, _byte_range(part, loop)) for part in machine.partitions_of(loop)]
+    for device, covered in reachable:
+        if _overlap(offset, end, covered):
+            found += [m for m in machine.own_mountpoints(device) if m not in found]
+    backing = _backing_file(record) if record is not None else None
+    if backing is not None and depth < _MAX_NESTING:
+        # A loop device: the same bytes through other loop devices over its file.
+        start = offset + _int(record or {}, "loop/offset")
+        found += [m for m in mountpoints_over(backing, start, size, source, mounts, depth + 1)
+                  if m not in found]
+    return found
+
+
 def describe_node(path: Path, disks: list[Disk] | None = None) -> Disk | None:
     """A Disk for one given block device or disk-image file; None when it is neither (or a
     partition). An image file counts as mounted when a loop device over it is mounted."""

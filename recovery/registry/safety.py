@@ -5,10 +5,7 @@ with what the technician should do about it.
 
 from __future__ import annotations
 
-import os
-import stat
-from pathlib import Path
-
+from recovery.engine.disks import mountpoints_over
 from recovery.errors import (
     RecoveryError,
     TargetReadOnlyError,
@@ -17,11 +14,7 @@ from recovery.errors import (
 )
 from recovery.fs.probe import probe_volume
 from recovery.registry.volume import WindowsVolume
-from recovery.sys import losetup
 from recovery.sys.blockdev import BlockDevice
-from recovery.sys.mounts import read_mounts
-
-SYS_BLOCK = Path("/sys/class/block")
 
 
 def write_refusals(volume: WindowsVolume) -> list[RecoveryError]:
@@ -59,47 +52,6 @@ def write_refusals(volume: WindowsVolume) -> list[RecoveryError]:
     return refusals
 
 
-def _overlaps(start: int, size: int, other_start: int, other_size: int) -> bool:
-    end = start + size if size else 1 << 62
-    return start < other_start + other_size and other_start < end
-
-
-def _read_int(path: Path) -> int:
-    try:
-        return int(path.read_text().strip() or 0)
-    except (OSError, ValueError):
-        return 0
-
-
-def _nodes_over(volume: WindowsVolume) -> set[str]:
-    """Device nodes through which the volume's bytes can be reached."""
-    target = os.path.realpath(volume.source)
-    nodes = {target}
-    for entry in SYS_BLOCK.glob("loop*"):
-        backing = losetup.backing_file(Path("/dev") / entry.name)
-        if backing is None or os.path.realpath(backing) != target:
-            continue
-        offset = _read_int(entry / "loop" / "offset")
-        size = _read_int(entry / "loop" / "sizelimit")
-        if _overlaps(offset, size, volume.offset, volume.size):
-            nodes.add(f"/dev/{entry.name}")
-            nodes |= _partitions_over(entry.name, volume.offset - offset, volume.size)
-    if stat.S_ISBLK(os.stat(target).st_mode):
-        nodes |= _partitions_over(Path(target).name, volume.offset, volume.size)
-    return nodes
-
-
-def _partitions_over(disk: str, offset: int, size: int) -> set[str]:
-    found = set()
-    for part in (SYS_BLOCK / disk).glob(f"{disk}*"):
-        start = _read_int(part / "start") * 512
-        length = _read_int(part / "size") * 512
-        if _overlaps(start, length, offset, size):
-            found.add(f"/dev/{part.name}")
-    return found
-
-
 def mounted_at(volume: WindowsVolume) -> list[str]:
-    nodes = _nodes_over(volume)
-    return [m.mountpoint for m in read_mounts()
-            if m.source.startswith("/") and os.path.realpath(m.source) in nodes]
+    """Where the volume's bytes are mounted (engine.disks knows every way they can be)."""
+    return mountpoints_over(volume.source, volume.offset, volume.size)

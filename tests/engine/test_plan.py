@@ -15,8 +15,11 @@ import pytest
 
 from recovery.demo.disk import DemoDisk, DiskSpec, build_windows_disk
 from recovery.engine.capture import CaptureRequest, capture, execute_capture, plan_capture
+from recovery.engine.disks import mountpoints_over
 from recovery.engine.restore import RestoreRequest, execute_restore, plan_restore
-from recovery.errors import DiskChangedError, SourceInUseError
+from recovery.errors import DiskChangedError, SourceInUseError, VolumeStateError
+from recovery.registry.safety import write_refusals
+from recovery.registry.volume import WindowsVolume
 from recovery.store.objects import ChunkStore
 from recovery.sys import losetup, ntfs3g
 from recovery.sys.run import run
@@ -187,3 +190,21 @@ def test_4k_sector_image_restores_to_an_image_file(tmp_path: Path) -> None:
     assert volume_fingerprints(target, disk.table) == volume_fingerprints(disk.path,
                                                                           disk.table)
     shutil.rmtree(store)
+
+
+# --- one "is it mounted" detector -----------------------------------------------------------
+def test_registry_gate_sees_a_volume_mounted_through_an_offset_loop(
+        disk_copy: Path, small_disk: DemoDisk, tmp_path: Path) -> None:
+    windows, esp = small_disk.windows, small_disk.table.partitions[0]
+    volume = WindowsVolume(disk_copy, windows.start, windows.size, partition=3)
+    assert mountpoints_over(disk_copy, windows.start, windows.size) == []
+    with ntfs3g.mount(disk_copy, windows.start, tmp_path / "c", False,
+                      size=windows.size) as root:
+        assert mountpoints_over(disk_copy, windows.start, windows.size) == [str(root)]
+        assert mountpoints_over(disk_copy, esp.start, esp.size) == []  # another partition
+        refusals = write_refusals(volume)
+        assert any(isinstance(r, VolumeStateError) and "mounted at" in r.title
+                   for r in refusals), refusals
+        with losetup.loop_device(disk_copy, read_only=True) as loop:  # the disk as a device
+            assert mountpoints_over(loop, windows.start, windows.size) == [str(root)]
+            assert mountpoints_over(loop, esp.start, esp.size) == []
