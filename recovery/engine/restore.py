@@ -12,6 +12,10 @@ write. execute_restore() runs the gate again on the disk now at the plan's node,
 (DiskChangedError) when that is not the planned disk any more, and writes exactly the
 plan's partitions; restore(request) is plan + execute in one call.
 
+The target is opened exclusively (O_EXCL) for the whole restore, and the identity is
+checked once more while it is held, so nothing can mount it or take its node in between;
+the kernel is asked to re-read the partition table on that descriptor at the very end.
+
 Order: safety gate (nothing is touched before it passes), partition table with the same
 identifiers, boot code and post-MBR gap, then every captured partition's used ranges at
 their offsets (unused ranges left alone), flush, and read every written range back from
@@ -250,7 +254,8 @@ def _run_restore(plan: RestorePlan, store: ChunkStore, summary: RestoreSummary,
     with ThreadPoolExecutor(1, thread_name_prefix="table") as table_writer, \
             BlockDevice.open(node, writable=True,
                              sector_size=manifest.table.sector_size) as device:
-        table_written = table_writer.submit(write_table, node, plan.table)
+        _recheck(plan)  # the node could have changed hands before we held it
+        table_written = table_writer.submit(write_table, device, plan.table)
         # Read while the partitions are written: after the last write nothing overlaps.
         boot_areas = table_writer.submit(_read_boot_areas, store, manifest)
         planned = sum(p.used_bytes for p in plan.written_partitions)
@@ -263,6 +268,10 @@ def _run_restore(plan: RestorePlan, store: ChunkStore, summary: RestoreSummary,
             if request.verify:
                 _read_back(device, plan, read_back, events)
                 summary.verified = True
+        # Only the exclusive holder may have the kernel re-read the table (sgdisk's own
+        # request failed while we held it), and only once nothing more is written to it.
+        device.reread_partitions()
+    # Resizing opens the disk itself (ntfsresize, mounts): after our exclusive hold ends.
     if plan.layout is not None:
         resize_system(node, request.store, manifest, plan.layout, events)
         update_boot_config(node, manifest, plan.layout, events)

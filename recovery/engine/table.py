@@ -2,8 +2,9 @@
 
 Reading combines libparted (which partitions exist, MBR extended/logical structure) with
 the raw GPT/MBR fields libparted does not expose (recovery.model.gpt). Writing goes through
-sgdisk (GPT) and sfdisk (MBR) with sector-exact starts and never asks the kernel to re-read
-the table: this kernel cannot for loop devices and the restore writes by offset anyway.
+sgdisk (GPT) and sfdisk (MBR) with sector-exact starts while the caller holds the disk
+exclusively (their own request to re-read fails then and only warns); the holder asks the
+kernel to re-read the table once everything is written (BlockDevice.reread_partitions).
 """
 
 from __future__ import annotations
@@ -207,23 +208,30 @@ def boot_areas(table: PartitionTable) -> list[tuple[str, int, int]]:
 
 
 # --- writing -----------------------------------------------------------------------------
-def write_table(path: Path, table: PartitionTable) -> None:
-    """Write `table` to the whole disk or image file `path`, replacing what is there.
+def write_table(target: Path | BlockDevice, table: PartitionTable) -> None:
+    """Write `table` to the whole disk or image file `target`, replacing what is there.
+
+    `target` is a path, or the device the caller has open for writing (a restore holds
+    the disk exclusively and writes partitions meanwhile; sgdisk and sfdisk open it
+    without O_EXCL beside us). Given a path, the disk is opened exclusively here and the
+    kernel is asked to re-read the table at the end.
 
     An image file has no sector size of its own: it gets the table's. Whether the layout
     fits (size, a disk's logical sector size) is the safety gate's rule
     (safety.layout_refusals), asked again here for callers that write a table alone. On a
     larger disk the GPT backup goes to the new end.
     """
-    refusals = safety.layout_refusals(resolve_disk(path), table.end_of_last_partition,
-                                      table.sector_size)
+    if not isinstance(target, BlockDevice):
+        with BlockDevice.open(target, writable=True, sector_size=table.sector_size) as device:
+            write_table(device, table)
+            device.reread_partitions()
+        return
+    refusals = safety.layout_refusals(resolve_disk(target.path),
+                                      table.end_of_last_partition, table.sector_size)
     if refusals:
         raise refusals[0]
-    with BlockDevice.open(path) as target:
-        image_file = not target.is_block_device
-        same_size = target.size == table.disk_size
-    _clear_old_tables(path, table)
-    with _writable_node(path, image_file, table.sector_size) as node:
+    _clear_old_tables(target, table)
+    with _writable_node(target.path, not target.is_block_device, table.sector_size) as node:
         if table.scheme == "gpt":
             sgdisk.write_gpt(node, table)
             for part in table.partitions:
@@ -232,21 +240,20 @@ def write_table(path: Path, table: PartitionTable) -> None:
         else:
             sfdisk.write_mbr(node, table)
     if table.scheme == "gpt":
-        _restore_usable_range(path, table, same_size)
+        _restore_usable_range(target, table, target.size == table.disk_size)
 
 
-def _clear_old_tables(path: Path, table: PartitionTable) -> None:
+def _clear_old_tables(disk: BlockDevice, table: PartitionTable) -> None:
     """Zero what is outside the new partitions at both ends of the disk: old MBR, GPT and
     backup GPT. sgdisk gives up (exit 2) on some damaged tables, and a damaged table is why
     many disks come in for a restore; the boot areas are written back after the table."""
     first = min((part.start for part in table.partitions), default=CLEAR_LIMIT)
     last = max((part.end for part in table.partitions), default=0)
-    with BlockDevice.open(path, writable=True, sector_size=table.sector_size) as disk:
-        head = min(first, CLEAR_LIMIT, disk.size)
-        tail = max(last, disk.size - CLEAR_LIMIT, head)
-        disk.write_at(0, bytes(head))
-        disk.write_at(tail, bytes(disk.size - tail))
-        disk.flush()
+    head = min(first, CLEAR_LIMIT, disk.size)
+    tail = max(last, disk.size - CLEAR_LIMIT, head)
+    disk.write_at(0, bytes(head))
+    disk.write_at(tail, bytes(disk.size - tail))
+    disk.flush()
 
 
 @contextmanager
@@ -259,26 +266,25 @@ def _writable_node(path: Path, image_file: bool, sector_size: int) -> Iterator[P
         yield path
 
 
-def _restore_usable_range(path: Path, table: PartitionTable, same_size: bool) -> None:
+def _restore_usable_range(disk: BlockDevice, table: PartitionTable, same_size: bool) -> None:
     """Put back first/last usable LBA where sgdisk's own choice differs from the original."""
     if not table.first_usable_lba:
         return
     sector = table.sector_size
-    with BlockDevice.open(path, writable=True, sector_size=sector) as disk:
-        found = gpt.read_gpt(disk.read_at, sector, disk.size // sector)
-        if found is None:
-            raise UnsupportedLayoutError(f"sgdisk wrote no readable GPT to {path}.",
-                                         "See the log for sgdisk's output.")
-        header = found[0]
-        last = table.last_usable_lba if same_size else header.last_usable_lba
-        if (header.first_usable_lba, header.last_usable_lba) == (table.first_usable_lba, last):
-            return
-        log.debug("restoring usable LBAs %d..%d on %s", table.first_usable_lba, last, path)
-        for lba in (header.current_lba, header.backup_lba):
-            original = disk.read_at(lba * sector, sector)
-            disk.write_at(lba * sector, gpt.with_usable_range(original, table.first_usable_lba,
-                                                              last))
-        disk.flush()
+    found = gpt.read_gpt(disk.read_at, sector, disk.size // sector)
+    if found is None:
+        raise UnsupportedLayoutError(f"sgdisk wrote no readable GPT to {disk.path}.",
+                                     "See the log for sgdisk's output.")
+    header = found[0]
+    last = table.last_usable_lba if same_size else header.last_usable_lba
+    if (header.first_usable_lba, header.last_usable_lba) == (table.first_usable_lba, last):
+        return
+    log.debug("restoring usable LBAs %d..%d on %s", table.first_usable_lba, last, disk.path)
+    for lba in (header.current_lba, header.backup_lba):
+        original = disk.read_at(lba * sector, sector)
+        disk.write_at(lba * sector, gpt.with_usable_range(original, table.first_usable_lba,
+                                                          last))
+    disk.flush()
 
 
 # --- comparing ---------------------------------------------------------------------------

@@ -46,7 +46,8 @@ def write_refusals(volume: WindowsVolume) -> list[RecoveryError]:
             f"{where} is mounted at {', '.join(users)}.",
             f"Unmount it first (umount {users[0]}), then try again."))
     try:
-        BlockDevice.open(volume.source, writable=True).close()
+        # Only asks whether it can be written: no exclusive claim on the whole disk.
+        BlockDevice.open(volume.source, writable=True, exclusive=False).close()
     except TargetReadOnlyError as exc:
         refusals.append(exc)
     return refusals

@@ -5,31 +5,43 @@ A `BlockDevice` is a whole disk given as a block device node (/dev/sda, /dev/nvm
 Reads and writes are positional (pread/pwrite) so several threads can share one device.
 Any OSError from the kernel becomes a DeviceIOError that names the device and the offset,
 which is what a technician needs when a drive is failing or was pulled out.
+
+A block device opened for writing is opened exclusively (O_EXCL): the kernel then refuses
+to mount it or its partitions, and refuses other exclusive openers (a second console's
+restore, mkfs, another program's partition scan) while we write. Non-exclusive opens
+still work, so sgdisk/sfdisk can write the table meanwhile; only their request that the
+kernel re-read it fails, so `reread_partitions()` asks again on our own descriptor once
+everything is written. Reading past the page cache (O_DIRECT) is recovery.sys.directio's,
+the one O_DIRECT code path.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
-import mmap
+import logging
 import os
 import stat
 import struct
+import threading
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from recovery.errors import DeviceIOError, SourceError, TargetReadOnlyError
+from recovery.errors import DeviceIOError, SourceError, TargetInUseError, TargetReadOnlyError
+from recovery.sys.directio import ALIGN, DirectDevice, thread_buffer
 from recovery.units import align_down, align_up
+
+log = logging.getLogger(__name__)
+_DIRECT_LOCK = threading.Lock()
 
 BLKGETSIZE64 = 0x80081272
 BLKSSZGET = 0x1268
 BLKPBSZGET = 0x127B
 BLKROGET = 0x125E
 BLKFLSBUF = 0x1261
-
-_DIRECT_BUFFER = 4 * 1024 * 1024
+BLKRRPART = 0x125F
 
 
 @dataclass
@@ -44,12 +56,15 @@ class BlockDevice:
     physical_sector_size: int
     is_block_device: bool
     kernel_read_only: bool
-    _direct_fd: int | None = field(default=None, repr=False)
+    _direct: DirectDevice | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, path: str | Path, *, writable: bool = False,
-             sector_size: int | None = None) -> BlockDevice:
-        """Open read-only unless `writable`; files get `sector_size` (default: detected)."""
+             sector_size: int | None = None, exclusive: bool | None = None) -> BlockDevice:
+        """Open read-only unless `writable`; files get `sector_size` (default: detected).
+
+        A writable block device is opened exclusively unless `exclusive` is False (a mere
+        check that it can be written)."""
         path = Path(path)
         try:
             info = os.stat(path)
@@ -65,9 +80,17 @@ class BlockDevice:
             raise SourceError(f"{path} is neither a disk nor a disk-image file.",
                               "Give a whole disk such as /dev/sda or a raw .img file.")
         flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC
+        if is_block and (writable if exclusive is None else exclusive):
+            flags |= os.O_EXCL
         try:
             fd = os.open(path, flags)
         except OSError as exc:
+            if flags & os.O_EXCL and exc.errno == errno.EBUSY:
+                raise TargetInUseError(
+                    f"{path} is in use: it or one of its partitions is mounted, or another "
+                    "program (another console's job, mkfs, a partitioning tool) holds it.",
+                    "Unmount it and wait for the other job to finish; nothing was "
+                    "written.") from exc
             if writable and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
                 raise TargetReadOnlyError(
                     f"{path} is read-only and cannot be written.",
@@ -113,10 +136,11 @@ class BlockDevice:
 
     # --- context management -------------------------------------------------------------
     def close(self) -> None:
-        for fd in (self._direct_fd, self.fd):
-            if fd is not None and fd >= 0:
-                os.close(fd)
-        self._direct_fd = None
+        if self._direct is not None:
+            self._direct.close()
+            self._direct = None
+        if self.fd >= 0:
+            os.close(self.fd)
         self.fd = -1
 
     def __enter__(self) -> BlockDevice:
@@ -181,13 +205,23 @@ class BlockDevice:
     def read_uncached(self, offset: int, length: int) -> bytes:
         """Read what the medium holds, not what the page cache remembers we wrote.
 
-        O_DIRECT where the device allows it; otherwise drop the cached pages first.
+        O_DIRECT (through recovery.sys.directio) where the range can be aligned and the
+        device allows it; otherwise the cached pages are dropped first.
         """
-        direct = self._direct()
-        if direct is None:
-            self.drop_cache(offset, length)
-            return self.read_at(offset, length)
-        return self._read_direct(direct, offset, length)
+        start, end = align_down(offset, ALIGN), align_up(offset + length, ALIGN)
+        if end <= self.size:
+            window = thread_buffer(end - start, "uncached")[:end - start]
+            if self.direct().read_into(start, window):
+                return bytes(window[offset - start: offset - start + length])
+        self.drop_cache(offset, length)
+        return self.read_at(offset, length)
+
+    def direct(self) -> DirectDevice:
+        """This device's O_DIRECT access, opened on first use and closed with it."""
+        with _DIRECT_LOCK:  # reads past the cache come from several threads
+            if self._direct is None:
+                self._direct = DirectDevice(self)
+            return self._direct
 
     def drop_cache(self, offset: int = 0, length: int = 0) -> None:
         try:
@@ -196,41 +230,20 @@ class BlockDevice:
         except OSError as exc:
             raise self._io_error("flush", offset, exc) from exc
 
-    def _direct(self) -> int | None:
-        if self._direct_fd is None:
-            try:
-                self._direct_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECT | os.O_CLOEXEC)
-            except OSError:
-                self._direct_fd = -1
-        return None if self._direct_fd < 0 else self._direct_fd
-
-    def _read_direct(self, fd: int, offset: int, length: int) -> bytes:
-        align = max(self.logical_sector_size, 4096)
-        start, end = align_down(offset, align), min(align_up(offset + length, align), self.size)
-        if (end - start) % self.logical_sector_size:
-            self.drop_cache(offset, length)  # odd-sized tail of an image file
-            return self.read_at(offset, length)
-        out = bytearray()
-        buffer = mmap.mmap(-1, min(_DIRECT_BUFFER, align_up(end - start, align)))
+    def reread_partitions(self) -> bool:
+        """Ask the kernel to read the partition table again (BLKRRPART), on this
+        descriptor: with the disk held exclusively, only its holder may. False, logged,
+        when it cannot (an image file, a loop device without partition scanning, a
+        partition still open); the table on the medium is right either way."""
+        if not self.is_block_device:
+            return False
         try:
-            position = start
-            while position < end:
-                want = min(len(buffer), end - position)
-                try:
-                    got = os.preadv(fd, [memoryview(buffer)[:want]], position)
-                except OSError as exc:
-                    if exc.errno == errno.EINVAL:  # file system refuses O_DIRECT after all
-                        self._direct_fd = -1
-                        os.close(fd)
-                        return self.read_uncached(offset, length)
-                    raise self._io_error("read", position, exc) from exc
-                if got <= 0:
-                    raise self._io_error("read", position, OSError(errno.EIO, "short read"))
-                out += buffer[:got]
-                position += got
-        finally:
-            buffer.close()
-        return bytes(out[offset - start: offset - start + length])
+            fcntl.ioctl(self.fd, BLKRRPART)
+        except OSError as exc:
+            log.info("kernel did not re-read the partition table of %s: %s", self.path,
+                     exc.strerror)
+            return False
+        return True
 
     def _io_error(self, what: str, offset: int, exc: OSError) -> DeviceIOError:
         gone = exc.errno in (errno.ENODEV, errno.ENXIO, errno.ENOENT)

@@ -1,5 +1,8 @@
 """Bulk data past the page cache: whole chunks between a disk (or file) and aligned buffers.
 
+The one O_DIRECT code path: chunk I/O (engine.chunking), BlockDevice.read_uncached and the
+store's chunk files all come here.
+
 Why: copying through the page cache is the slowest part of imaging on the machines we
 measured (buffered writes ~430 MB/s, O_DIRECT writes 1.4-1.9 GB/s; reads likewise), and a
 read-back check must see the medium, which O_DIRECT gives by construction. Only aligned
@@ -19,9 +22,12 @@ import os
 import threading
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from recovery.errors import DeviceIOError
-from recovery.sys.blockdev import BlockDevice
+
+if TYPE_CHECKING:  # BlockDevice reads past the cache through this module
+    from recovery.sys.blockdev import BlockDevice
 
 ALIGN = 4096  # memory, offset and length alignment of every direct request
 _REFUSED = (errno.EINVAL, errno.EOPNOTSUPP)
@@ -58,6 +64,8 @@ class DirectDevice:
 
     def __init__(self, device: BlockDevice) -> None:
         self.device = device
+        # Never O_EXCL: the device's own descriptor holds the exclusive claim, and a second
+        # exclusive open, even by the same process, would be refused.
         flags = (os.O_RDWR if device.writable else os.O_RDONLY) | os.O_DIRECT | os.O_CLOEXEC
         self._fd: int | None
         try:
