@@ -117,7 +117,10 @@ def _stable_id(record: Record) -> str:
     backing = _backing_file(record)
     if _name(record).startswith("loop") and backing is not None:
         offset = _int(record, "loop/offset")
-        return f"loop:{backing}" + (f"@{offset}" if offset else "")
+        # A file deleted since (maybe made again under its name) is another disk.
+        gone = record.get("loop/backing_file", "").endswith(" (deleted)")
+        return f"loop:{backing}" + (f"@{offset}" if offset else "") + (" (deleted)" if gone
+                                                                       else "")
     for key in ("ID_SERIAL", "ID_WWN", "ID_PATH", "wwid"):
         if record.get(key, "").strip():
             return record[key].strip()
@@ -176,8 +179,11 @@ class _Machine:
         return parent or record
 
     def loops_over(self, backing: Path) -> list[Record]:
+        """Loop devices over the file `backing` now has; one over a file deleted since
+        (and maybe re-created under the same name) holds other bytes."""
         return [r for r in self.records if r.get("DEVTYPE") == "disk"
-                and _name(r).startswith("loop") and _backing_file(r) == backing]
+                and _name(r).startswith("loop") and _backing_file(r) == backing
+                and not r.get("loop/backing_file", "").endswith(" (deleted)")]
 
     def record_of_mount(self, mount: Mount) -> Record | None:
         return self.by_devnum.get(mount.devnum) or self.by_node.get(self._path_key(mount.source))

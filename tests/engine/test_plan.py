@@ -24,6 +24,7 @@ from recovery.store.objects import ChunkStore
 from recovery.sys import losetup, ntfs3g
 from recovery.sys.run import run
 from recovery.units import MiB
+from tests.conftest import ext4_mounted
 from tests.engine.helpers import sfdisk_dump, volume_fingerprints
 
 
@@ -208,3 +209,12 @@ def test_registry_gate_sees_a_volume_mounted_through_an_offset_loop(
         with losetup.loop_device(disk_copy, read_only=True) as loop:  # the disk as a device
             assert mountpoints_over(loop, windows.start, windows.size) == [str(root)]
             assert mountpoints_over(loop, esp.start, esp.size) == []
+
+
+def test_a_mount_of_a_deleted_file_is_not_a_mount_of_its_successor(tmp_path: Path) -> None:
+    image = _sparse(tmp_path / "volume.img", 32 * MiB)
+    with losetup.loop_device(image) as loop, ext4_mounted(loop, tmp_path / "old") as old:
+        assert mountpoints_over(image, 0, 32 * MiB) == [str(old)]
+        image.unlink()  # a stale mount of a file that was deleted and made again
+        _sparse(image, 32 * MiB)
+        assert mountpoints_over(image, 0, 32 * MiB) == []

@@ -69,6 +69,19 @@ def showing_result(app: RecoveryApp) -> bool:
     return isinstance(app.screen, ResultScreen) and bool(app.screen.query("#result-lines"))
 
 
+async def _choose(pilot: Pilot[Any], options: OptionList, option_id: str) -> None:
+    """Highlight the option `option_id` and press Enter: other helpers' stores on this
+    shared machine may be listed too, so steer by id, not by position."""
+    await pilot.press("home")
+    for _ in range(options.option_count):
+        if options.highlighted_option is not None and options.highlighted_option.id == option_id:
+            break
+        await pilot.press("down")
+    assert options.highlighted_option is not None
+    assert options.highlighted_option.id == option_id
+    await pilot.press("enter")
+
+
 async def _untick(pilot: Pilot[Any], picker: SelectionList[int], number: int) -> None:
     """Move to partition `number` in the partition list and press Space on it."""
     await pilot.press("home")
@@ -136,7 +149,7 @@ async def test_capture_then_restore_to_another_disk(
         await pilot.press("r")
         wizard = app.screen
         assert isinstance(wizard, RestoreWizard)
-        await pilot.press("enter")  # store
+        await _choose(pilot, wizard.query_one("#restore-stores", OptionList), str(store))
         # The capture's own check of the new image is recorded and shown in the image list.
         image_option = wizard.query_one("#images", OptionList).get_option("win10-before-repair")
         assert "[verified]" in str(image_option.prompt)
@@ -209,9 +222,11 @@ async def test_delta_restore_offered_on_the_source_disk(
         with BlockDevice.open(source, writable=True) as device:  # damage one used chunk
             device.write_at(disk.windows.start + 4096 * 100, b"\xff" * 4096)
             device.flush()
-        await pilot.press("enter", "r", "enter", "enter")
+        await pilot.press("enter", "r")
         wizard = app.screen
         assert isinstance(wizard, RestoreWizard)
+        await _choose(pilot, wizard.query_one("#restore-stores", OptionList), str(store))
+        await pilot.press("enter")  # the only image
         await wait_for(pilot, lambda: wizard.targets_checked, "targets checked",
                        attempts=1200)
         options = wizard.query_one("#targets", OptionList)
@@ -255,7 +270,8 @@ async def test_capture_refuses_a_store_on_the_source_disk(
                 await pilot.press("down")
             await pilot.press("enter")
             await wait_for(pilot, lambda: wizard.step == 1, "the partition list")
-            await pilot.press("enter", "enter")  # partitions, then the store
+            await pilot.press("enter")  # partitions
+            await _choose(pilot, wizard.query_one("#capture-stores", OptionList), str(store))
             assert wizard.step == 2  # refused: still choosing a store
             refusal = str(wizard.query_one("#store-refusal").render())
             assert "is on the disk being captured" in refusal
