@@ -123,7 +123,9 @@ def pc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CapturedPc]:
     yield built
 
 
-@pytest.fixture(scope="session")
+# Module scope: a read-only mount left for the whole session would be listed by the TUI's
+# store scan in later test folders (tests/tui/test_store_mounts.py counts what it finds).
+@pytest.fixture(scope="module")
 def ro_store(pc: CapturedPc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with read_only_bind(pc.store, tmp_path_factory.mktemp("ro") / "store") as store:
         yield store
