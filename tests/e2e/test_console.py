@@ -26,7 +26,7 @@ from tests.e2e.windisk import make_gpt_disk, make_mbr_disk, make_store_disk
 
 GiB = 1 << 30
 CHECKER = Path(__file__).with_name("vcsu_check.py")
-READY = re.compile(r"RECOVERY-CONSOLE-READY tty=ttyS0 uptime=([\d.]+)")
+READY = re.compile(r"RECOVERY-CONSOLE-READY tty=ttyS0 uptime=([\d.]+) firmware=")  # whole number
 # The whole TUI follows the boot here: allow for a host busy with other test runs.
 CONSOLE_BOOT_TIMEOUT = 2.5 * BOOT_TIMEOUT
 PHASES = ("looking for the recovery medium", "recovery medium mounted; starting the system")
