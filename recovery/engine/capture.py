@@ -279,7 +279,10 @@ def _capture_locked(plan: CapturePlan, store: ChunkStore, device: BlockDevice,
     manifest = ImageManifest.build(
         name=name, created=datetime.now(UTC), tool_version=__version__,
         host=socket.gethostname(), chunk_size=request.chunk_size, source=identity,
-        computer=_computer_name(request.source, plan), table=plan.table,
+        # A rescue does not read the dying disk again for a name: every extra read there
+        # can be the one that finishes it (the name is only a help for finding images).
+        computer="" if request.rescue else _computer_name(request.source, plan),
+        table=plan.table,
         raw_areas=tuple(raw_areas), partitions=tuple(parts_meta), stats=stats)
     writer.commit(manifest, ImageIndex(partitions=tuple(parts_index)))
     partitions = [{**planned.to_dict(), "reused_from": meta.reused_from or None,

@@ -25,7 +25,9 @@ def computer_name(source: Path, offset: int, size: int) -> str:
     try:
         with open_volume(WindowsVolume(source, offset, size)) as opened:
             data = opened.read_file(f"{CONFIG_DIR}\\SYSTEM")
-    except RecoveryError as exc:
+    except (RecoveryError, OSError) as exc:
+        # OSError: libfsntfs passes on a read error of a failing disk (a rescue capture
+        # goes on over such disks; the name is only a help for finding the images).
         log.debug("no computer name on %s at %d: %s", source, offset, exc)
         return ""
     if not data:

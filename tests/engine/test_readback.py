@@ -12,7 +12,7 @@ from recovery.engine import readback
 from recovery.engine.chunking import ChunkIO, ChunkSpan
 from recovery.engine.restore import RestoreRequest, restore
 from recovery.engine.verify import PlacedChunk
-from recovery.errors import CancelledError, VerificationError
+from recovery.errors import CancelledError, Hint, VerificationError
 from recovery.events import Event, PhaseFinished
 from recovery.units import MiB
 from tests.engine.helpers import volume_fingerprints
@@ -116,5 +116,5 @@ def test_a_cancelled_restore_stops_the_read_back_thread(small_disk: DemoDisk,
     target = _blank(tmp_path / "target.img", small_disk.table.disk_size)
     with pytest.raises(CancelledError) as caught:
         restore(RestoreRequest(small_store, "base", target, confirmed=True), cancel=cancel)
-    assert "--delta" in caught.value.action
+    assert caught.value.hint is Hint.RESUME_DELTA  # each shell names the --delta / switch
     assert not [t for t in threading.enumerate() if t.name.startswith("read-back")]
