@@ -65,6 +65,9 @@ def step(vm: VM, name: str, expect: str, dumps: Path, timeout: float = 180) -> N
         f"{screen['text']}")
 
 
+@pytest.mark.xfail(reason="UNVERIFIED: written or changed in session 3 and not yet run "
+                   "to the end in QEMU (see the closing note); the next session runs "
+                   "it and removes this marker", strict=False)
 @pytest.mark.parametrize(("machine", "make_disk"), [
     ("bios-sata-usb", make_mbr_disk), ("uefi-nvme-usb", make_gpt_disk)])
 def test_every_glyph_on_tty1_is_in_the_console_font(live_image: LiveImage, tmp_path: Path,

@@ -54,6 +54,9 @@ def _table(path: Path) -> PartitionTable:
         return read_table(device)
 
 
+@pytest.mark.xfail(reason="UNVERIFIED: written or changed in session 3 and not yet run "
+                   "to the end in QEMU (see the closing note); the next session runs "
+                   "it and removes this marker", strict=False)
 @pytest.mark.parametrize("size", [3 * GiB // 2, 4 * GiB], ids=["1.5GiB", "4GiB"])
 def test_restore_onto_another_size_of_nvme_disk(live_image: LiveImage, tmp_path: Path,
                                                 captured: tuple[WindowsDisk, Path],
