@@ -168,9 +168,6 @@ def test_verify_of_a_store_with_a_damaged_chunk_fails_on_serial(
     assert report["exit_status"] == VerificationError.code, report
 
 
-@pytest.mark.xfail(reason="UNVERIFIED: written or changed in session 3 and not yet run "
-                   "to the end in QEMU (see the closing note); the next session runs "
-                   "it and removes this marker", strict=False)
 def test_rescue_capture_of_a_disk_with_bad_sectors(live_image: LiveImage,
                                                    tmp_path: Path) -> None:
     """blkdebug fails reads of chosen sectors inside one file's data: the unattended rescue
