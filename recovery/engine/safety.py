@@ -61,8 +61,7 @@ def refusals(gate: GateInput, disks: list[Disk] | None = None) -> list[SafetyErr
             "Choose another disk; the USB stick you booted from cannot be a target."))
     # disks_holding follows loop devices to the disk under their image file, so a store
     # inside an image on the target is caught too.
-    if gate.store is not None and any(_same_disk(holder, target)
-                                      for holder in disks_holding(gate.store, disks)):
+    if _holds_store(target, gate.store, disks):
         found.append(TargetInUseError(
             f"{name} holds the image store {gate.store}.",
             "Put the store on another drive, or choose another target disk."))
@@ -124,8 +123,7 @@ def capture_refusals(source: Disk, store: Path | None,
         found.append(SourceInUseError(
             f"{name} holds the running recovery system, not a Windows installation.",
             "Choose the PC's own disk as the source."))
-    if store is not None and any(_same_disk(holder, source)
-                                 for holder in disks_holding(store, disks)):
+    if _holds_store(source, store, disks):
         found.append(SourceInUseError(
             f"The image store {store} is on {name}, the disk being captured.",
             "Put the store on another drive (a USB disk), then capture again."))
@@ -199,6 +197,12 @@ def confirmation_refusal(target: Disk, confirmed: bool) -> list[SafetyError]:
     return [NotConfirmedError(
         f"Restoring will overwrite {target.describe()} (partitions {parts}).",
         "Check that this is the right disk.", hint=Hint.CONFIRM)]
+
+
+def _holds_store(disk: Disk, store: Path | None, disks: list[Disk]) -> bool:
+    """Whether the image store lives on `disk` (directly, or inside an image file on it)."""
+    return store is not None and any(_same_disk(holder, disk)
+                                     for holder in disks_holding(store, disks))
 
 
 def _same_disk(a: Disk | None, b: Disk) -> bool:
