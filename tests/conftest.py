@@ -13,6 +13,7 @@ import pytest
 
 from recovery.sys import losetup
 from recovery.sys.run import run
+from tests.usbdrive import live_udev, store_mounts, usb_drive  # noqa: F401 (fixtures)
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 

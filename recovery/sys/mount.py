@@ -2,6 +2,8 @@
 
 NTFS goes through ntfs-3g (recovery.sys.ntfs3g); everything else the kernel mounts itself
 (ext4, exfat, vfat, xfs, btrfs). Unmounting is ntfs3g.unmount: one `umount` for all.
+A file system inside a disk or image file (a partition without a node of its own) is
+reached through a loop device over its byte range (ntfs-3g takes the offset itself).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from recovery.sys import ntfs3g
+from recovery.sys import losetup, ntfs3g
 from recovery.sys.run import run
 
 
@@ -33,6 +35,26 @@ def mounted(device: Path, fs_type: str, mountpoint: Path, *, read_write: bool = 
     finally:
         run(["sync", "-f", str(mountpoint)], check=False)
         ntfs3g.unmount(mountpoint)
+
+
+@contextmanager
+def mounted_range(source: Path, offset: int, size: int, fs_type: str, mountpoint: Path, *,
+                  read_write: bool, sector_size: int = 512) -> Iterator[Path]:
+    """Mount the file system `size` bytes long at `offset` in `source` (a disk, a loop
+    device or an image file; offset and size 0: `source` is the partition itself) on
+    `mountpoint`; unmount (and detach the loop device) on exit, even on error."""
+    if fs_type == "ntfs":
+        with ntfs3g.mount(source, offset, mountpoint, read_write, size=size) as point:
+            yield point
+        return
+    if offset == 0 and size == 0:
+        with mounted(source, fs_type, mountpoint, read_write=read_write) as point:
+            yield point
+        return
+    with losetup.loop_device(source, offset=offset, size=size, read_only=not read_write,
+                             sector_size=sector_size) as device, \
+            mounted(device, fs_type, mountpoint, read_write=read_write) as point:
+        yield point
 
 
 def mount_read_only(image: Path, fs_type: str, mountpoint: Path) -> None:

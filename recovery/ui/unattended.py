@@ -52,7 +52,7 @@ NETWORK_WAIT_SECONDS = 60.0
 @dataclass(frozen=True)
 class StoreSpec:
     """recovery.store= on the kernel command line: a file system (by label or device node)
-    and a path in it. (A store found on a drive is recovery.ui.tui.stores.StoreLocation.)"""
+    and a path in it. (A store found on a drive is recovery.engine.storescan.StoreLocation.)"""
 
     path: str
     label: str = ""

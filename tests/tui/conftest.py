@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import shutil
-import subprocess
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, ParamSpec
@@ -43,16 +41,6 @@ def action_log(tmp_path: Path) -> ActionLog:
 
 def recorded_app(log: ActionLog, record: Path = HANDMADE) -> RecoveryApp:
     return RecoveryApp(Backend(udev_source=RecordedUdev(record)), log)
-
-
-@pytest.fixture(scope="session")
-def live_udev() -> None:
-    """The udev daemon must run for hot-plug events and a filled-in udev database."""
-    if subprocess.run(["pgrep", "-x", "systemd-udevd"], capture_output=True).returncode != 0:
-        daemon = shutil.which("systemd-udevd") or "/lib/systemd/systemd-udevd"
-        subprocess.run([daemon, "--daemon"], check=True)
-        subprocess.run(["udevadm", "trigger"], check=False)
-    subprocess.run(["udevadm", "settle", "--timeout=30"], check=False)
 
 
 async def wait_for(pilot: Pilot[Any], condition: Callable[[], bool],

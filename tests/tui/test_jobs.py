@@ -19,6 +19,7 @@ from textual.widgets import Log, OptionList, Static
 
 from recovery.demo.disk import DemoDisk
 from recovery.engine.capture import CaptureRequest, capture
+from recovery.engine.storemounts import StoreMounts
 from recovery.events import EventSink, Progress
 from recovery.model.disk import Disk
 from recovery.sys.joblock import JobLock
@@ -32,11 +33,9 @@ from recovery.ui.tui.screens.home import HomeScreen
 from recovery.ui.tui.screens.job import JobScreen
 from recovery.ui.tui.screens.log import LogScreen
 from recovery.ui.tui.screens.restore import RestoreWizard
-from recovery.ui.tui.storemounts import StoreMounts
 from recovery.units import human_size
 from tests.tui.conftest import SIZE, asynctest, recorded_app, wait_for
 from tests.tui.test_flows import DISK_SIZE, store, windows_loop  # noqa: F401 (fixtures)
-from tests.tui.test_store_mounts import usb_drive  # noqa: F401 (fixture)
 
 OTHER_CONSOLE = """
 import sys
@@ -53,7 +52,7 @@ def _ours(root: Path) -> list[str]:
 
 
 @pytest.fixture
-def restoring_console(usb_drive: Path) -> Iterator[subprocess.Popen[str]]:  # noqa: F811
+def restoring_console(usb_drive: Path) -> Iterator[subprocess.Popen[str]]:
     """The other console (ttyS0), restoring onto the USB drive: it holds the machine's job
     lock exactly as the TUI's restore does (Backend.hold_job, for the job's whole run)."""
     child = subprocess.Popen(
@@ -76,7 +75,7 @@ def _store_ids(app: RecoveryApp) -> list[str]:
 
 @asynctest
 async def test_idle_console_shows_the_other_consoles_restore_and_mounts_none_of_it(
-        usb_drive: Path, restoring_console: subprocess.Popen[str],  # noqa: F811
+        usb_drive: Path, restoring_console: subprocess.Popen[str],
         tmp_path: Path) -> None:
     log = ActionLog(tmp_path / "tui.log")
     root = tmp_path / "stores"
@@ -222,7 +221,7 @@ async def test_a_tools_command_line_and_stderr_are_in_the_action_log(tmp_path: P
 
 @asynctest
 async def test_log_saved_onto_a_store_the_tui_mounted_read_only(
-        usb_drive: Path, tmp_path: Path) -> None:  # noqa: F811
+        usb_drive: Path, tmp_path: Path) -> None:
     log = ActionLog(tmp_path / "tui-save.log")
     root = tmp_path / "stores"
     mounts = StoreMounts(root, log=log.write, accept=lambda disk: disk.node == usb_drive)

@@ -13,6 +13,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.worker import get_current_worker
 
+from recovery.engine.storescan import StoreLocation
 from recovery.errors import TargetTooSmallError
 from recovery.events import ChunkTally, EventSink, Notice, PhaseStarted, Progress
 from recovery.store.objects import ChunkStore
@@ -23,7 +24,6 @@ from recovery.ui.tui.screens.dialogs import ConfirmDialog, ErrorDialog, TypeToCo
 from recovery.ui.tui.screens.home import HomeScreen
 from recovery.ui.tui.screens.job import JobScreen
 from recovery.ui.tui.screens.restore import Candidate, RestoreWizard
-from recovery.ui.tui.stores import StoreLocation
 from tests.tui.conftest import SIZE, recorded_app
 from tests.unit.test_store import CHUNK, write_image
 

@@ -184,8 +184,8 @@ def run_tui(argv: list[str]) -> int:
     log = ActionLog(args.log) if args.log else ActionLog.default()
 
     def make_backend() -> Backend:
+        from recovery.engine.storemounts import StoreMounts
         from recovery.ui.tui.backend import Backend
-        from recovery.ui.tui.storemounts import StoreMounts
         if args.udev_record is not None:
             from recovery.sys.udev import RecordedUdev
             return Backend(udev_source=RecordedUdev(args.udev_record),

@@ -8,34 +8,31 @@ while capture/restore/verify always run the real engine.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from recovery.engine.disks import disks_holding, list_disks
 from recovery.engine.health import Reader, disk_health, with_health
+from recovery.engine.storemounts import StoreMounts
+from recovery.engine.storescan import (
+    NewStorePlace,
+    StoreLocation,
+    blank_drives,
+    find_stores,
+    is_store,
+)
+from recovery.engine.volumes import PartKey, VolumeNotes, VolumeProber
 from recovery.errors import RecoveryError
 from recovery.events import EventSink
-from recovery.model.disk import Disk, DiskPartition
+from recovery.model.disk import Disk
 from recovery.store.images import ImageInfo
 from recovery.store.objects import ChunkStore
 from recovery.sys import systemctl, udev
 from recovery.sys.joblock import JobHolder, JobLock
 from recovery.ui.tui.actionlog import ActionLog
-from recovery.ui.tui.storemounts import StoreMounts
-from recovery.ui.tui.stores import (
-    NEW_STORE_DIR,
-    NewStorePlace,
-    StoreLocation,
-    find_stores,
-    is_store,
-    locate,
-    new_store_places,
-)
-from recovery.ui.tui.volumes import PartKey, VolumeNotes, VolumeProber
 
 if TYPE_CHECKING:
     # Imported when first used, so the home screen starts even when one engine part fails
@@ -112,14 +109,18 @@ class Backend:
     def disks_holding(self, path: Path, disks: list[Disk]) -> list[Disk]:
         return disks_holding(path, disks, self.udev_source)
 
+    def _mounts(self) -> StoreMounts | None:
+        """The engine's store mounts, None where nothing may be mounted (a recorded
+        machine's device nodes are not this machine's)."""
+        return self.store_mounts if self.udev_source is None else None
+
     def stores(self, disks: list[Disk], look_unmounted: bool = True) -> list[StoreLocation]:
         """Stores on mounted partitions, on those mounted earlier to look for stores, and
         (`look_unmounted`) on partitions nobody mounted yet, mounting them to look."""
-        mounted_here: list[tuple[Path, Disk]] = []
-        if self.store_mounts is not None and self.udev_source is None:
-            mounted_here = (self.store_mounts.scan(disks) if look_unmounted
-                            else self.store_mounts.mounted())
-        return find_stores(disks, self.opened_stores, mounted_here)
+        mounts = self._mounts()
+        if mounts is None:
+            return find_stores(disks, self.opened_stores)
+        return mounts.stores(disks, self.opened_stores, look_unmounted)
 
     def writable_store(self, path: Path) -> None:
         """The one way to a store the TUI will write to (a capture, a verification record,
@@ -130,56 +131,25 @@ class Backend:
     def new_store_places(self, disks: list[Disk], source: Disk | None,
                          stores: list[StoreLocation]) -> list[NewStorePlace]:
         """Writable file systems (on disks other than `source`) that could hold a new store."""
-        mounts = self.store_mounts
-        if mounts is None or self.udev_source is not None:
-            return []  # nothing here can be mounted (a recorded machine's nodes are not ours)
-
-        def space(disk: Disk, part: DiskPartition) -> tuple[int, int] | None:
-            if part.mountpoints:
-                try:
-                    usage = shutil.disk_usage(part.mountpoints[0])
-                except OSError:
-                    return None
-                return usage.total, usage.free
-            return mounts.free_space(disk, part)
-        return new_store_places(disks, source, stores, space, mounts.mountpoint)
+        mounts = self._mounts()
+        return [] if mounts is None else mounts.new_store_places(disks, source, stores)
 
     def prepare_new_store(self, place: NewStorePlace) -> StoreLocation:
         """Mount `place` read-write (under /run/recovery) for a new store; the capture
         creates the store in its NEW_STORE_DIR folder."""
-        if place.mountpoint is not None:
-            root = place.mountpoint
-        else:
-            assert self.store_mounts is not None  # new_store_places offers none without
-            root = self.store_mounts.hold_for_new_store(place.disk, place.partition)
-        return locate(root / NEW_STORE_DIR, place.disk.describe())
+        assert self.store_mounts is not None  # new_store_places offers none without
+        return self.store_mounts.prepare_new_store(place)
 
     def blank_drives(self, disks: list[Disk], source: Disk | None) -> list[Disk]:
         """Drives with no file system (new, or wiped) that could be formatted for a store."""
-        if self.store_mounts is None or self.udev_source is not None:
-            return []
-        return [d for d in disks if not d.holds_live_medium and not d.read_only
-                and not d.all_mountpoints and not any(p.fs_type for p in d.partitions)
-                and (source is None or d.stable_id != source.stable_id)]
+        return [] if self._mounts() is None else blank_drives(disks, source)
 
     def format_for_store(self, disk: Disk, fs: StoreFs, source: Disk | None
                          ) -> StoreLocation:
         """Format `disk` (one partition, exFAT or NTFS; through the safety gate) and
         prepare a new store on it. The technician has confirmed by typing its serial."""
-        from recovery.engine.storedrive import FormatRequest, format_store_drive
-        summary = format_store_drive(FormatRequest(
-            disk.node, fs, confirmed=True, source=source.node if source else None))
-        udev.settle()
-        fresh = next((d for d in self.disks() if d.stable_id == disk.stable_id), disk)
-        partition = next((p for p in fresh.partitions if p.start == summary.partition_start),
-                         None)
-        if partition is None:  # the kernel made no node and the table was not re-read
-            partition = DiskPartition(1, None, summary.partition_start,
-                                      summary.partition_size, fs, summary.label, "", "",
-                                      "0x7", "")
-        partition = replace(partition, fs_type=fs)
-        return self.prepare_new_store(NewStorePlace(fresh, partition,
-                                                    summary.partition_size, None, None))
+        assert self.store_mounts is not None  # blank_drives offers none without
+        return self.store_mounts.format_for_store(disk, fs, source, self.disks)
 
     def after_writing(self, store: Path) -> None:
         """After a capture: a store file system this TUI mounted goes back to read-only."""

@@ -29,6 +29,7 @@ from textual.widgets import (
 )
 
 from recovery.engine.capture import CapturePlan, CaptureRequest, CaptureSummary, source_identity
+from recovery.engine.storescan import NewStorePlace, StoreLocation
 from recovery.engine.verify import VerifySummary
 from recovery.errors import DeviceIOError, RecoveryError, UnreadableAreasError
 from recovery.events import EventSink
@@ -41,7 +42,6 @@ from recovery.ui.tui.screens.job import JobOutcome, JobScreen, settle
 from recovery.ui.tui.screens.restore import confirmation_code
 from recovery.ui.tui.screens.result import ResultScreen
 from recovery.ui.tui.screens.wizard import Wizard
-from recovery.ui.tui.stores import NewStorePlace, StoreLocation
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.disk_table import DiskTable
 from recovery.ui.tui.widgets.picker import PartitionPicker

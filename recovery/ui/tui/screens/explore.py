@@ -20,6 +20,7 @@ from textual.containers import Vertical
 from textual.coordinate import Coordinate
 from textual.widgets import ContentSwitcher, DataTable, Footer, Label, OptionList, Static
 
+from recovery.engine.storescan import StoreLocation
 from recovery.errors import RecoveryError
 from recovery.events import EventSink
 from recovery.fs.browse import FileEntry
@@ -29,7 +30,6 @@ from recovery.ui.tui.screens.dialogs import PathPrompt
 from recovery.ui.tui.screens.job import JobOutcome, JobScreen, settle
 from recovery.ui.tui.screens.result import ResultScreen
 from recovery.ui.tui.screens.wizard import Wizard
-from recovery.ui.tui.stores import StoreLocation
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.plain import PlainOption
 from recovery.units import human_size

@@ -33,10 +33,10 @@ from recovery.ui.tui.workers import shown_errors
 
 if TYPE_CHECKING:
     # The engine behind these loads in the device worker, after the first screen is drawn.
+    from recovery.engine.storescan import StoreLocation
+    from recovery.engine.volumes import PartKey, VolumeNotes
     from recovery.sys.joblock import JobHolder
     from recovery.ui.tui.backend import Watcher
-    from recovery.ui.tui.stores import StoreLocation
-    from recovery.ui.tui.volumes import PartKey, VolumeNotes
 
 OPEN_STORE = "open-store"
 JOB_POLL_SECONDS = 2.0  # how often the idle console looks whether the other one runs a job

@@ -10,9 +10,9 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Log
 
+from recovery.engine.storescan import StoreLocation
 from recovery.errors import RecoveryError
 from recovery.ui.tui.screens.dialogs import PathPrompt
-from recovery.ui.tui.stores import StoreLocation
 from recovery.ui.tui.tuiapp import tui_app
 
 

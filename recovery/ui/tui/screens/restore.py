@@ -28,6 +28,7 @@ from textual.widgets import (
 )
 
 from recovery.engine.restore import RestorePlan, RestoreRequest, RestoreSummary
+from recovery.engine.storescan import StoreLocation
 from recovery.errors import FailingTargetError, NotConfirmedError, RecoveryError
 from recovery.events import EventSink
 from recovery.model.disk import Disk
@@ -37,7 +38,6 @@ from recovery.ui.tui.screens.dialogs import ConfirmDialog, TypeToConfirmDialog
 from recovery.ui.tui.screens.job import JobOutcome, JobScreen, settle
 from recovery.ui.tui.screens.result import ResultScreen
 from recovery.ui.tui.screens.wizard import Wizard
-from recovery.ui.tui.stores import StoreLocation
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.images import describe_image, source_id
 from recovery.ui.tui.widgets.plain import PlainOption

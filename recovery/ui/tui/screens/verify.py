@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import ContentSwitcher, Footer, Label, OptionList
 
+from recovery.engine.storescan import StoreLocation
 from recovery.engine.verify import VerifySummary
 from recovery.events import EventSink
 from recovery.model.disk import Disk
@@ -19,7 +20,6 @@ from recovery.store.images import ImageInfo
 from recovery.ui.tui.screens.job import JobOutcome, JobScreen, settle
 from recovery.ui.tui.screens.result import ResultScreen
 from recovery.ui.tui.screens.wizard import Wizard
-from recovery.ui.tui.stores import StoreLocation
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.plain import PlainOption
 from recovery.units import human_size

@@ -10,9 +10,9 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, OptionList
 
+from recovery.engine.storescan import StoreLocation
 from recovery.errors import RecoveryError
 from recovery.store.images import ImageInfo
-from recovery.ui.tui.stores import StoreLocation
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.images import image_option
 from recovery.ui.tui.widgets.plain import PlainOption

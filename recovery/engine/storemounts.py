@@ -24,15 +24,25 @@ import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from recovery.engine.storedrive import FormatRequest, StoreFs, format_store_drive
+from recovery.engine.storescan import (
+    NEW_STORE_DIR,
+    WRITABLE,
+    NewStorePlace,
+    StoreLocation,
+    find_stores,
+    is_store,
+    locate,
+    new_store_places,
+)
 from recovery.errors import RecoveryError
 from recovery.model.disk import Disk, DiskPartition
-from recovery.sys import losetup, ntfs3g
+from recovery.sys import udev
 from recovery.sys.joblock import JobLock
-from recovery.sys.mount import mounted
-from recovery.ui.tui.stores import WRITABLE, is_store
+from recovery.sys.mount import mounted_range
 
 MOUNT_ROOT = Path("/run/recovery/stores")
 # What the live kernel (and ntfs-3g) can read. A type this kernel lacks (vfat and exfat on
@@ -68,17 +78,8 @@ def mount_partition(disk: Disk, partition: DiskPartition, mountpoint: Path, read
         source, offset, size = disk.backing_file, partition.start, partition.size
     else:
         source, offset, size = disk.node, partition.start, partition.size
-    if partition.fs_type == "ntfs":
-        with ntfs3g.mount(source, offset, mountpoint, read_write, size=size) as point:
-            yield point
-        return
-    if offset == 0 and size == 0:
-        with mounted(source, partition.fs_type, mountpoint, read_write=read_write) as point:
-            yield point
-        return
-    with losetup.loop_device(source, offset=offset, size=size, read_only=not read_write,
-                             sector_size=disk.logical_sector_size) as device, \
-            mounted(device, partition.fs_type, mountpoint, read_write=read_write) as point:
+    with mounted_range(source, offset, size, partition.fs_type, mountpoint,
+                       read_write=read_write, sector_size=disk.logical_sector_size) as point:
         yield point
 
 
@@ -121,6 +122,53 @@ class StoreMounts:
                 for disk, partition in self._candidates(disks):
                     self._look_at(disk, partition)
             return [(held.mountpoint, held.disk) for held in self.held.values()]
+
+    def stores(self, disks: list[Disk], extra: Iterable[Path] = (),
+               look_unmounted: bool = True) -> list[StoreLocation]:
+        """Stores on mounted partitions of `disks`, on those mounted here earlier, `extra`
+        paths the technician named and (`look_unmounted`) on partitions nobody mounted
+        yet, mounting them to look."""
+        here = self.scan(disks) if look_unmounted else self.mounted()
+        return find_stores(disks, extra, here)
+
+    def new_store_places(self, disks: list[Disk], source: Disk | None,
+                         stores: list[StoreLocation]) -> list[NewStorePlace]:
+        """Writable file systems (on disks other than `source`) that could hold a new store,
+        with the free space of those mounted (by anyone) or looked at."""
+        def space(disk: Disk, part: DiskPartition) -> tuple[int, int] | None:
+            if part.mountpoints:
+                try:
+                    usage = shutil.disk_usage(part.mountpoints[0])
+                except OSError:
+                    return None
+                return usage.total, usage.free
+            return self.free_space(disk, part)
+        return new_store_places(disks, source, stores, space, self.mountpoint)
+
+    def prepare_new_store(self, place: NewStorePlace) -> StoreLocation:
+        """Mount `place` read-write (under the mount root) unless someone mounted it
+        already; the new store is its NEW_STORE_DIR folder, created by the capture."""
+        root = (place.mountpoint if place.mountpoint is not None
+                else self.hold_for_new_store(place.disk, place.partition))
+        return locate(root / NEW_STORE_DIR, place.disk.describe())
+
+    def format_for_store(self, disk: Disk, fs: StoreFs, source: Disk | None,
+                         list_disks: Callable[[], list[Disk]]) -> StoreLocation:
+        """Format `disk` (one partition, exFAT or NTFS; through the safety gate) and
+        prepare a new store on it. The caller has the technician's confirmation."""
+        summary = format_store_drive(FormatRequest(
+            disk.node, fs, confirmed=True, source=source.node if source else None))
+        udev.settle()
+        fresh = next((d for d in list_disks() if d.stable_id == disk.stable_id), disk)
+        partition = next((p for p in fresh.partitions if p.start == summary.partition_start),
+                         None)
+        if partition is None:  # the kernel made no node and the table was not re-read
+            partition = DiskPartition(1, None, summary.partition_start,
+                                      summary.partition_size, fs, summary.label, "", "",
+                                      "0x7", "")
+        partition = replace(partition, fs_type=fs)
+        return self.prepare_new_store(NewStorePlace(fresh, partition,
+                                                    summary.partition_size, None, None))
 
     def mounted(self) -> list[tuple[Path, Disk]]:
         """(mountpoint, disk) of every store held, without looking at anything new."""

@@ -73,7 +73,7 @@ def locate(path: Path, disk: str = "") -> StoreLocation:
 def find_stores(disks: Iterable[Disk], extra: Iterable[Path] = (),
                 mounted_here: Iterable[tuple[Path, Disk]] = ()) -> list[StoreLocation]:
     """Stores on mounted partitions of `disks`, on partitions the TUI mounted itself
-    (`mounted_here`, see recovery.ui.tui.storemounts), and `extra` paths the technician
+    (`mounted_here`, see recovery.engine.storemounts), and `extra` paths the technician
     opened."""
     seen: set[Path] = set()
     stores: list[StoreLocation] = []
@@ -138,3 +138,11 @@ def new_store_places(disks: Iterable[Disk], source: Disk | None,
                                         Path(part.mountpoints[0]) if part.mountpoints
                                         else None))
     return places
+
+
+def blank_drives(disks: Iterable[Disk], source: Disk | None) -> list[Disk]:
+    """Drives with no file system (new, or wiped) that could be formatted for a store:
+    never the live medium, a read-only or mounted drive, or `source`."""
+    return [d for d in disks if not d.holds_live_medium and not d.read_only
+            and not d.all_mountpoints and not any(p.fs_type for p in d.partitions)
+            and (source is None or d.stable_id != source.stable_id)]
