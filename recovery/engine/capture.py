@@ -28,12 +28,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from recovery import __version__
 from recovery.engine import safety
+from recovery.engine.capture_result import CapturedPartition, CaptureSummary
 from recovery.engine.chunking import ChunkIO, ChunkSpan, chunk_spans, digest, zero_digest
 from recovery.engine.devices import resolve_disk
 from recovery.engine.pipeline import ordered_map
@@ -167,24 +168,6 @@ class CapturePlan:
                 "refusals": [r.as_dict() for r in self.refusals]}
 
 
-@dataclass
-class CaptureSummary:
-    image: str
-    store: str
-    partitions: list[dict[str, object]]
-    stats: CaptureStats
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def unreadable_bytes(self) -> int:
-        return sum(int(str(p.get("unreadable_bytes") or 0)) for p in self.partitions)
-
-    def to_dict(self) -> dict[str, object]:
-        return {"image": self.image, "store": self.store, "partitions": self.partitions,
-                **asdict(self.stats), "unreadable_bytes": self.unreadable_bytes,
-                "warnings": self.warnings}
-
-
 def plan_capture(request: CaptureRequest) -> CapturePlan:
     disk = resolve_disk(request.source)
     identity = safety.DiskIdentity.of(disk)
@@ -259,7 +242,7 @@ def _capture_locked(plan: CapturePlan, store: ChunkStore, device: BlockDevice,
     name = writer.name
     counter = _Counter()
     raw_areas = _capture_boot_areas(device, plan.table, store, counter)
-    parts_index, parts_meta = [], []
+    parts_index, parts_meta, parts_read = [], [], []
     with phase(events, "capture", f"Capturing {plan.disk.node.name}",
                plan.used_bytes) as tracker:
         tracker.tally = counter.tally
@@ -267,9 +250,10 @@ def _capture_locked(plan: CapturePlan, store: ChunkStore, device: BlockDevice,
                             tracker.advance, cancel, _sampler(request))
         rescued = _rescue(job, plan) if request.rescue else None
         for planned in plan.partitions:
-            index, meta = _capture_partition(job, planned, rescued)
+            index, meta, read = _capture_partition(job, planned, rescued)
             parts_index.extend(index)
             parts_meta.append(meta)
+            parts_read.append(read)
     stats = counter.stats(time.monotonic() - started)
     if rescued is not None:
         found = rescued.stats
@@ -285,9 +269,8 @@ def _capture_locked(plan: CapturePlan, store: ChunkStore, device: BlockDevice,
         table=plan.table,
         raw_areas=tuple(raw_areas), partitions=tuple(parts_meta), stats=stats)
     writer.commit(manifest, ImageIndex(partitions=tuple(parts_index)))
-    partitions = [{**planned.to_dict(), "reused_from": meta.reused_from or None,
-                   "reuse_check": meta.reuse_check or None, **_rescue_facts(meta)}
-                  for planned, meta in zip(plan.partitions, parts_meta, strict=True)]
+    partitions = [CapturedPartition.of(meta, read)
+                  for meta, read in zip(parts_meta, parts_read, strict=True)]
     return CaptureSummary(name, str(request.store), partitions, stats, plan.warnings)
 
 
@@ -424,10 +407,11 @@ def _sampler(request: CaptureRequest) -> random.Random:
 
 def _capture_partition(job: _PartitionJob, planned: PlannedPartition,
                        rescued: _Rescued | None = None
-                       ) -> tuple[list[PartitionIndex], PartitionImage]:
+                       ) -> tuple[list[PartitionIndex], PartitionImage, int]:
+    """The partition's index entry, manifest entry and the used bytes read for it."""
     part, volume = planned.partition, planned.volume
     refs: list[ChunkRef] = []
-    stored_before = job.counter.bytes_stored
+    stored_before, read_before = job.counter.bytes_stored, job.counter.bytes_read
     fingerprint = ""
     check: SpotCheck | None = None
     if planned.selected and volume.fs_type == "ntfs" and rescued is None:
@@ -446,13 +430,15 @@ def _capture_partition(job: _PartitionJob, planned: PlannedPartition,
                           fingerprint=fingerprint,
                           reused_from=check.image if check and check.matched else "",
                           reuse_check=check.describe() if check else "")
+    read = job.counter.bytes_read - read_before
     if rescued is not None and planned.selected:
         done = rescued.partitions[part.number]
         meta = replace(meta, unreadable=done.unreadable, damaged=done.damaged,
                        stored_bytes=done.stored_bytes)
+        read = done.read_bytes
     if not planned.selected:
-        return [], meta
-    return [PartitionIndex(part.number, tuple(volume.used), tuple(refs))], meta
+        return [], meta, 0
+    return [PartitionIndex(part.number, tuple(volume.used), tuple(refs))], meta, read
 
 
 _Rescued = RescueOutcome
@@ -472,21 +458,14 @@ def _rescue(job: _PartitionJob, plan: CapturePlan) -> RescueOutcome:
     outcome = rescue_partitions(rescue_job, [(p.partition, p.volume) for p in plan.selected])
     for number, counter in counters.items():
         outcome.partitions[number] = replace(outcome.partitions[number],
-                                             stored_bytes=counter.bytes_stored)
+                                             stored_bytes=counter.bytes_stored,
+                                             read_bytes=counter.bytes_read)
     unreadable = sum(r.length for p in outcome.partitions.values() for r in p.unreadable)
     if unreadable:
         job.events(Notice(f"{human_size(unreadable)} could not be read and are stored as "
                           "zeros; the image lists where and what they belonged to.",
                           "warning"))
     return outcome
-
-
-def _rescue_facts(meta: PartitionImage) -> dict[str, object]:
-    if not meta.unreadable:
-        return {}
-    return {"unreadable_bytes": meta.unreadable_bytes,
-            "unreadable": [asdict(r) for r in meta.unreadable],
-            "damaged": [asdict(d) for d in meta.damaged]}
 
 
 def _read_chunks(job: _PartitionJob, planned: PlannedPartition) -> list[ChunkRef]:

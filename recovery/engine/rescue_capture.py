@@ -39,6 +39,7 @@ class RescuedPartition:
     damaged: tuple[DamagedItem, ...]
     retried_from: str  # the earlier rescue image whose chunks were reused, or ""
     stored_bytes: int = 0
+    read_bytes: int = 0
 
 
 @dataclass

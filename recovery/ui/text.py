@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from recovery.engine.capture import CapturePlan, CaptureSummary
+from recovery.engine.capture import CapturePlan
+from recovery.engine.capture_result import CapturedPartition, CaptureSummary
 from recovery.engine.restore import RestorePlan, RestoreSummary
 from recovery.engine.verify import VerifySummary
 from recovery.model.disk import Disk
@@ -60,29 +60,29 @@ def capture_summary(summary: CaptureSummary) -> str:
              f"  chunks: {stats.chunks_new} new, {stats.chunks_reused} reused, "
              f"{stats.chunks_zero} zero"]
     for part in summary.partitions:
-        mark = "captured" if part["selected"] else "left out"
-        if part.get("reused_from"):
-            mark = f"unchanged since {part['reused_from']}, reused: {part['reuse_check']}"
-        elif part.get("reuse_check"):
-            mark = f"captured; {part['reuse_check']}"
-        lines.append(f"  partition {part['number']}: {part['role']:<8} {part['fs_type']:<9} "
-                     f"used {human_size(int(str(part['used_bytes'])))} ({mark})")
+        mark = "captured" if part.selected else "left out"
+        if part.reused_from:
+            mark = f"unchanged since {part.reused_from}, reused: {part.reuse_check}"
+        elif part.reuse_check:
+            mark = f"captured; {part.reuse_check}"
+        lines.append(f"  partition {part.number}: {part.role:<8} {part.fs_type:<9} "
+                     f"used {human_size(part.used_bytes)} ({mark})")
     lines += [f"  warning: {warning}" for warning in summary.warnings]
     return "\n".join(lines + damage_report(summary.partitions))
 
 
-def damage_report(partitions: list[dict[str, Any]]) -> list[str]:
+def damage_report(partitions: list[CapturedPartition]) -> list[str]:
     """Unreadable bytes per partition and the files they hit (a rescue capture)."""
     lines = []
     for part in partitions:
-        if not part.get("unreadable_bytes"):
+        if not part.unreadable:
             continue
-        lines.append(f"  partition {part['number']}: {human_size(part['unreadable_bytes'])} "
-                     f"unreadable in {len(part['unreadable'])} range(s), stored as zeros:")
-        for item in part.get("damaged", []):
-            what = item["path"] or "(no file)"
-            lines.append(f"    {item['kind']:<13} {human_size(item['bytes_lost']):>9}  {what}"
-                         + (f"  - {item['note']}" if item["note"] else ""))
+        lines.append(f"  partition {part.number}: {human_size(part.unreadable_bytes)} "
+                     f"unreadable in {len(part.unreadable)} range(s), stored as zeros:")
+        for item in part.damaged:
+            what = item.path or "(no file)"
+            lines.append(f"    {item.kind:<13} {human_size(item.bytes_lost):>9}  {what}"
+                         + (f"  - {item.note}" if item.note else ""))
     if lines:
         lines.insert(0, "Complete, with unreadable areas (exit 14): run the same command "
                         "again to retry only them.")

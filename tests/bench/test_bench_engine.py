@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from recovery.demo.disk import DiskSpec
-from recovery.engine.capture import CaptureRequest, CaptureSummary, capture
+from recovery.engine.capture import CaptureRequest, capture
+from recovery.engine.capture_result import CaptureSummary
 from recovery.engine.restore import RestoreRequest, restore
 from recovery.engine.roles import BASIC_DATA
 from recovery.engine.table import write_table
@@ -93,7 +94,7 @@ def test_capture_and_restore_against_partclone(tmp_path: Path) -> None:
     results["our_second_capture"] = _timed(
         lambda: second.append(capture(CaptureRequest(disk, store, name="two"))))
     results["second_capture_bytes_read"] = second[0].stats.bytes_read  # the spot check
-    assert second[0].partitions[0]["reused_from"] == "one"
+    assert second[0].partitions[0].reused_from == "one"
     results["our_second_capture_read_all"] = _timed(
         lambda: capture(CaptureRequest(disk, store, name="three", read_all=True)))
     results["our_size"] = sum(f.stat().st_size for f in (store / "chunks").rglob("*")

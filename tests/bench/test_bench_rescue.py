@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from recovery.engine.capture import CaptureRequest, CaptureSummary, capture
+from recovery.engine.capture import CaptureRequest, capture
+from recovery.engine.capture_result import CaptureSummary
 from recovery.fs.probe import probe_volume
 from recovery.model.extents import Extent
 from recovery.sys import losetup

@@ -78,7 +78,7 @@ def test_mbr_4k_sectors_file_to_loop_device(tmp_path: Path, sparse_file: MakeFil
     disk = build_windows_disk(tmp_path / "mbr4k.img", spec)
     store = tmp_path / "store"
     summary = capture(CaptureRequest(disk.path, store, name="mbr"))
-    assert [p["role"] for p in summary.partitions] == ["boot", "system", "reserved"]
+    assert [p.role for p in summary.partitions] == ["boot", "system", "reserved"]
     target_file = sparse_file("target.img", spec.size)
     with losetup.loop_device(target_file, sector_size=4096) as target:
         assert restore(RestoreRequest(store, "mbr", target, confirmed=True)).verified

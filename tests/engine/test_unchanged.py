@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from recovery.demo.disk import DemoDisk
-from recovery.engine.capture import DEFAULT_CHUNK_SIZE, CaptureRequest, CaptureSummary, capture
+from recovery.engine.capture import DEFAULT_CHUNK_SIZE, CaptureRequest, capture
+from recovery.engine.capture_result import CaptureSummary
 from recovery.engine.chunking import chunk_spans
 from recovery.engine.restore import RestoreRequest, restore
 from recovery.engine.unchanged import (
@@ -71,6 +72,11 @@ def test_unchanged_volume_reuses_chunks_by_default_and_restores_exactly(
     first, first_notices = _capture(CaptureRequest(small_disk.path, store, name="a"))
     assert not _reused(first_notices, windows.number)
     first_manifest = ChunkStore.open(store).load_image("a")[0]
+    # The typed result: every used byte of each captured partition read, its chunks listed.
+    for part in first.partitions:
+        assert (part.bytes_read, part.chunks, part.reused_from) == \
+            ((part.used_bytes, len(_index(store, "a", part.number).chunks), "")
+             if part.selected else (0, 0, ""))
     listed = subprocess.run([sys.executable, "-m", "recovery", "capture", str(small_disk.path),
                              "--store", str(store), "--name", "b", "--json"],
                             cwd=ROOT, capture_output=True, text=True, check=True)
@@ -81,6 +87,9 @@ def test_unchanged_volume_reuses_chunks_by_default_and_restores_exactly(
     assert {n: p["reused_from"] for n, p in parts.items()} == \
         {n: "a" if p["fs_type"] == "ntfs" else None for n, p in parts.items()}  # FAT, MSR read
     assert parts[windows.number]["reuse_check"] == check
+    assert parts[windows.number]["chunks"] == len(_index(store, "a", windows.number).chunks)
+    assert parts[windows.number]["bytes_read"] <= spot_check_size(
+        parts[windows.number]["chunks"]) * CHUNK  # the spot check's samples at most
     ntfs = [p.number for p in first_manifest.partitions if p.fs_type == "ntfs"]
     others = first.stats.bytes_read - sum(first_manifest.partition(n).used_bytes for n in ntfs)
     samples = sum(spot_check_size(len(_index(store, "a", n).chunks)) for n in ntfs)
@@ -92,6 +101,8 @@ def test_unchanged_volume_reuses_chunks_by_default_and_restores_exactly(
         windows.number).fingerprint
     assert _index(store, "b", windows.number) == _index(store, "a", windows.number)
     third, _ = _capture(CaptureRequest(small_disk.path, store, name="c"))
+    reused = next(p for p in third.partitions if p.number == windows.number)
+    assert (reused.reused_from, reused.reuse_check) == ("b", check)
     assert f"unchanged since b, reused: {check}" in text.capture_summary(third)
     target = tmp_path / "target.img"
     with open(target, "wb") as handle:
@@ -209,7 +220,7 @@ def test_read_all_reads_everything(small_disk: DemoDisk, tmp_path: Path) -> None
     assert not _reused(notices, windows.number)
     assert second.stats.bytes_read == first.stats.bytes_read
     assert second.stats.chunks_new == 0
-    assert all(p["reused_from"] is None for p in second.partitions)
+    assert all(p.reused_from == "" for p in second.partitions)
 
 
 def test_sample_is_first_last_and_one_per_slice() -> None:

@@ -4,14 +4,15 @@ capture, rescue mode is offered, and the result screen names the damaged files."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import cast
 
 import pyfsntfs
 import pytest
 
 from recovery.demo.disk import DemoDisk, DiskSpec, build_windows_disk
 from recovery.model.disk import Disk
+from recovery.model.health import Health
 from recovery.store.objects import ChunkStore
 from recovery.sys import losetup
 from recovery.sys.blockdev import BlockDevice
@@ -75,15 +76,10 @@ async def test_read_error_offers_rescue_and_the_result_names_the_damaged_file(
 
 
 def test_rescue_is_preselected_for_a_disk_in_warning_or_failing_health() -> None:
-    class Health:
-        def __init__(self, status: str) -> None:
-            self.status = status
-
-    class Stub:
-        def __init__(self, health: object) -> None:
-            self.health = health
-
-    assert is_failing(cast(Disk, Stub(Health("failing"))))
-    assert is_failing(cast(Disk, Stub({"status": "warning"})))
-    assert not is_failing(cast(Disk, Stub(Health("ok"))))
-    assert not is_failing(cast(Disk, Stub(None)))
+    disk = Disk(stable_id="ata-X", node=Path("/dev/sdz"), model="m", serial="X", wwn="",
+                bus="sata", size=1 << 30, logical_sector_size=512, physical_sector_size=512,
+                removable=False, read_only=False)
+    assert is_failing(replace(disk, health=Health("failing")))
+    assert is_failing(replace(disk, health=Health("warning")))
+    assert not is_failing(replace(disk, health=Health("ok")))
+    assert not is_failing(disk)  # not checked yet

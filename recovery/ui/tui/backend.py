@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from recovery.engine import extract as extract_engine
     from recovery.engine import restore as restore_engine
     from recovery.engine import verify as verify_engine
+    from recovery.engine.capture_result import CaptureSummary
     from recovery.engine.storedrive import StoreFs
     from recovery.registry import inspect as points_engine
     from recovery.registry import rollback as rollback_engine
@@ -179,7 +180,7 @@ class Backend:
         return plan_capture(request)
 
     def execute_capture(self, plan: capture_engine.CapturePlan, events: EventSink,
-                        cancel: threading.Event) -> capture_engine.CaptureSummary:
+                        cancel: threading.Event) -> CaptureSummary:
         from recovery.engine.capture import execute_capture
         if plan.request.store is not None:
             self.writable_store(plan.request.store)

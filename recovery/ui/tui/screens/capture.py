@@ -28,7 +28,8 @@ from textual.widgets import (
     Static,
 )
 
-from recovery.engine.capture import CapturePlan, CaptureRequest, CaptureSummary, source_identity
+from recovery.engine.capture import CapturePlan, CaptureRequest, source_identity
+from recovery.engine.capture_result import CaptureSummary
 from recovery.engine.storescan import NewStorePlace, StoreLocation
 from recovery.engine.verify import VerifySummary
 from recovery.errors import DeviceIOError, RecoveryError, UnreadableAreasError
@@ -73,10 +74,10 @@ def capture_result_lines(outcome: CaptureOutcome, source: str = "") -> list[str]
              f"({stats.chunks_new} new chunks, {stats.chunks_reused} already there, "
              f"{stats.chunks_zero} empty)."]
     for part in summary.partitions:
-        fs_type = part["fs_type"] or "no file system"
-        what = f"Partition {part['number']} ({part['role']}, {fs_type}): "
-        lines.append(what + (f"{human_size(int(str(part['used_bytes'])))} of used data captured."
-                             if part["selected"] else "not captured (not selected)."))
+        fs_type = part.fs_type or "no file system"
+        what = f"Partition {part.number} ({part.role}, {fs_type}): "
+        lines.append(what + (f"{human_size(part.used_bytes)} of used data captured."
+                             if part.selected else "not captured (not selected)."))
     lines += [f"Warning: {w}" for w in summary.warnings]
     if summary.unreadable_bytes:
         lines += [f"{human_size(summary.unreadable_bytes)} could not be read "
@@ -96,16 +97,9 @@ def capture_result_lines(outcome: CaptureOutcome, source: str = "") -> list[str]
     return lines
 
 
-def health_status(disk: Disk) -> str:
-    """The disk's SMART verdict (ok, warning, failing, unknown) once disks carry one."""
-    health = getattr(disk, "health", None)
-    status = health.get("status") if isinstance(health, dict) else getattr(health, "status",
-                                                                             None)
-    return str(status or "unknown")
-
-
 def is_failing(disk: Disk) -> bool:
-    return health_status(disk) in ("warning", "failing")
+    """SMART says failing or warning: the capture wizard offers rescue mode first."""
+    return disk.health.needs_care
 
 
 def source_health_warning(disk: Disk) -> str:
