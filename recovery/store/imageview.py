@@ -13,9 +13,12 @@ remembers the chunk, so the caller can name the files that use it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import queue
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from recovery.errors import ImageDamagedError, UsageError
@@ -64,6 +67,7 @@ class ImageView(RandomAccessFile):
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._cache_chunks = cache_chunks
         self._lock = threading.Lock()
+        self._loading: dict[int, threading.Event] = {}  # chunks being decoded right now
         self.damaged: dict[int, DamagedRange] = {}
         self.bytes_from_store = 0  # uncompressed bytes of chunks decoded so far
 
@@ -109,19 +113,37 @@ class ImageView(RandomAccessFile):
         # multiple of it; nothing is stored past the end.
         return piece + bytes(take - len(piece))
 
-    def _chunk(self, ref: ChunkRef) -> bytes:
-        with self._lock:
-            data = self._cache.get(ref.number)
-            if data is not None:
-                self._cache.move_to_end(ref.number)
-                return data
+    def _chunk(self, ref: ChunkRef, record: bool = True) -> bytes:
+        """The decoded chunk, from the cache, or decoded here; a chunk another thread is
+        decoding (read-ahead) is waited for instead of decoded twice."""
+        while True:
+            with self._lock:
+                data = self._cache.get(ref.number)
+                if data is not None:
+                    self._cache.move_to_end(ref.number)
+                    return data
+                waiting = self._loading.get(ref.number)
+                if waiting is None:
+                    mine = self._loading[ref.number] = threading.Event()
+                    break
+            waiting.wait()  # then the cache has it, or that decode failed: try here
+        try:
+            return self._decode(ref, record)
+        finally:
+            with self._lock:
+                del self._loading[ref.number]
+            mine.set()
+
+    def _decode(self, ref: ChunkRef, record: bool) -> bytes:
         start = ref.number * self.chunk_size
         try:
             data = self.store.get(ref.digest)
         except ImageDamagedError as exc:
             length = min(self.chunk_size, self.size - start)
-            with self._lock:
-                self.damaged[ref.number] = DamagedRange(ref.number, start, length, exc.title)
+            if record:
+                with self._lock:
+                    self.damaged[ref.number] = DamagedRange(ref.number, start, length,
+                                                            exc.title)
             raise DamagedChunkError(ref.number, start, length, exc) from exc
         with self._lock:
             self.bytes_from_store += len(data)
@@ -130,6 +152,15 @@ class ImageView(RandomAccessFile):
                 self._cache.popitem(last=False)
         return data
 
+    def preload(self, number: int) -> None:
+        """Decode chunk `number` into the cache ahead of its read. A damaged chunk is left
+        for the read itself to report, with the file that needs it."""
+        ref = self._chunks.get(number)
+        if ref is None or ref.zero:
+            return
+        with contextlib.suppress(DamagedChunkError):
+            self._chunk(ref, record=False)
+
     def chunk_of(self, offset: int) -> int:
         return offset // self.chunk_size
 
@@ -137,6 +168,37 @@ class ImageView(RandomAccessFile):
         """The digest of chunk `number`, or None when it reads as zeros."""
         ref = self._chunks.get(number)
         return None if ref is None or ref.zero else ref.digest
+
+
+class ReadAhead:
+    """Decodes the chunks a job will read next on background threads, while the job's
+    own thread goes through the file system and writes: reading a chunk file, zstd and
+    BLAKE3 release the GIL, so on two cores they overlap the copy instead of adding to it.
+    The job says what comes next (`expect`) and keeps that a few chunks ahead; the view's
+    cache must hold the chunks expected and not yet read."""
+
+    def __init__(self, view: ImageView, threads: int = 2) -> None:
+        self.view = view
+        self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._work, daemon=True,
+                                          name=f"read-ahead-{n}") for n in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def expect(self, numbers: Iterable[int]) -> None:
+        for number in numbers:
+            self._queue.put(number)
+
+    def _work(self) -> None:
+        while (number := self._queue.get()) is not None:
+            self.view.preload(number)
+
+    def close(self) -> None:
+        """Waits for what was expected (a few chunks at most) and ends the threads."""
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
 
 
 def pick_partition(manifest: ImageManifest, number: int | None, name: str) -> PartitionImage:

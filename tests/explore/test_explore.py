@@ -17,7 +17,7 @@ from recovery.engine.extract import ExtractRequest, extract
 from recovery.errors import DestinationError, ImagePathNotFoundError
 from recovery.events import Event, PhaseStarted, Progress
 from recovery.model.manifest import ByteRange
-from recovery.store.imageview import ImageView, open_view
+from recovery.store.imageview import DamagedChunkError, ImageView, ReadAhead, open_view
 from recovery.store.objects import ChunkStore
 from recovery.ui.cli import main
 from tests.explore.conftest import (
@@ -192,3 +192,32 @@ def test_unreadable_bytes_of_a_rescue_capture_are_refused(pc: CapturedPc,
         assert b"".join(opened.browser.read("/Users/Bob/Documents/report.docx")) == report
     finally:
         opened.close()
+
+
+def test_read_ahead_decodes_each_chunk_once_and_leaves_damage_to_the_read(
+        pc: CapturedPc, tmp_path: Path) -> None:
+    """Chunks decoded ahead on other threads are what the reads then get (no chunk decoded
+    twice); a damaged chunk met ahead is not reported until a read needs it, and then it is."""
+    store = ChunkStore.open(pc.store)
+    view = open_view(store, "first", 2)
+    stored = [n for n in range(view.size // view.chunk_size) if view.stored_chunk(n)][:6]
+    readahead = ReadAhead(view)
+    try:
+        readahead.expect(stored)
+        for number in stored:
+            assert view.read_at(number * view.chunk_size, 4096)
+    finally:
+        readahead.close()
+    assert view.bytes_from_store == sum(
+        min(view.chunk_size, view.size - n * view.chunk_size) for n in stored)
+    digest = view.stored_chunk(stored[-1])
+    assert digest is not None
+    broken = ChunkStore.open(damaged_copy(pc.store, tmp_path / "broken", digest))
+    damaged = open_view(broken, "first", 2)
+    readahead = ReadAhead(damaged)
+    readahead.expect(stored)
+    readahead.close()
+    assert damaged.damaged == {}
+    with pytest.raises(DamagedChunkError):
+        damaged.read_at(stored[-1] * damaged.chunk_size, 4096)
+    assert set(damaged.damaged) == {stored[-1]}
