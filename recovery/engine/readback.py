@@ -21,7 +21,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from types import TracebackType
 
-from recovery.engine.verify import PlacedChunk, check_on_disk
+from recovery.engine.placed import PlacedChunk
+from recovery.engine.verify import check_on_disk
 from recovery.events import EventSink, phase
 from recovery.sys.blockdev import BlockDevice
 from recovery.units import MiB

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from recovery.engine.fit import FitRequest, FittedLayout, LayoutMode, fit_layout
 from recovery.engine.imageview import ViewSpec, partition_view
-from recovery.engine.verify import PlacedChunk
+from recovery.engine.placed import PlacedChunk
 from recovery.errors import SafetyError, UnsupportedLayoutError
 from recovery.events import EventSink, Notice, phase
 from recovery.model.manifest import ImageManifest, PartitionImage

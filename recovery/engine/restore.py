@@ -39,10 +39,11 @@ from recovery.engine.devices import resolve_disk
 from recovery.engine.fit import FittedLayout
 from recovery.engine.health import with_health
 from recovery.engine.pipeline import ordered_map
+from recovery.engine.placed import PlacedChunk, all_placed
 from recovery.engine.readback import WaveReadBack
 from recovery.engine.resize import LayoutChoice, is_clipped, place, plan_layout, resize_system
 from recovery.engine.table import compare_tables, read_table, write_table
-from recovery.engine.verify import PlacedChunk, all_placed, check_boot_areas
+from recovery.engine.verify import check_boot_areas
 from recovery.errors import (
     CancelledError,
     DeviceIOError,

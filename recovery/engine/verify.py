@@ -15,14 +15,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from recovery import __version__
-from recovery.engine.chunking import ChunkIO, ChunkSpan, chunk_spans, digest, zeros
+from recovery.engine.chunking import ChunkIO, digest
 from recovery.engine.pipeline import ordered_map
+from recovery.engine.placed import PlacedChunk, all_placed
 from recovery.engine.table import compare_tables, read_table
-from recovery.errors import DeviceIOError, ImageDamagedError, RecoveryError, StoreError
+from recovery.errors import DeviceIOError, RecoveryError, StoreError
 from recovery.events import EventSink, Notice, discard, phase
-from recovery.model.extents import Extent, clip
 from recovery.model.manifest import ImageManifest, utc_timestamp
-from recovery.store.index import ChunkRef, ImageIndex, PartitionIndex
+from recovery.store.index import ImageIndex
 from recovery.store.objects import ChunkStore
 from recovery.store.verified import Verification
 from recovery.sys.blockdev import BlockDevice
@@ -53,51 +53,6 @@ class VerifySummary:
                 "unreadable_bytes": self.unreadable_bytes,
                 "problems": self.problems, "seconds": round(self.seconds, 3),
                 "methods": {str(n): m for n, m in self.methods.items()}}
-
-
-@dataclass(frozen=True)
-class PlacedChunk:
-    """A chunk with where it lives on the disk: enough to read, write or check it."""
-
-    partition: int
-    partition_offset: int
-    span: ChunkSpan
-    ref: ChunkRef
-    # Bytes of this chunk a rescue capture could not read (partition offsets): the image
-    # holds zeros there, so a disk's bytes there are not compared.
-    unreadable: tuple[Extent, ...] = ()
-
-    def read_from(self, chunk_io: ChunkIO) -> memoryview:
-        """The chunk's content as the medium holds it, unreadable ranges zeroed."""
-        data = chunk_io.read_masked(self.partition_offset, self.span, uncached=True)
-        for start, length in self.unreadable:
-            data[start - self.span.start: start - self.span.start + length] = zeros(length)
-        return data
-
-    def where(self) -> str:
-        offset = self.partition_offset + self.span.start
-        return (f"partition {self.partition}, chunk {self.span.number} "
-                f"(disk offset {offset}, {self.span.length} bytes)")
-
-
-def placed_chunks(manifest: ImageManifest, part: PartitionIndex) -> Iterator[PlacedChunk]:
-    """Pair each index entry with its span; both are in ascending chunk order."""
-    meta = manifest.partition(part.number)
-    spans = chunk_spans(meta.size, manifest.chunk_size, list(part.extents))
-    unreadable = [(piece.offset, piece.length) for piece in meta.unreadable]
-    for ref, span in zip(part.chunks, spans, strict=True):
-        if ref.number != span.number:
-            raise ImageDamagedError(
-                f"Index of image {manifest.name} does not match partition {part.number}'s "
-                "used-block map.", "The image is damaged; capture the disk again.")
-        holes = tuple(clip(unreadable, span.start, span.start + span.length)) \
-            if unreadable else ()
-        yield PlacedChunk(part.number, meta.start, span, ref, holes)
-
-
-def all_placed(manifest: ImageManifest, index: ImageIndex) -> Iterator[PlacedChunk]:
-    for part in index.partitions:
-        yield from placed_chunks(manifest, part)
 
 
 def check_on_disk(device: BlockDevice, chunks: Iterator[PlacedChunk],

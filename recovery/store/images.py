@@ -16,7 +16,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import blake3
 import yaml
@@ -33,10 +33,8 @@ from recovery.model.manifest import ImageManifest, SourceIdentity, utc_timestamp
 from recovery.store import files
 from recovery.store import manifest as manifest_codec
 from recovery.store import verified as verified_record
+from recovery.store.access import StoreAccess
 from recovery.store.index import ImageIndex, IndexFormatError, decode, encode
-
-if TYPE_CHECKING:
-    from recovery.store.objects import ChunkStore
 
 PARTIAL = ".partial"
 MANIFEST_FILE = "manifest.yaml"
@@ -101,7 +99,7 @@ class ImageInfo:
 class ImageWriter:
     """A capture in progress: chunks go to the store, then `commit` makes the image exist."""
 
-    store: ChunkStore
+    store: StoreAccess
     name: str
     path: Path  # images/NAME.partial
     started: str
@@ -152,7 +150,7 @@ class ImageWriter:
         self.finished = True
 
 
-def begin(store: ChunkStore, name: str, source_id: str = "") -> ImageWriter:
+def begin(store: StoreAccess, name: str, source_id: str = "") -> ImageWriter:
     check_name(name)
     if (store.images_dir / name).exists():
         raise _exists_error(name, store.root)
@@ -322,7 +320,7 @@ def _complete_manifest(name: str, manifest: ImageManifest, index: ImageIndex) ->
     return dataclasses.replace(manifest, name=name, partitions=tuple(partitions))
 
 
-def _check_chunks_present(store: ChunkStore, manifest: ImageManifest, index: ImageIndex
+def _check_chunks_present(store: StoreAccess, manifest: ImageManifest, index: ImageIndex
                           ) -> None:
     needed = index.stored_digests() | stored_area_digests(manifest)
     for digest in needed:
@@ -337,7 +335,7 @@ def stored_area_digests(manifest: ImageManifest) -> set[bytes]:
     return {bytes.fromhex(area.digest) for area in manifest.raw_areas}
 
 
-def _store_zero_areas(store: ChunkStore, manifest: ImageManifest) -> None:
+def _store_zero_areas(store: StoreAccess, manifest: ImageManifest) -> None:
     """Boot areas are stored even when all zero (GPT disks made on Linux have no boot code):
     a few bytes each, and every digest a manifest names can then be read back."""
     for area in manifest.raw_areas:

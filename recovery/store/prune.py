@@ -11,14 +11,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from recovery.errors import StoreError
 from recovery.store import files
+from recovery.store.access import StoreAccess
 from recovery.store.images import PARTIAL, check_name, list_all, load, stored_area_digests
-
-if TYPE_CHECKING:
-    from recovery.store.objects import ChunkStore
 
 
 @dataclass(frozen=True)
@@ -33,7 +30,7 @@ class PruneReport:
                 "chunks_kept": self.chunks_kept, "temp_files_removed": self.temp_files_removed}
 
 
-def remove_image(store: ChunkStore, name: str) -> None:
+def remove_image(store: StoreAccess, name: str) -> None:
     """Delete an image (complete, incomplete or damaged); its chunks stay until `collect`."""
     check_name(name)
     for folder in (store.images_dir / name, store.images_dir / f"{name}{PARTIAL}"):
@@ -47,7 +44,7 @@ def remove_image(store: ChunkStore, name: str) -> None:
     load(store.images_dir, name)  # raises ImageNotFoundError naming the images there
 
 
-def collect(store: ChunkStore) -> PruneReport:
+def collect(store: StoreAccess) -> PruneReport:
     """Delete chunks that no complete image refers to, and temp files of dead writers."""
     needed: set[bytes] = set()
     for info in list_all(store.images_dir):

@@ -284,8 +284,8 @@ def cmd_demo(args: argparse.Namespace, events: EventSink) -> int:
 
 def cmd_tui(args: argparse.Namespace, events: EventSink) -> int:
     # recovery.ui.entry starts the TUI before this parser loads; this is only reached when
-    # cli.main is called directly, and takes the same route.
-    from recovery.ui.entry import main as entry_main
+    # cli.main is called directly, and ends where entry's route ends (not through entry,
+    # which loads this module: no import cycle).
+    from recovery.ui.tui.app import run_tui
 
-    return entry_main([*(["--verbose"] if args.verbose else []), "tui",
-                       *args.tui_args])
+    return run_tui([*args.tui_args, *(["--verbose"] if args.verbose else [])])

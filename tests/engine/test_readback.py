@@ -10,8 +10,8 @@ import pytest
 from recovery.demo.disk import DemoDisk
 from recovery.engine import readback
 from recovery.engine.chunking import ChunkIO, ChunkSpan
+from recovery.engine.placed import PlacedChunk
 from recovery.engine.restore import RestoreRequest, restore
-from recovery.engine.verify import PlacedChunk
 from recovery.errors import CancelledError, Hint, VerificationError
 from recovery.events import Event, PhaseFinished
 from recovery.units import MiB
