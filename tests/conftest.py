@@ -24,6 +24,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # The machine's one-job lock (recovery.sys.joblock): each test session its own, so test
     # runs side by side on one machine do not see each other's jobs.
     os.environ["RECOVERY_LOCK_DIR"] = tempfile.mkdtemp(prefix="recovery-lock-")
+    # Folder listings kept between runs (recovery.engine.listcache): the session's own.
+    os.environ["RECOVERY_LISTING_CACHE"] = tempfile.mkdtemp(prefix="recovery-listings-")
 
 
 @pytest.fixture(scope="session")

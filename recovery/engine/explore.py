@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from recovery.engine.listcache import ListingCache, listing_cache
 from recovery.errors import ImageDamagedError, ImagePathNotFoundError, UnsupportedLayoutError
 from recovery.fs.browse import Browser, FileEntry, NtfsBrowser, join, normal_path
 from recovery.fs.fatdir import FatBrowser
@@ -31,6 +32,7 @@ class OpenedImage:
 
     view: ImageView
     browser: Browser
+    cache: ListingCache | None = None  # listings kept between runs (NTFS only)
     _listings: dict[str, list[FileEntry]] = field(default_factory=dict)
 
     @property
@@ -39,6 +41,10 @@ class OpenedImage:
 
     def entry(self, path: str) -> FileEntry:
         path = normal_path(path)
+        kept = self.cache.get(path) if self.cache else None
+        if kept is not None:
+            self._listings.setdefault(path, kept[1])
+            return kept[0]
         found = self._guard(lambda: self.browser.stat(path), path)
         if found is None:
             parent = path.rsplit("/", 1)[0] or "/"
@@ -56,9 +62,14 @@ class OpenedImage:
         entry = self.entry(path)
         if not entry.is_dir:
             return [entry]
+        cached = self._listings.get(path)  # entry() found it kept between runs
+        if cached is not None:
+            return cached
         found = sorted(self._guard(lambda: self.browser.list_dir(path), path),
                        key=lambda e: (not e.is_dir, e.name.lower()))
         self._listings[path] = found
+        if self.cache:
+            self.cache.put(path, entry, found)
         return found
 
     def walk(self, path: str) -> Iterator[FileEntry]:
@@ -122,8 +133,13 @@ def browser_for(view: ImageView) -> Browser:
 def open_image(store_path: Path, name: str, partition: int | None = None
                ) -> Iterator[OpenedImage]:
     store = ChunkStore.open(store_path)
-    view = open_view(store, name, partition)
-    opened = OpenedImage(view, browser_for(view))
+    loaded = store.load_image(name)
+    view = open_view(store, name, partition, loaded)
+    browser = browser_for(view)
+    # FAT listings carry the files' cluster runs for reading: they are not kept.
+    cache = (listing_cache(loaded[0].manifest_blake3, view.part.number)
+             if browser.fs_type == "ntfs" else None)
+    opened = OpenedImage(view, browser, cache)
     try:
         yield opened
     finally:

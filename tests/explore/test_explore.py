@@ -16,6 +16,7 @@ from recovery.engine.explore import OpenedImage, browser_for, list_files, open_i
 from recovery.engine.extract import ExtractRequest, extract
 from recovery.errors import DestinationError, ImagePathNotFoundError
 from recovery.events import Event, PhaseStarted, Progress
+from recovery.fs.browse import FileEntry
 from recovery.model.manifest import ByteRange
 from recovery.store.imageview import DamagedChunkError, ImageView, ReadAhead, open_view
 from recovery.store.objects import ChunkStore
@@ -221,3 +222,27 @@ def test_read_ahead_decodes_each_chunk_once_and_leaves_damage_to_the_read(
     with pytest.raises(DamagedChunkError):
         damaged.read_at(stored[-1] * damaged.chunk_size, 4096)
     assert set(damaged.damaged) == {stored[-1]}
+
+
+def test_a_listing_is_kept_for_the_next_run_and_a_bad_kept_file_is_ignored(
+        ro_store: Path, pc: CapturedPc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second process listing the same folder reads no MFT record from the chunks; what
+    it gets is what the first listing read. A kept file that is damaged is read again."""
+    monkeypatch.setenv("RECOVERY_LISTING_CACHE", str(tmp_path / "kept"))
+
+    def listing() -> tuple[list[FileEntry], int]:
+        with open_image(ro_store, "first", 2) as opened:
+            before = opened.view.bytes_from_store
+            entries = opened.list_dir("/Many")
+            return entries, opened.view.bytes_from_store - before
+
+    first, decoded = listing()
+    assert len(first) == 600 and decoded > 0
+    again, decoded = listing()
+    assert again == first and decoded == 0
+    for kept in (tmp_path / "kept").glob("*/*.json"):
+        kept.write_text("{not json")
+    damaged, decoded = listing()
+    assert damaged == first and decoded > 0
+    monkeypatch.setenv("RECOVERY_LISTING_CACHE", "off")
+    assert list_files(ro_store, "first", 2, "/Many").entries == first
