@@ -18,14 +18,34 @@ from tests.usbdrive import live_udev, store_mounts, usb_drive  # noqa: F401 (fix
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
 
+UNIT = Path(__file__).resolve().parent / "unit"
+AS_ROOT = os.geteuid() == 0
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    if os.geteuid() != 0:
-        raise pytest.UsageError("the tests use loop devices and mkfs: run them as root")
     # The machine's one-job lock (recovery.sys.joblock): each test session its own, so test
     # runs side by side on one machine do not see each other's jobs.
     os.environ["RECOVERY_LOCK_DIR"] = tempfile.mkdtemp(prefix="recovery-lock-")
     # Folder listings kept between runs (recovery.engine.listcache): the session's own.
     os.environ["RECOVERY_LISTING_CACHE"] = tempfile.mkdtemp(prefix="recovery-listings-")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """As root everything runs. As another user only tests/unit can (the parsers and
+    models, from bytes and recorded data); its tests marked root skip, naming why."""
+    if AS_ROOT:
+        return
+    outside = sorted({str(item.path.relative_to(UNIT.parent.parent)) for item in items
+                      if not item.path.is_relative_to(UNIT)})
+    if outside:
+        raise pytest.UsageError(
+            f"{', '.join(outside[:3])}{' ...' if len(outside) > 3 else ''} use loop devices "
+            "and mkfs: run them as root; as an ordinary user run tests/unit.")
+    for item in items:
+        marker = item.get_closest_marker("root")
+        if marker is not None:
+            why = marker.args[0] if marker.args else "loop devices and mounts"
+            item.add_marker(pytest.mark.skip(reason=f"needs root: {why}"))
 
 
 @pytest.fixture(scope="session")
@@ -83,6 +103,8 @@ def release_leftover_loop_devices(tmp_path_factory: pytest.TempPathFactory) -> I
     """A test that dies between losetup and its cleanup must not leave loop devices behind
     for the next test run (or the next CI job on this machine)."""
     yield
+    if not AS_ROOT:
+        return  # nothing here could attach one
     base = str(tmp_path_factory.getbasetemp())
     for block in Path("/sys/block").glob("loop*"):
         backing = losetup.backing_file(Path("/dev") / block.name)

@@ -18,6 +18,7 @@ from tests.conftest import ext4_mounted
 MakeLoop = Callable[..., tuple[Path, Path]]
 
 
+@pytest.mark.root("loop devices, mounts and O_EXCL opens of block devices")
 def test_a_loop_device_answers_for_the_disk_of_its_file(make_loop: MakeLoop) -> None:
     image, node = make_loop(8 * 1024 * 1024)
     with BlockDevice.open(image) as backing, BlockDevice.open(node) as loop:
@@ -45,6 +46,7 @@ def test_an_image_file_on_tmpfs_does_not_spin() -> None:
             assert not device.rotational
 
 
+@pytest.mark.root("loop devices, mounts and O_EXCL opens of block devices")
 def test_a_disk_opened_for_writing_is_held_exclusively(tmp_path: Path) -> None:
     image = tmp_path / "disk.img"
     with open(image, "wb") as handle:
@@ -69,6 +71,7 @@ def test_a_disk_opened_for_writing_is_held_exclusively(tmp_path: Path) -> None:
         losetup.detach(node)
 
 
+@pytest.mark.root("loop devices, mounts and O_EXCL opens of block devices")
 def test_a_disk_with_a_mounted_file_system_cannot_be_opened_for_writing(
         make_loop: MakeLoop, tmp_path: Path) -> None:
     _image, node = make_loop(32 * 1024 * 1024)

@@ -88,6 +88,7 @@ def sgdisk_partition_guid(device: Path, number: int) -> str:
     raise AssertionError(f"sgdisk printed no GUID for partition {number}")
 
 
+@pytest.mark.root("loop devices and mounts")
 def test_loop_disk_shows_partitions_as_udev_and_sgdisk_see_them(gpt_loop: PartitionedLoop
                                                                  ) -> None:
     disk = the_disk(gpt_loop.device)
@@ -110,6 +111,7 @@ def test_loop_disk_shows_partitions_as_udev_and_sgdisk_see_them(gpt_loop: Partit
     assert json.loads(json.dumps(disk.to_dict()))["partitions"][1]["fs_label"] == "WinVol"
 
 
+@pytest.mark.root("loop devices and mounts")
 def test_mounted_partition_makes_disk_and_image_file_mounted(gpt_loop: PartitionedLoop,
                                                              tmp_path: Path) -> None:
     with ntfs_mounted(gpt_loop.data, tmp_path / "win") as mountpoint:
@@ -127,6 +129,7 @@ def test_mounted_partition_makes_disk_and_image_file_mounted(gpt_loop: Partition
     assert not the_disk(gpt_loop.device).is_mounted
 
 
+@pytest.mark.root("loop devices and mounts")
 def test_disk_mounted_as_live_medium_is_marked(gpt_loop: PartitionedLoop, tmp_path: Path
                                                ) -> None:
     with ntfs_mounted(gpt_loop.data, tmp_path / "medium") as medium:
@@ -142,6 +145,7 @@ def test_disk_mounted_as_live_medium_is_marked(gpt_loop: PartitionedLoop, tmp_pa
         assert not any(d.holds_live_medium for d in list_disks(live_medium=tmp_path / "x"))
 
 
+@pytest.mark.root("loop devices and mounts")
 def test_mount_through_second_loop_over_the_image_counts_for_the_image(
         gpt_loop: PartitionedLoop, tmp_path: Path) -> None:
     """A technician's `losetup -o OFFSET image` + mount must not go unnoticed."""
@@ -159,6 +163,7 @@ def test_mount_through_second_loop_over_the_image_counts_for_the_image(
         assert not find_disk(str(esp_only), disks).is_mounted
 
 
+@pytest.mark.root("loop devices and mounts")
 def test_loop_over_a_partition_node_is_not_a_disk(gpt_loop: PartitionedLoop,
                                                   tmp_path: Path) -> None:
     """The loop ntfs-3g (and the TUI's store mounts) put over a partition: not a disk of
@@ -173,6 +178,7 @@ def test_loop_over_a_partition_node_is_not_a_disk(gpt_loop: PartitionedLoop,
         assert disks_holding(mountpoint / "store", disks)[0] == disk
 
 
+@pytest.mark.root("loop devices and mounts")
 def test_loop_device_without_backing_file_is_not_listed(make_loop: MakeLoop) -> None:
     image, device = make_loop(8 * MiB, name="detached.img")
     assert the_disk(device).backing_file == image
@@ -206,6 +212,7 @@ def test_find_disk_names_what_is_there_when_nothing_matches() -> None:
     assert caught.value.action
 
 
+@pytest.mark.root("loop devices and mounts")
 def test_describe_node_for_image_file_partition_and_directory(gpt_loop: PartitionedLoop,
                                                               tmp_path: Path) -> None:
     disks = list_disks()
@@ -220,6 +227,7 @@ def test_describe_node_for_image_file_partition_and_directory(gpt_loop: Partitio
     assert describe_node(tmp_path / "missing.img", disks) is None
 
 
+@pytest.mark.root("loop devices and mounts")
 def test_hotplug_watcher_reports_partitions_added(make_loop: MakeLoop) -> None:
     _, device = make_loop(16 * MiB)
     run(["sgdisk", "-n1:2048:0", str(device)])
@@ -241,6 +249,7 @@ def test_hotplug_watcher_reports_partitions_added(make_loop: MakeLoop) -> None:
         watcher.stop()
 
 
+@pytest.mark.root("loop devices and mounts")
 def test_recorder_output_reads_back_as_this_machine(gpt_loop: PartitionedLoop,
                                                     tmp_path: Path) -> None:
     recording = tmp_path / "machine.json"
@@ -254,6 +263,7 @@ def test_recorder_output_reads_back_as_this_machine(gpt_loop: PartitionedLoop,
     assert (disk.stable_id, disk.size, disk.bus) == (live.stable_id, live.size, live.bus)
 
 
+@pytest.mark.root("loop devices and mounts")
 def test_partitions_without_kernel_nodes_come_from_the_table(make_loop: MakeLoop) -> None:
     """No partx: the kernel here has no partition nodes for loop devices, the listing still
     shows what restoring over this disk would destroy."""

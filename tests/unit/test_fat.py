@@ -72,6 +72,7 @@ def test_type_and_geometry_follow_mkfs(filled: tuple[Variant, BuiltVolume, dict[
     assert len(fat.used) > 2  # deleted files left holes
 
 
+@pytest.mark.root("loop devices (mkfs.fat, partclone)")
 def test_used_bytes_match_fsck_fat(filled: tuple[Variant, BuiltVolume, dict[str, bytes]]
                                    ) -> None:
     _, volume, _ = filled
@@ -85,6 +86,7 @@ def test_used_bytes_match_fsck_fat(filled: tuple[Variant, BuiltVolume, dict[str,
     assert fat.used_bytes == boot.data_offset + report.used_clusters * boot.cluster_size + tail
 
 
+@pytest.mark.root("loop devices (mkfs.fat, partclone)")
 def test_used_bytes_match_partclone(filled: tuple[Variant, BuiltVolume, dict[str, bytes]]
                                     ) -> None:
     variant, volume, _ = filled
@@ -96,6 +98,7 @@ def test_used_bytes_match_partclone(filled: tuple[Variant, BuiltVolume, dict[str
     assert _read(volume).used_bytes == counted.used_bytes
 
 
+@pytest.mark.root("loop devices (mkfs.fat, partclone)")
 def test_used_extents_alone_rebuild_the_volume(
         filled: tuple[Variant, BuiltVolume, dict[str, bytes]], tmp_path: Path) -> None:
     _, volume, files = filled

@@ -48,6 +48,7 @@ def filled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     return volume, files
 
 
+@pytest.mark.root("loop devices (mkntfs, ntfsclone, partclone)")
 def test_used_clusters_match_ntfsclone_and_partclone(
         filled: tuple[BuiltVolume, dict[str, bytes]]) -> None:
     volume, _ = filled
@@ -63,6 +64,7 @@ def test_used_clusters_match_ntfsclone_and_partclone(
     assert len(ntfs.used) > 3  # deleted files left holes
 
 
+@pytest.mark.root("loop devices (mkntfs, ntfsclone, partclone)")
 def test_backup_boot_sector_is_used(filled: tuple[BuiltVolume, dict[str, bytes]]) -> None:
     volume, _ = filled
     with volume.open() as device:
@@ -75,6 +77,7 @@ def test_backup_boot_sector_is_used(filled: tuple[BuiltVolume, dict[str, bytes]]
         assert device.read_at(volume.offset + backup_at, boot.bytes_per_sector) == primary
 
 
+@pytest.mark.root("loop devices (mkntfs, ntfsclone, partclone)")
 def test_boot_sector_and_volume_agree_with_ntfsinfo(
         filled: tuple[BuiltVolume, dict[str, bytes]]) -> None:
     volume, _ = filled
@@ -91,6 +94,7 @@ def test_boot_sector_and_volume_agree_with_ntfsinfo(
     assert not ntfs.dirty
 
 
+@pytest.mark.root("loop devices (mkntfs, ntfsclone, partclone)")
 def test_used_extents_alone_rebuild_the_volume(
         filled: tuple[BuiltVolume, dict[str, bytes]], tmp_path: Path) -> None:
     """Copy only the used extents onto zeros: ntfsclone's stream, ntfsfix and every file
@@ -107,6 +111,7 @@ def test_used_extents_alone_rebuild_the_volume(
     assert len(found) == len(files)
 
 
+@pytest.mark.root("loop devices (mkntfs, ntfsclone, partclone)")
 def test_real_windows_volumes_match_ntfsclone(fixtures_dir: Path, tmp_path: Path) -> None:
     for name in ("ntfs-windows-formatted.qcow2", "ntfs-vss-2stores.qcow2"):
         volume = raw_fixture_volume(fixtures_dir / "volumes" / name, tmp_path / "v.raw")
@@ -117,6 +122,7 @@ def test_real_windows_volumes_match_ntfsclone(fixtures_dir: Path, tmp_path: Path
         assert ntfs.used[-1] == (ntfs.boot.backup_boot_offset, ntfs.boot.bytes_per_sector)
 
 
+@pytest.mark.root("loop devices (mkntfs, ntfsclone, partclone)")
 def test_dirty_flag_is_read_and_matches_ntfsinfo(tmp_path: Path) -> None:
     volume = make_ntfs(tmp_path / "disk.img", 64 * MiB, label="DIRTY")
     set_ntfs_dirty(volume)
@@ -129,6 +135,7 @@ def test_dirty_flag_is_read_and_matches_ntfsinfo(tmp_path: Path) -> None:
         assert not read_ntfs(device, volume.offset, volume.size).dirty
 
 
+@pytest.mark.root("loop devices (mkntfs, ntfsclone, partclone)")
 def test_torn_mft_record_is_refused(tmp_path: Path) -> None:
     volume = make_ntfs(tmp_path / "disk.img", 64 * MiB)
     with volume.open() as device:

@@ -37,6 +37,7 @@ def _probe(volume: BuiltVolume) -> VolumeInfo:
         return probe_volume(device, volume.offset, volume.size)
 
 
+@pytest.mark.root("loop devices (mkntfs, ntfs-3g)")
 def test_plain_ntfs_volume(tmp_path: Path) -> None:
     volume = make_ntfs(tmp_path / "disk.img", 64 * MiB, label="DATA")
     info = _probe(volume)
@@ -48,6 +49,7 @@ def test_plain_ntfs_volume(tmp_path: Path) -> None:
     assert info.to_dict()["used_bytes"] == info.used_bytes
 
 
+@pytest.mark.root("loop devices (mkntfs, ntfs-3g)")
 def test_windows_formatted_fixture_is_a_system_volume(fixtures_dir: Path, tmp_path: Path
                                                       ) -> None:
     volume = raw_fixture_volume(fixtures_dir / "volumes" / "ntfs-windows-formatted.qcow2",
@@ -65,6 +67,7 @@ def test_vss_fixture_is_data_not_system(fixtures_dir: Path, tmp_path: Path) -> N
     assert (info.fs_type, info.label, info.windows_system) == ("ntfs", "vsstest", False)
 
 
+@pytest.mark.root("loop devices (mkntfs, ntfs-3g)")
 def test_windows_tree_made_with_ntfs3g_is_a_system_volume(tmp_path: Path) -> None:
     volume = make_ntfs(tmp_path / "disk.img", 64 * MiB)
     fill_ntfs(volume, tmp_path / "mnt", {"Windows/System32/config/SYSTEM": b"regf"})
@@ -78,6 +81,7 @@ def test_windows_tree_made_with_ntfs3g_is_a_system_volume(tmp_path: Path) -> Non
     (b"wake", "resumed", WARN_RESUMED),
     (b"\0\0\0\0", None, None),
 ])
+@pytest.mark.root("loop devices (mkntfs, ntfs-3g)")
 def test_hibernation_from_hiberfil_header(tmp_path: Path, signature: bytes, state: str | None,
                                           warning: str | None) -> None:
     volume = make_ntfs(tmp_path / "disk.img", 64 * MiB)
@@ -87,6 +91,7 @@ def test_hibernation_from_hiberfil_header(tmp_path: Path, signature: bytes, stat
     assert info.warnings == ((warning,) if warning else ())
 
 
+@pytest.mark.root("loop devices (mkntfs, ntfs-3g)")
 def test_ntfs3g_agrees_that_hibr_volumes_are_hibernated(tmp_path: Path) -> None:
     volume = make_ntfs(tmp_path / "disk.img", 64 * MiB)
     write_hiberfil(volume, tmp_path / "mnt", b"HIBR")
@@ -96,6 +101,7 @@ def test_ntfs3g_agrees_that_hibr_volumes_are_hibernated(tmp_path: Path) -> None:
     assert not (tmp_path / "mnt").is_mount()
 
 
+@pytest.mark.root("loop devices (mkntfs, ntfs-3g)")
 def test_dirty_volume_warns(tmp_path: Path) -> None:
     volume = make_ntfs(tmp_path / "disk.img", 64 * MiB)
     set_ntfs_dirty(volume)
@@ -103,6 +109,7 @@ def test_dirty_volume_warns(tmp_path: Path) -> None:
     assert info.dirty and info.warnings == (WARN_DIRTY,)
 
 
+@pytest.mark.root("loop devices (mkntfs, ntfs-3g)")
 def test_bitlocker_volume_is_captured_whole(tmp_path: Path) -> None:
     volume = make_ntfs(tmp_path / "disk.img", 64 * MiB)
     mark_bitlocker(volume)
@@ -127,6 +134,7 @@ def test_blank_volume_is_unknown_and_whole(tmp_path: Path) -> None:
     assert info.fs_type == "unknown" and info.used == [(0, 2 * MiB)]
 
 
+@pytest.mark.root("loop devices (mkntfs, ntfs-3g)")
 def test_damaged_ntfs_is_captured_whole_with_a_warning(tmp_path: Path) -> None:
     volume = make_ntfs(tmp_path / "disk.img", 64 * MiB)
     with volume.open(writable=True) as device:
@@ -139,6 +147,7 @@ def test_damaged_ntfs_is_captured_whole_with_a_warning(tmp_path: Path) -> None:
     assert len(info.warnings) == 1 and "not a valid MFT record" in info.warnings[0]
 
 
+@pytest.mark.root("loop devices (mkntfs, ntfs-3g)")
 def test_probe_through_a_loop_device(tmp_path: Path) -> None:
     volume = make_ntfs(tmp_path / "disk.img", 64 * MiB, label="LOOP")
     with losetup.loop_device(volume.image, read_only=True) as node, \
@@ -147,6 +156,7 @@ def test_probe_through_a_loop_device(tmp_path: Path) -> None:
     assert (info.fs_type, info.label) == ("ntfs", "LOOP")
 
 
+@pytest.mark.root("loop devices (mkntfs, ntfs-3g)")
 def test_ntfs_larger_than_its_partition_is_captured_whole(tmp_path: Path) -> None:
     volume = make_ntfs(tmp_path / "disk.img", 64 * MiB)
     with volume.open() as device:

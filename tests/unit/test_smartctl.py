@@ -128,6 +128,7 @@ def test_smartctl_that_does_not_answer_is_unknown_not_an_error() -> None:
     assert health.status == "unknown" and "did not finish within 3 s" in health.reasons[0]
 
 
+@pytest.mark.root("a loop device for smartctl to ask")
 def test_real_smartctl_on_a_loop_device_is_unknown(make_loop: Any) -> None:
     _, device = make_loop(8 << 20)
     health = smartctl.read_health(device, "loop")

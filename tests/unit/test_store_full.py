@@ -52,6 +52,7 @@ def leftover_temp_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.name.endswith(".tmp")]
 
 
+@pytest.mark.root("loop devices and mounts (a full drive)")
 def test_full_store_stops_with_clear_error_and_no_image(small_drive: Path) -> None:
     store = ChunkStore.open(small_drive / "images-store", create=True)
     filler = small_drive / "filler.bin"
@@ -85,6 +86,7 @@ def test_full_store_stops_with_clear_error_and_no_image(small_drive: Path) -> No
     assert store.get(stored[-1]) is not None
 
 
+@pytest.mark.root("loop devices and mounts (a full drive)")
 def test_ensure_space_refuses_before_writing(small_drive: Path) -> None:
     store = ChunkStore.open(small_drive, create=True)
     free = store.free_bytes()
@@ -96,6 +98,7 @@ def test_ensure_space_refuses_before_writing(small_drive: Path) -> None:
     assert store.free_bytes() == free
 
 
+@pytest.mark.root("loop devices and mounts (a full drive)")
 def test_commit_on_a_full_drive_leaves_no_half_image(small_drive: Path) -> None:
     """Full between chunks and manifest: the partial folder stays, nothing is published."""
     store = ChunkStore.open(small_drive, create=True)

@@ -132,6 +132,7 @@ def sha256(path: Path) -> str:
 
 
 # --- reading -----------------------------------------------------------------------------
+@pytest.mark.root("loop devices (sgdisk, sfdisk on a disk)")
 @pytest.mark.parametrize("sector", [512, 4096])
 def test_reads_every_gpt_identifier(make_loop: MakeLoop, sector: int) -> None:
     _, node = source_disk(make_loop, "gpt", sector)
@@ -146,6 +147,7 @@ def test_reads_every_gpt_identifier(make_loop: MakeLoop, sector: int) -> None:
     assert {p.kind for p in table.partitions} == {"primary"}
 
 
+@pytest.mark.root("loop devices (sgdisk, sfdisk on a disk)")
 @pytest.mark.parametrize("sector", [512, 4096])
 def test_reads_mbr_with_logical_partitions(make_loop: MakeLoop, sector: int) -> None:
     _, node = source_disk(make_loop, "mbr", sector)
@@ -159,6 +161,7 @@ def test_reads_mbr_with_logical_partitions(make_loop: MakeLoop, sector: int) -> 
     assert [p.number for p in table.data_partitions()] == [1, 2, 5, 6]
 
 
+@pytest.mark.root("loop devices (sgdisk, sfdisk on a disk)")
 @pytest.mark.parametrize("scheme", ["gpt", "mbr"])
 @pytest.mark.parametrize("sector", [512, 4096])
 def test_image_file_reads_like_its_disk_and_is_not_written(
@@ -173,6 +176,7 @@ def test_image_file_reads_like_its_disk_and_is_not_written(
     assert sha256(image) == before
 
 
+@pytest.mark.root("loop devices (sgdisk, sfdisk on a disk)")
 def test_no_table_is_refused(tmp_path: Path) -> None:
     empty = tmp_path / "blank.img"
     with open(empty, "wb") as handle:
@@ -206,6 +210,7 @@ def test_a_volume_formatted_by_windows_is_a_partition(tmp_path: Path, fixtures_d
             read_table(device)
 
 
+@pytest.mark.root("loop devices (sgdisk, sfdisk on a disk)")
 def test_a_real_disk_does_not_look_like_a_partition(make_loop: MakeLoop) -> None:
     _, node = source_disk(make_loop, "mbr", 512)
     with BlockDevice.open(node) as device:
@@ -223,6 +228,7 @@ def make_target(make_loop: MakeLoop, tmp_path: Path, kind: str, size: int, secto
     return target
 
 
+@pytest.mark.root("loop devices (sgdisk, sfdisk on a disk)")
 @pytest.mark.parametrize("scheme", ["gpt", "mbr"])
 @pytest.mark.parametrize("sector", [512, 4096])
 @pytest.mark.parametrize("kind", ["file", "loop"])
@@ -257,6 +263,7 @@ def assert_backup_gpt_at_end(target: Path, sector: int, size: int,
     assert int.from_bytes(backup[24:32], "little") == last_lba
 
 
+@pytest.mark.root("loop devices (sgdisk, sfdisk on a disk)")
 def test_write_replaces_an_old_table_of_the_other_kind(make_loop: MakeLoop,
                                                        tmp_path: Path) -> None:
     _, source = source_disk(make_loop, "mbr", 512)
@@ -270,6 +277,7 @@ def test_write_replaces_an_old_table_of_the_other_kind(make_loop: MakeLoop,
         assert device.read_at(512, 8) != b"EFI PART"
 
 
+@pytest.mark.root("loop devices (sgdisk, sfdisk on a disk)")
 @pytest.mark.parametrize("scheme", ["gpt", "mbr"])
 def test_write_over_a_garbled_table(make_loop: MakeLoop, tmp_path: Path, scheme: str) -> None:
     """Disks come in for a restore because their table is damaged: that must not stop it."""
@@ -286,6 +294,7 @@ def test_write_over_a_garbled_table(make_loop: MakeLoop, tmp_path: Path, scheme:
     assert compare_tables(table, read(target)) == []
 
 
+@pytest.mark.root("loop devices (sgdisk, sfdisk on a disk)")
 def test_same_size_restore_keeps_an_unusual_usable_range(tmp_path: Path) -> None:
     """A GPT whose backup is not at the disk's end (disk grown after partitioning)."""
     source = tmp_path / "grown.img"
@@ -304,6 +313,7 @@ def test_same_size_restore_keeps_an_unusual_usable_range(tmp_path: Path) -> None
     assert independent_facts("gpt", target, 512) == independent_facts("gpt", source, 512)
 
 
+@pytest.mark.root("loop devices (sgdisk, sfdisk on a disk)")
 def test_names_with_colons_and_gaps_in_numbering_come_back(tmp_path: Path) -> None:
     source = tmp_path / "source.img"
     with open(source, "wb") as handle:
@@ -322,6 +332,7 @@ def test_names_with_colons_and_gaps_in_numbering_come_back(tmp_path: Path) -> No
     assert sgdisk_facts(target, numbers=(2, 5)) == sgdisk_facts(source, numbers=(2, 5))
 
 
+@pytest.mark.root("loop devices (sgdisk, sfdisk on a disk)")
 @pytest.mark.parametrize("damage", [(512, bytes(512)), (512 + 56, b"\xff")],
                          ids=["header-wiped", "header-checksum-wrong"])
 def test_damaged_primary_gpt_is_read_from_backup_without_repairing(
@@ -342,6 +353,7 @@ def _layout_refusals(target: Path, table: PartitionTable) -> list[SafetyError]:
                            table.sector_size)
 
 
+@pytest.mark.root("loop devices (sgdisk, sfdisk on a disk)")
 def test_sector_size_mismatch_is_refused_before_writing(make_loop: MakeLoop,
                                                         tmp_path: Path) -> None:
     _, source = source_disk(make_loop, "gpt", 4096)
@@ -355,6 +367,7 @@ def test_sector_size_mismatch_is_refused_before_writing(make_loop: MakeLoop,
     assert image.read_bytes() == bytes(DISK)
 
 
+@pytest.mark.root("loop devices (sgdisk, sfdisk on a disk)")
 def test_too_small_target_is_refused(make_loop: MakeLoop, tmp_path: Path) -> None:
     _, source = source_disk(make_loop, "gpt", 512)
     table = read(source)
@@ -365,6 +378,7 @@ def test_too_small_target_is_refused(make_loop: MakeLoop, tmp_path: Path) -> Non
 
 
 # --- raw areas and comparison ------------------------------------------------------------
+@pytest.mark.root("loop devices (sgdisk, sfdisk on a disk)")
 def test_boot_areas(make_loop: MakeLoop) -> None:
     _, mbr_disk = source_disk(make_loop, "mbr", 512)
     assert boot_areas(read(mbr_disk)) == [("mbr-boot-code", 0, 440),
@@ -376,6 +390,7 @@ def test_boot_areas(make_loop: MakeLoop) -> None:
     assert boot_areas(huge_gap)[1] == ("post-mbr-gap", 512, 16 * MiB)
 
 
+@pytest.mark.root("loop devices (sgdisk, sfdisk on a disk)")
 def test_compare_names_every_difference(make_loop: MakeLoop) -> None:
     _, node = source_disk(make_loop, "gpt", 512)
     expected = read(node)
