@@ -3,6 +3,7 @@ to the recovery console on the serial port (the line tests and technicians both 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -10,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from qemu import VM, BootMedium, load_machine
+from recovery.engine.capture import CaptureRequest, capture
+from recovery.sys import mtools
 from tests.e2e.conftest import BOOT_TIMEOUT, LiveImage
+from tests.e2e.windisk import make_gpt_disk, make_store_disk, mounted_store_disk
+
+MiB = 1 << 20
+BOOT_FILES = "/EFI/Microsoft/Boot"
 
 READY = re.compile(r"RECOVERY-CONSOLE-READY tty=ttyS0 uptime=([\d.]+) firmware=(\w+) "
                    r"secureboot=(\w+)\r?\n")  # whole line: it may arrive in pieces
@@ -36,8 +43,24 @@ def test_iso_boots_to_the_recovery_console(live_image: LiveImage, tmp_path: Path
         assert "login:" not in vm.output
 
 
-def test_shell_has_the_tools_and_no_swap_no_network_no_automount(boot_shell: object) -> None:
-    vm: VM = boot_shell("bios-sata-usb")  # type: ignore[operator]
+def captured_store_stick(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A USB stick (ext4, label RSTORE) holding a store with image "pc" of a GPT disk, and
+    the SHA-256 of each file in its ESP's boot folder."""
+    disk = make_gpt_disk(tmp_path / "pc.img", 1024 * MiB, tmp_path / "build")
+    esp = disk.volumes[0].start
+    expected = {name: hashlib.sha256(mtools.mtype(disk.image, esp, f"{BOOT_FILES}/{name}"))
+                .hexdigest() for name in mtools.mdir(disk.image, esp, BOOT_FILES)}
+    stick = tmp_path / "stick.img"
+    make_store_disk(stick, 1024 * MiB, "RSTORE")
+    with mounted_store_disk(stick, tmp_path / "stick", read_write=True) as root:
+        capture(CaptureRequest(disk.image, root / "images", name="pc"))
+    return stick, expected
+
+
+def test_shell_has_the_tools_and_no_swap_no_network_no_automount(boot_shell: object,
+                                                                tmp_path: Path) -> None:
+    stick, esp_files = captured_store_stick(tmp_path)
+    vm: VM = boot_shell("bios-sata-usb", {"store": stick})  # type: ignore[operator]
     assert "capture" in vm.shell("recovery --help")
     assert vm.shell("swapon --show --noheadings") == ""
     # Only the loopback interface, and nothing of the PC's disks is mounted.
@@ -57,3 +80,24 @@ def test_shell_has_the_tools_and_no_swap_no_network_no_automount(boot_shell: obj
     assert health["sata"]["attributes"]["self_assessment"] == "PASSED"
     assert health["usb"]["status"] == "unknown"
     assert "USB bridge passes no SMART data" in health["usb"]["reasons"][0]
+    check_image_mounts(vm, esp_files)
+
+
+def check_image_mounts(vm: VM, esp_files: dict[str, str]) -> None:
+    """`recovery mount` in the live image (its FUSE, kernel vfat and ntfs-3g): the image's
+    FAT ESP and NTFS Windows volume open read-only, the ESP's files are the captured ones,
+    and `recovery unmount` leaves nothing mounted."""
+    vm.shell("mkdir -p /mnt/stick /mnt/esp /mnt/win && "
+             "mount -o ro /dev/disk/by-label/RSTORE /mnt/stick")
+    store = "--store /mnt/stick/images pc"
+    vm.shell(f"recovery mount {store} --partition 1 /mnt/esp --json >/dev/null", timeout=120)
+    sums = vm.shell(f"(cd /mnt/esp{BOOT_FILES} && sha256sum *)", timeout=120)
+    found = {name: digest for digest, name in
+             (line.split(maxsplit=1) for line in sums.splitlines() if line.strip())}
+    assert found == esp_files
+    vm.shell(f"recovery mount {store} --partition 3 /mnt/win --json >/dev/null", timeout=120)
+    assert "file000.bin" in vm.shell("ls /mnt/win/dir0", timeout=60)
+    assert "ro," in vm.shell("grep ' /mnt/win ' /proc/mounts")
+    for point in ("/mnt/esp", "/mnt/win"):
+        vm.shell(f"recovery unmount {point} --json >/dev/null", timeout=60)
+    assert vm.shell("grep -E ' /mnt/(esp|win)' /proc/mounts || true") == ""
