@@ -320,7 +320,10 @@ class VM:
             argv += self._disk_args(index, disk, sata_port)
             sata_port += disk.bus == "sata"
         if self.guestfwd is not None:
-            rules = "".join(f",guestfwd=tcp:{guest}-tcp:127.0.0.1:{port}"
+            # `cmd:` spawns a relay per guest connection. The `tcp:` chardev form would be
+            # ONE stream opened when QEMU starts: every guest connection would share it
+            # (the cifs client's first one met a session smbd had already closed: 112).
+            rules = "".join(f",guestfwd=tcp:{guest}-cmd:socat STDIO TCP:127.0.0.1:{port}"
                             for guest, port in self.guestfwd.items())
             argv += ["-netdev", f"user,id=net0,restrict=on{rules}",
                      "-device", "e1000e,netdev=net0"]

@@ -11,8 +11,9 @@ APT_PACKAGES=(
   mmdebstrap squashfs-tools xorriso grub-pc-bin grub-efi-amd64-bin grub-efi-amd64-signed
   shim-signed ovmf qemu-system-x86 e2fsprogs
   # network image stores: servers the tests start on 127.0.0.1 (tests/netstore/servers.py),
-  # the SSH store's client (the host kernel has no cifs or NFS client: those run in QEMU)
-  openssh-server openssh-client sshfs samba
+  # the SSH store's client (the host kernel has no cifs or NFS client: those run in QEMU);
+  # socat relays each guest connection of QEMU's guestfwd to its server (qemu/vm.py)
+  openssh-server openssh-client sshfs samba nfs-ganesha nfs-ganesha-vfs socat
 )
 
 missing=()
@@ -33,7 +34,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    systemctl disable --now ssh.service smbd.service nmbd.service 2>/dev/null || true
+    systemctl disable --now ssh.service smbd.service nmbd.service nfs-ganesha.service \
+      rpcbind.service rpcbind.socket 2>/dev/null || true
   fi
 fi
 

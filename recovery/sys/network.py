@@ -4,18 +4,25 @@ The live image brings every Ethernet port with a cable up by DHCP (systemd-netwo
 image-build/rootfs/etc/systemd/network/); nothing waits for it at boot. systemd-resolved is
 not in the image (it would listen on 127.0.0.53), so the name servers of the DHCP leases
 are written to /etc/resolv.conf here, before a store URL is mounted.
+
+Where no DHCP server answers (a shop network with fixed addresses, a cable straight to the
+NAS) a static address is typed: it goes to systemd-networkd as a runtime .network file for
+that port (under /run: gone at the next boot), which takes the port over from the DHCP one.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from recovery.errors import UsageError
 from recovery.sys.run import run
 
 LEASES = Path("/run/systemd/netif/leases")
 RESOLV_CONF = Path("/etc/resolv.conf")
+RUNTIME_NETWORK = Path("/run/systemd/network")  # sorts before image-build's 20-wired.network
 
 
 @dataclass(frozen=True)
@@ -73,3 +80,108 @@ def update_resolv_conf(leases: Path = LEASES, target: Path = RESOLV_CONF) -> lis
             target.unlink(missing_ok=True)  # may be a dangling symlink to resolved's file
             target.write_text(text)
     return servers
+
+
+@dataclass(frozen=True)
+class StaticAddress:
+    """A typed address for one port: "192.168.1.50/24", gateway and name servers optional."""
+
+    interface: str
+    address: str
+    gateway: str = ""
+    name_servers: tuple[str, ...] = ()
+
+    def network_file(self) -> str:
+        lines = ["# written by recovery: a static address typed by the technician",
+                 "[Match]", f"Name={self.interface}", "", "[Link]", "RequiredForOnline=no",
+                 "", "[Network]", f"Address={self.address}"]
+        lines += [f"Gateway={self.gateway}"] if self.gateway else []
+        lines += [f"DNS={server}" for server in self.name_servers]
+        # As the DHCP ports: nothing listens, nothing but this address.
+        lines += ["LinkLocalAddressing=no", "IPv6AcceptRA=no", "LLDP=no", "EmitLLDP=no"]
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"interface": self.interface, "address": self.address,
+                "gateway": self.gateway, "name_servers": list(self.name_servers)}
+
+
+def static_address(interface: str, address: str, gateway: str = "",
+                   name_servers: str = "") -> StaticAddress:
+    """Check what was typed; UsageError naming the field that is wrong."""
+    example = "Type it like 192.168.1.50/24 (the /24 is the network's size; most shops use /24)."
+    try:
+        network = ipaddress.IPv4Interface(address.strip())
+    except ValueError as exc:
+        raise UsageError(f"'{address}' is not an IPv4 address with a prefix length.",
+                         example) from exc
+    if "/" not in address:
+        raise UsageError(f"The address {address} has no prefix length.", example)
+    if network.ip in (network.network.network_address, network.network.broadcast_address) \
+            and network.network.prefixlen < 31:
+        raise UsageError(f"{address} is the network's own or broadcast address, not a PC's.",
+                         "Pick a free address inside the network, e.g. .50 instead of .0.")
+    gateway = gateway.strip()
+    if gateway:
+        gateway_ip = _ipv4(gateway, "gateway")
+        if gateway_ip not in network.network:
+            raise UsageError(f"The gateway {gateway} is not in the network {network.network}.",
+                             "Check the address's prefix length, or leave the gateway empty "
+                             "when the NAS is in the same network.")
+    servers = tuple(str(_ipv4(item, "name server"))
+                    for item in name_servers.replace(",", " ").split())
+    return StaticAddress(interface, network.with_prefixlen, gateway, servers)
+
+
+def _ipv4(value: str, what: str) -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(value.strip())
+    except ValueError as exc:
+        raise UsageError(f"The {what} '{value}' is not an IPv4 address.",
+                         f"Type the {what} like 192.168.1.1, or leave it empty.") from exc
+
+
+def pick_link(links: list[Link], name: str = "") -> Link:
+    """The port a static address goes to: the named one, else the only one (or the only one
+    with a cable)."""
+    if name:
+        for link in links:
+            if link.name == name:
+                return link
+        raise UsageError(f"There is no Ethernet port {name}.",
+                         f"Ports here: {', '.join(link.name for link in links) or 'none'}.")
+    cabled = [link for link in links if link.carrier]
+    for choice in (links, cabled):
+        if len(choice) == 1:
+            return choice[0]
+    raise UsageError("Which Ethernet port should get the address?" if links else
+                     "This PC has no Ethernet port the live system knows.",
+                     "Name it with --interface (see `recovery network`)." if links else
+                     "Plug in a USB Ethernet adapter.")
+
+
+def set_static(config: StaticAddress, runtime: Path = RUNTIME_NETWORK,
+               resolv: Path = RESOLV_CONF) -> None:
+    """Give the port `config`'s address instead of asking DHCP."""
+    runtime.mkdir(parents=True, exist_ok=True)
+    _network_file(runtime, config.interface).write_text(config.network_file())
+    _apply(config.interface)
+    if config.name_servers:
+        resolv.unlink(missing_ok=True)
+        resolv.write_text("# typed in recovery\n" + "".join(
+            f"nameserver {server}\n" for server in config.name_servers))
+
+
+def use_dhcp(interface: str, runtime: Path = RUNTIME_NETWORK) -> None:
+    """Back to DHCP on the port (the image's own wired.network)."""
+    _network_file(runtime, interface).unlink(missing_ok=True)
+    _apply(interface)
+
+
+def _network_file(runtime: Path, interface: str) -> Path:
+    return runtime / f"10-recovery-static-{interface}.network"
+
+
+def _apply(interface: str) -> None:
+    run(["networkctl", "reload"])
+    run(["networkctl", "reconfigure", interface])

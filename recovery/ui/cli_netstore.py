@@ -16,11 +16,18 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from recovery.errors import LoginError, StoreError
+from recovery.errors import LoginError, StoreError, UsageError
 from recovery.events import EventSink, Notice
 from recovery.model.netstore import Credentials, Secret, is_url, parse_url, read_credentials
 from recovery.store.remote import HostKeyPrompt, mounted_store
-from recovery.sys.network import update_resolv_conf, wired_links
+from recovery.sys.network import (
+    pick_link,
+    set_static,
+    static_address,
+    update_resolv_conf,
+    use_dhcp,
+    wired_links,
+)
 from recovery.ui.render import print_json
 
 
@@ -85,17 +92,48 @@ def _ask_host_key(server: str, fingerprint: str) -> bool:
 
 
 def register_network(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    network = commands.add_parser("network", help="wired Ethernet ports: cable, address")
+    network = commands.add_parser(
+        "network", help="wired Ethernet ports: cable, address; type a static address",
+        description="Without options: each wired port, its cable and address. --static "
+        "gives a port a fixed address where no DHCP server answers; --dhcp goes back.")
+    network.add_argument("--static", metavar="ADDRESS/PREFIX",
+                         help="e.g. 192.168.1.50/24: a fixed address instead of DHCP")
+    network.add_argument("--gateway", default="", metavar="IP", help="with --static")
+    network.add_argument("--dns", default="", metavar="IP[,IP]",
+                         help="with --static: name servers, for a NAS named by name")
+    network.add_argument("--dhcp", action="store_true", help="back to DHCP on the port")
+    network.add_argument("--interface", default="", metavar="NAME",
+                         help="the port (default: the only one, or the only one with a cable)")
     network.add_argument("--json", action="store_true", help="print one JSON document")
     network.set_defaults(handler=cmd_network)
 
 
 def cmd_network(args: argparse.Namespace, events: EventSink) -> int:
     links = wired_links()
+    document: dict[str, object] = {}
+    if args.static and args.dhcp:
+        raise UsageError("--static and --dhcp cannot be used together.",
+                         "Give one: --static ADDRESS/PREFIX, or --dhcp.")
+    if args.static:
+        link = pick_link(links, args.interface)
+        config = static_address(link.name, args.static, args.gateway, args.dns)
+        set_static(config)
+        document["static"] = config.to_dict()
+        events(Notice(f"{link.name}: static address {config.address} set."))
+    elif args.dhcp:
+        link = pick_link(links, args.interface)
+        use_dhcp(link.name)
+        document["dhcp"] = link.name
+        events(Notice(f"{link.name}: back to DHCP."))
+    elif args.gateway or args.dns:
+        raise UsageError("--gateway and --dns go with --static.",
+                         "Add --static ADDRESS/PREFIX.")
+    if args.static or args.dhcp:
+        links = wired_links()
     servers = update_resolv_conf()
     if args.json:
-        print_json({"links": [link.to_dict() for link in links], "name_servers": servers})
+        print_json({**document, "links": [link.to_dict() for link in links],
+                    "name_servers": servers})
     else:
         print("\n".join(link.describe() for link in links) or "No Ethernet port found.")
     return 0
-

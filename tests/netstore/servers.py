@@ -1,4 +1,5 @@
-"""Throwaway file servers on 127.0.0.1 for the network-store tests: OpenSSH's sshd.
+"""Throwaway file servers on 127.0.0.1 for the network-store tests: OpenSSH's sshd, Samba's
+smbd, NFS-Ganesha.
 
 Each server gets its own config, host key and port in a temp folder; it serves one test
 user (created once, its password set anew by each session) and dies with the test.
@@ -46,12 +47,13 @@ def wait_for_port(port: int, timeout: float = 30) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
-def ensure_test_user(password: str) -> tuple[int, int]:
-    """The local account the SSH tests log in as; (uid, gid)."""
+def ensure_test_user(password: str | None) -> tuple[int, int]:
+    """The local account the SSH tests log in as (its password set when given); (uid, gid)."""
     if subprocess.run(["id", "-u", TEST_USER], capture_output=True).returncode != 0:
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/bin/sh",
                         TEST_USER], check=True)
-    subprocess.run(["chpasswd"], input=f"{TEST_USER}:{password}", text=True, check=True)
+    if password is not None:
+        subprocess.run(["chpasswd"], input=f"{TEST_USER}:{password}", text=True, check=True)
     uid = int(subprocess.run(["id", "-u", TEST_USER], capture_output=True, text=True,
                              check=True).stdout)
     gid = int(subprocess.run(["id", "-g", TEST_USER], capture_output=True, text=True,
@@ -228,5 +230,75 @@ valid users = {TEST_USER}
                    input=f"{password}\n{password}\n", text=True, check=True,
                    capture_output=True)
     server = SambaServer(folder, port, password, share)
+    server.start()
+    return server
+
+
+@dataclass
+class GaneshaServer:
+    """NFS-Ganesha on 127.0.0.1:port: NFSv4 over TCP only (one port, no rpcbind, no mountd,
+    no lock manager), one export `/images` whose files all belong to the test user (so the
+    SSH server can serve the same folder)."""
+
+    folder: Path
+    port: int
+    share: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.folder / "ganesha.out", "ab") as log:
+            self.process = subprocess.Popen(
+                ["ganesha.nfsd", "-F", "-f", str(self.folder / "ganesha.conf"),
+                 "-L", str(self.folder / "ganesha.log"), "-p", str(self.folder / "ganesha.pid")],
+                stdout=log, stderr=log, start_new_session=True)
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        kill_tree(self.process)
+        self.process = None
+
+
+def make_ganesha_server(folder: Path, share: Path | None = None) -> GaneshaServer:
+    """`share`: the folder to export (default: a new one in `folder`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    uid, gid = ensure_test_user(None)
+    if share is None:
+        share = folder / "share"
+        share.mkdir()
+        os.chown(share, uid, gid)
+    (folder / "recovery").mkdir()
+    port = free_port()
+    # Every client id is squashed to the test user: what the guest's root writes belongs to
+    # the test user on the host. Graceless: a fresh server takes writes at once.
+    (folder / "ganesha.conf").write_text(f"""\
+NFS_CORE_PARAM {{
+    Protocols = 4;
+    NFS_Port = {port};
+    Bind_addr = 127.0.0.1;
+    Enable_NLM = false;
+    Enable_RQUOTA = false;
+    Enable_UDP = false;
+}}
+NFSv4 {{
+    Graceless = true;
+    RecoveryRoot = {folder}/recovery;
+    Only_Numeric_Owners = true;
+}}
+EXPORT {{
+    Export_Id = 1;
+    Path = {share};
+    Pseudo = /images;
+    Access_Type = RW;
+    Squash = All_Squash;
+    Anonymous_Uid = {uid};
+    Anonymous_Gid = {gid};
+    SecType = sys;
+    Protocols = 4;
+    Transports = TCP;
+    FSAL {{ Name = VFS; }}
+}}
+LOG {{ Default_Log_Level = EVENT; }}
+""")
+    server = GaneshaServer(folder, port, share)
     server.start()
     return server

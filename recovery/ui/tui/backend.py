@@ -28,11 +28,14 @@ from recovery.engine.volumes import PartKey, VolumeNotes, VolumeProber
 from recovery.errors import RecoveryError
 from recovery.events import EventSink
 from recovery.model.disk import Disk
+from recovery.model.netstore import Credentials, StoreURL
 from recovery.store.images import ImageInfo
 from recovery.store.objects import ChunkStore
 from recovery.sys import systemctl, udev
 from recovery.sys.joblock import JobHolder, JobLock
+from recovery.sys.network import Link, StaticAddress
 from recovery.ui.tui.actionlog import ActionLog
+from recovery.ui.tui.netstores import RemoteStores
 
 if TYPE_CHECKING:
     # Imported when first used, so the home screen starts even when one engine part fails
@@ -73,6 +76,9 @@ class Backend:
     # How a disk's SMART health is read; None for a recorded machine, whose device nodes
     # are not this machine's (a test may set one that answers from recorded documents).
     health_reader: Reader | None = None
+    # The wired ports ("recovery network"); None for a recorded machine (not this one's).
+    network: Callable[[], list[Link]] | None = None
+    remote: RemoteStores = field(default_factory=RemoteStores)
 
     def job_holder(self) -> JobHolder | None:
         """The job running on this PC (from any console), or None."""
@@ -86,6 +92,9 @@ class Backend:
     def __post_init__(self) -> None:
         if self.health_reader is None and self.udev_source is None:
             self.health_reader = disk_health
+        if self.network is None and self.udev_source is None:
+            from recovery.sys.network import wired_links
+            self.network = wired_links
 
     def disks(self) -> list[Disk]:
         return list_disks(self.udev_source, live_medium=self.live_medium)
@@ -120,8 +129,8 @@ class Backend:
         (`look_unmounted`) on partitions nobody mounted yet, mounting them to look."""
         mounts = self._mounts()
         if mounts is None:
-            return find_stores(disks, self.opened_stores)
-        return mounts.stores(disks, self.opened_stores, look_unmounted)
+            return self.remote.named(find_stores(disks, self.opened_stores))
+        return self.remote.named(mounts.stores(disks, self.opened_stores, look_unmounted))
 
     def writable_store(self, path: Path) -> None:
         """The one way to a store the TUI will write to (a capture, a verification record,
@@ -163,6 +172,27 @@ class Backend:
     def close(self) -> None:
         if self.store_mounts is not None:
             self.store_mounts.close()
+        self.remote.close()
+
+    def links(self) -> list[Link] | None:
+        """The wired ports and their addresses; None where this is not the machine's."""
+        return self.network() if self.network is not None else None
+
+    def set_static(self, config: StaticAddress) -> None:
+        from recovery.sys.network import set_static
+        set_static(config)
+
+    def use_dhcp(self, interface: str) -> None:
+        from recovery.sys.network import use_dhcp
+        use_dhcp(interface)
+
+    def open_url(self, url: StoreURL, credentials: Credentials,
+                 ask_host_key: Callable[[str, str], bool] | None) -> Path:
+        """Mount a network store for the rest of the session and list it."""
+        path = self.remote.open(url, credentials, ask_host_key)
+        if path not in self.opened_stores:
+            self.opened_stores.append(path)
+        return path
 
     def open_store(self, path: Path) -> None:
         """Remember a store the technician named; raises StoreError when it is not one."""

@@ -25,7 +25,7 @@ from textual.widgets import DataTable, Footer, Header, Label, OptionList, Static
 
 from recovery.errors import RecoveryError
 from recovery.model.disk import Disk
-from recovery.ui.tui.screens.dialogs import ConfirmDialog, PathPrompt
+from recovery.ui.tui.screens.dialogs import ConfirmDialog
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.disk_table import DiskTable, row_details
 from recovery.ui.tui.widgets.plain import PlainOption
@@ -36,10 +36,12 @@ if TYPE_CHECKING:
     from recovery.engine.storescan import StoreLocation
     from recovery.engine.volumes import PartKey, VolumeNotes
     from recovery.sys.joblock import JobHolder
+    from recovery.sys.network import Link
     from recovery.ui.tui.backend import Watcher
 
 OPEN_STORE = "open-store"
 JOB_POLL_SECONDS = 2.0  # how often the idle console looks whether the other one runs a job
+NETWORK_POLL_SECONDS = 5.0  # a cable plugged in, a DHCP answer: shown within this
 
 
 class DevicesChanged(Message):
@@ -64,6 +66,7 @@ class HomeScreen(Screen[None]):
         Binding("b", "reboot", "Reboot"),
         Binding("o", "poweroff", "Power off"),
         Binding("a", "open_store", "Open store", show=False),
+        Binding("n", "network", "Network", show=False),
         Binding("f5", "refresh", "Refresh", show=False),
         Binding("q", "app.quit", "Quit", show=False),
     ]
@@ -88,6 +91,7 @@ class HomeScreen(Screen[None]):
                          markup=False)
             yield Label("Image stores", classes="section", markup=False)
             yield OptionList(id="stores")
+            yield Static("", id="network", classes="hint", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -95,6 +99,9 @@ class HomeScreen(Screen[None]):
         self.refresh_devices()
         self.start_watching()
         self.set_interval(JOB_POLL_SECONDS, self.look_for_job)
+        self.query_one("#network", Static).display = False
+        self.look_at_network()
+        self.set_interval(NETWORK_POLL_SECONDS, self.look_at_network)
 
     def device_event(self, action: str, node: str) -> None:
         """Called on the udev monitor's thread; post_message is thread-safe."""
@@ -130,6 +137,29 @@ class HomeScreen(Screen[None]):
         elif was is not None:
             tui_app(self.app).log_file.write(f"the other job ended: {was.describe()}")
             self.refresh_devices()  # the scan skipped what that job was writing
+
+    @work(thread=True, exclusive=True, group="network-state")
+    @shown_errors("looking at the network ports")
+    def look_at_network(self) -> None:
+        links = tui_app(self.app).backend.links()
+        if links is not None:
+            self.app.call_from_thread(self.show_network, links)
+
+    def show_network(self, links: list[Link]) -> None:
+        from recovery.ui.tui.screens.network import network_line
+        if not self.query("#network"):
+            return  # the app is closing
+        line = self.query_one("#network", Static)
+        line.display = True
+        line.update(network_line(links))
+
+    def action_network(self) -> None:
+        from recovery.ui.tui.screens.network import NetworkScreen
+        links = tui_app(self.app).backend.links() or []
+        self.app.push_screen(NetworkScreen(links), self.network_closed)
+
+    def network_closed(self, _result: None) -> None:
+        self.look_at_network()
 
     @work(thread=True, exclusive=True, group="devices")
     @shown_errors("listing the disks")
@@ -232,17 +262,25 @@ class HomeScreen(Screen[None]):
             self.action_explore()
 
     def action_open_store(self) -> None:
-        self.app.push_screen(PathPrompt("Directory of the image store:"), self._opened)
+        from recovery.ui.tui.screens.network import StorePrompt
+        self.app.push_screen(StorePrompt(), self._opened)
 
-    def _opened(self, path: Path | None) -> None:
-        if path is None:
+    def _opened(self, text: str | None) -> None:
+        if text is None:
             return
+        from recovery.ui.tui.screens.network import OpenStoreByURL
+        if OpenStoreByURL(self, self.url_opened).start(text):
+            return
+        path = Path(text)
         try:
             tui_app(self.app).backend.open_store(path)
         except RecoveryError as error:
             tui_app(self.app).show_error(error)
             return
         tui_app(self.app).log_file.write(f"store opened: {path}")
+        self.refresh_devices()
+
+    def url_opened(self, _path: Path) -> None:
         self.refresh_devices()
 
     def action_refresh(self) -> None:
