@@ -320,9 +320,10 @@ class VM:
             argv += self._disk_args(index, disk, sata_port)
             sata_port += disk.bus == "sata"
         if self.guestfwd is not None:
-            # `cmd:` spawns a relay per guest connection. The `tcp:` chardev form would be
-            # ONE stream opened when QEMU starts: every guest connection would share it
-            # (the cifs client's first one met a session smbd had already closed: 112).
+            # `cmd:` spawns a relay per guest connection. The `tcp:` chardev form is ONE
+            # stream, opened when QEMU starts and shared by every guest connection: smbd
+            # closes a connection that sends nothing for 60 s, long before the guest has
+            # booted, and mount.cifs then met a dead stream (error 112, EHOSTDOWN).
             rules = "".join(f",guestfwd=tcp:{guest}-cmd:socat STDIO TCP:127.0.0.1:{port}"
                             for guest, port in self.guestfwd.items())
             argv += ["-netdev", f"user,id=net0,restrict=on{rules}",

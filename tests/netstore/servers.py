@@ -37,7 +37,7 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(port: int, timeout: float = 30) -> None:
+def wait_for_port(port: int, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as probe:
@@ -78,7 +78,8 @@ class SshServer:
         with open(self.folder / "sshd.log", "ab") as log:
             self.process = subprocess.Popen(
                 ["/usr/sbin/sshd", "-D", "-e", "-f", str(self.folder / "sshd_config")],
-                stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                start_new_session=True)
         wait_for_port(self.port)
 
     def stop(self) -> None:
@@ -180,7 +181,8 @@ class SambaServer:
             self.process = subprocess.Popen(
                 ["smbd", "--foreground", "--no-process-group",
                  f"--configfile={self.folder / 'smb.conf'}"],
-                stdout=log, stderr=log, start_new_session=True)
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True)
         wait_for_port(self.port)
 
     def stop(self) -> None:
@@ -250,7 +252,8 @@ class GaneshaServer:
             self.process = subprocess.Popen(
                 ["ganesha.nfsd", "-F", "-f", str(self.folder / "ganesha.conf"),
                  "-L", str(self.folder / "ganesha.log"), "-p", str(self.folder / "ganesha.pid")],
-                stdout=log, stderr=log, start_new_session=True)
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True)
         wait_for_port(self.port)
 
     def stop(self) -> None:
