@@ -28,7 +28,9 @@ def classify(message: str, server: str, port: int, what: str) -> StoreError:
          "Check the network cable and that this PC got an address (no DHCP answer?), and "
          "that the server is switched on."),
         (_LOGIN, LoginError, f"The server {server} refused the login to {what}.",
-         "Check the user name, domain and password (or the key); they are case-sensitive."),
+         "Check the user name, domain and password (or the key); they are case-sensitive. "
+         "If they are right, the server does not let this user use it (its share "
+         "permissions, or the folder's on the server)."),
         (_REFUSED, NetworkError, f"The server {server} refused the connection on port {port}.",
          "Check that the sharing service runs on the server and that the port in the URL "
          "is right."),

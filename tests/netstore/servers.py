@@ -61,6 +61,14 @@ def ensure_test_user(password: str | None) -> tuple[int, int]:
     return uid, gid
 
 
+def reachable_by_test_user(folder: Path) -> None:
+    """The servers act as the test user on the share: it must get through every parent."""
+    for parent in [folder, *folder.parents]:
+        if parent == Path("/"):
+            break
+        os.chmod(parent, os.stat(parent).st_mode | 0o005)
+
+
 @dataclass
 class SshServer:
     folder: Path
@@ -154,10 +162,7 @@ Subsystem sftp internal-sftp
     root = folder / "share"
     root.mkdir()
     os.chown(root, uid, gid)
-    for parent in [folder, *folder.parents]:
-        if parent == Path("/"):
-            break
-        os.chmod(parent, os.stat(parent).st_mode | 0o005)  # the test user must reach it
+    reachable_by_test_user(folder)
     known_hosts = folder / "known_hosts"
     public = (Path(f"{host_key}.pub").read_text().split())
     known_hosts.write_text(f"[127.0.0.1]:{port} {public[0]} {public[1]}\n")
@@ -197,6 +202,7 @@ def make_samba_server(folder: Path, password: str | None = None) -> SambaServer:
     share = folder / "share"
     share.mkdir()
     os.chown(share, uid, gid)
+    reachable_by_test_user(folder)
     for sub in ("private", "lock", "state", "cache", "pid", "log"):
         (folder / sub).mkdir()
     port = free_port()
@@ -269,6 +275,7 @@ def make_ganesha_server(folder: Path, share: Path | None = None) -> GaneshaServe
         share = folder / "share"
         share.mkdir()
         os.chown(share, uid, gid)
+        reachable_by_test_user(folder)
     (folder / "recovery").mkdir()
     port = free_port()
     # Every client id is squashed to the test user: what the guest's root writes belongs to

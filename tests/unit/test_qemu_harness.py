@@ -82,3 +82,22 @@ def test_image_pins_every_python_dependency() -> None:
             pinned[name.lower()] = version
     assert wanted <= set(pinned), f"not pinned for the image: {wanted - set(pinned)}"
     assert all(pinned.values())
+
+
+def test_guest_network_reaches_only_the_forwarded_servers_one_relay_per_connection(
+        tmp_path: Path) -> None:
+    iso = tmp_path / "recovery.iso"
+    iso.touch()
+    vm = VM(load_machine("bios-virtio"), BootMedium(iso, mode="cd"), tmp_path,
+            guestfwd={"10.0.2.100:445": 40445, "10.0.2.100:2049": 42049})
+    argv = vm.command_line()
+    netdev = argv[argv.index("-netdev") + 1]
+    assert netdev.startswith("user,id=net0,restrict=on,")
+    # A program per guest connection (cmd:), never one shared stream (tcp:) that a server
+    # closes while the guest boots.
+    rules = re.findall(r"guestfwd=([^,]+)", netdev)
+    assert rules == ["tcp:10.0.2.100:445-cmd:socat STDIO TCP:127.0.0.1:40445",
+                     "tcp:10.0.2.100:2049-cmd:socat STDIO TCP:127.0.0.1:42049"]
+    assert argv[argv.index("-device", argv.index("-netdev")) + 1] == "e1000e,netdev=net0"
+    no_network = VM(load_machine("bios-virtio"), BootMedium(iso, mode="cd"), tmp_path)
+    assert "-netdev" not in no_network.command_line()
