@@ -17,6 +17,23 @@ class Hint(enum.Enum):
 
     RESUME_DELTA = "resume-delta"  # restore the same image again, writing only what differs
     CONFIRM = "confirm"  # confirm the destructive step
+    RESCUE = "rescue"  # capture again in rescue mode (keep going past unreadable areas)
+    ALLOW_FAILING_TARGET = "allow-failing-target"  # write to a failing disk all the same
+    NO_DELTA = "no-delta"  # restore everything, not only the chunks that differ
+    LAYOUT_SAME = "layout-same"  # restore the image's exact layout, nothing resized
+    FIT_LAYOUT = "fit-layout"  # let Windows be shrunk to fit instead of the exact layout
+    LIST_DISKS = "list-disks"  # look at the disks this PC sees, with their numbers
+    LIST_IMAGES = "list-images"  # look at the store's images and what each holds
+    VERIFY_IMAGE = "verify-image"  # verify the image against its hashes
+    ALL_PARTITIONS = "all-partitions"  # capture every partition of the disk
+    CHOOSE_PARTITION = "choose-partition"  # name the partition (of an image or a disk)
+    IMAGE_NAME = "image-name"  # give the image another name
+    NEW_STORE = "new-store"  # make this folder a store by capturing into it
+    MOUNT_IMAGE = "mount-image"  # open the partition through ntfs-3g instead
+    POINTS_LIST = "points-list"  # list the restore points of the Windows volume
+    POINTS_HISTORY = "points-history"  # list the rollbacks done on the Windows volume
+    POINTS_UNDO = "points-undo"  # undo the rollback
+    UNMOUNT_IMAGE = "unmount-image"  # take down an image mounted earlier
 
 
 class RecoveryError(Exception):

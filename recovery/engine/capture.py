@@ -44,7 +44,9 @@ from recovery.engine.roles import classify
 from recovery.engine.table import boot_areas, compare_tables, read_table
 from recovery.engine.unchanged import SpotCheck, ntfs_fingerprint, spot_check, unchanged_since
 from recovery.errors import (
+    DeviceIOError,
     DiskChangedError,
+    Hint,
     SafetyError,
     UnsupportedLayoutError,
     UsageError,
@@ -183,7 +185,7 @@ def plan_capture(request: CaptureRequest) -> CapturePlan:
     if not any(p.selected for p in planned):
         raise UnsupportedLayoutError(
             f"No partition of {disk.describe()} matches the roles asked for.",
-            "Run 'recovery capture' with --partitions all, or see 'recovery disks'.")
+            "Choose partitions this disk has.", hint=Hint.ALL_PARTITIONS)
     refusals = tuple(safety.capture_refusals(disk, request.store))
     return CapturePlan(request, disk, identity, table, tuple(planned), refusals)
 
@@ -195,7 +197,8 @@ def _check_numbers(disk: Disk, table: PartitionTable, numbers: frozenset[int]) -
         raise UsageError(
             f"{disk.describe()} has no partition {', '.join(map(str, missing))} (it has "
             f"{', '.join(map(str, sorted(present))) or 'none'}).",
-            "Choose partitions by the numbers 'recovery disks' shows, or by role.")
+            "Choose partitions by the numbers the disk list shows, or by role.",
+            hint=Hint.LIST_DISKS)
 
 
 def _nothing_selected(disk: Disk) -> UnsupportedLayoutError:
@@ -226,7 +229,12 @@ def execute_capture(plan: CapturePlan, events: EventSink = discard,
         store = ChunkStore.open(request.store, create=True)
         # Other jobs may use the store at the same time; none may prune it meanwhile.
         with store.locked("capture"):
-            return _capture_locked(plan, store, device, started, events, cancel)
+            try:
+                return _capture_locked(plan, store, device, started, events, cancel)
+            except DeviceIOError as exc:
+                if not (request.rescue or exc.gone):  # a bad area, not a vanished disk
+                    exc.hint = Hint.RESCUE
+                raise
 
 
 def _capture_locked(plan: CapturePlan, store: ChunkStore, device: BlockDevice,

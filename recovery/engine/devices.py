@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 from recovery.engine.disks import describe_node, list_disks
-from recovery.errors import SourceError
+from recovery.errors import Hint, SourceError
 from recovery.model.disk import Disk
 
 
@@ -34,8 +34,8 @@ def resolve_disk(path: Path) -> Disk:
                           "the partition table together with the partitions.")
     if not path.exists():
         raise SourceError(f"{path} does not exist.",
-                          "Check the name with 'recovery disks'; the drive may have been "
-                          "unplugged.")
+                          "Check the name; the drive may have been unplugged.",
+                          hint=Hint.LIST_DISKS)
     real = path.resolve()
     if stat.S_ISBLK(real.stat().st_mode):
         for disk in list_disks():

@@ -13,7 +13,7 @@ import re
 import stat
 from pathlib import Path
 
-from recovery.errors import RecoveryError, SourceError
+from recovery.errors import Hint, RecoveryError, SourceError
 from recovery.model import gpt
 from recovery.model.disk import Disk, DiskPartition
 from recovery.sys.blockdev import BlockDevice
@@ -405,7 +405,7 @@ def find_disk(identifier: str, disks: list[Disk]) -> Disk:
     present = "; ".join(f"{d.node} {d.describe()} [{d.stable_id}]" for d in disks)
     raise SourceError(f"No disk matches '{identifier}'. Disks here: {present or 'none'}.",
                       "Check the cable or USB port, then use a device node, serial or stable "
-                      "id shown by 'recovery disks'.")
+                      "id of a listed disk.", hint=Hint.LIST_DISKS)
 
 
 def _existing_ancestor(path: Path) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from recovery.engine.listcache import ListingCache, listing_cache
-from recovery.errors import ImageDamagedError, ImagePathNotFoundError, UnsupportedLayoutError
+from recovery.errors import Hint, ImageDamagedError, ImagePathNotFoundError, UnsupportedLayoutError
 from recovery.fs.browse import Browser, FileEntry, NtfsBrowser, join, normal_path
 from recovery.fs.fatdir import FatBrowser
 from recovery.registry.inspect import PointsReport
@@ -50,8 +50,8 @@ class OpenedImage:
             parent = path.rsplit("/", 1)[0] or "/"
             raise ImagePathNotFoundError(
                 f"There is no {path} on {self.where}.",
-                f"List the folder with `recovery files --store {self.view.store.root} "
-                f"{self.view.name} --partition {self.view.part.number} {parent}`.")
+                f"Look in the folder {parent} of partition {self.view.part.number} for the "
+                "right name.")
         return found
 
     def list_dir(self, path: str) -> list[FileEntry]:
@@ -108,11 +108,11 @@ class OpenedImage:
                 raise ImageDamagedError(
                     f"{path} on {self.where} cannot be read: the image's {ranges} is damaged "
                     f"({next(iter(self.view.damaged.values())).problem}).",
-                    "Other folders may still be readable; run `recovery verify` on the "
-                    "image and capture the disk again if it still works.") from exc
+                    "Other folders may still be readable; verify the image and capture the "
+                    "disk again if it still works.", hint=Hint.VERIFY_IMAGE) from exc
             raise UnsupportedLayoutError(f"{path} on {self.where} cannot be read: {exc}.",
                                          "The file system may have been damaged before "
-                                         "the capture; try `recovery mount`.") from exc
+                                         "the capture.", hint=Hint.MOUNT_IMAGE) from exc
 
     def close(self) -> None:
         self.browser.close()
@@ -126,7 +126,7 @@ def browser_for(view: ImageView) -> Browser:
         return FatBrowser(view, view.describe())
     raise UnsupportedLayoutError(
         f"{view.describe()} is {fs_type or 'not a known file system'}; only NTFS and FAT "
-        "partitions can be opened.", "Choose another partition with --partition N.")
+        "partitions can be opened.", "Choose another partition.", hint=Hint.CHOOSE_PARTITION)
 
 
 @contextmanager
@@ -175,7 +175,8 @@ def image_restore_points(store_path: Path, name: str, partition: int | None = No
     if first.part.fs_type != "ntfs":
         raise UnsupportedLayoutError(f"{first.describe()} is {first.part.fs_type}; restore "
                                      "points live on the NTFS Windows volume.",
-                                     "Choose it with --partition N.")
+                                     "Choose that partition.",
+                                     hint=Hint.CHOOSE_PARTITION)
     volume = WindowsVolume(store.images_dir / name, first.part.start, first.part.size,
                            first.part.number)
     number = first.part.number

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from recovery.errors import TargetTooSmallError, UnsupportedLayoutError, UsageError
+from recovery.errors import Hint, TargetTooSmallError, UnsupportedLayoutError, UsageError
 from recovery.model.layout import PartitionTable, TablePartition
 from recovery.units import GiB, MiB, align_down, align_up, human_size
 
@@ -121,8 +121,8 @@ def fit_layout(request: FitRequest) -> FittedLayout:
                             or request.system_size else "same")
     if mode == "same":
         if request.system_size:
-            raise UsageError("--system-size cannot be combined with --layout same.",
-                             "Leave out one of the two options.")
+            raise UsageError("A size for Windows cannot be combined with keeping the image's "
+                             "exact layout.", "Choose one of the two.")
         return _same(request)
     system = _system_partition(request)
     minimum = minimum_disk_size(request)
@@ -139,9 +139,9 @@ def fit_layout(request: FitRequest) -> FittedLayout:
         raise _too_small(request, minimum, room, floor)
     if size < floor:
         raise UsageError(
-            f"--system-size {human_size(size)} is below what Windows needs: "
+            f"A Windows size of {human_size(size)} is below what Windows needs: "
             f"{human_size(floor)} (its used space plus a margin to boot and update).",
-            f"Give at least {human_size(floor)}, or leave the option out to fill the disk.")
+            f"Give at least {human_size(floor)}, or no size to fill the disk.")
     delta = tail_start - tail[0].start if tail else 0
     moved = {p.number: replace(p, start=p.start + delta) for p in tail}
     new_parts = tuple(moved.get(p.number, replace(p, size=size) if p.number == system.number
@@ -169,7 +169,7 @@ def _same(request: FitRequest) -> FittedLayout:
         raise TargetTooSmallError(
             f"Target disk is too small for the image's exact layout: it needs "
             f"{human_size(needed)}, the disk has {human_size(request.target_size)}.",
-            "Leave out --layout same so Windows is shrunk to fit, or choose a larger disk.")
+            "Choose a larger disk, or let Windows be shrunk to fit.", hint=Hint.FIT_LAYOUT)
     minimum = needed
     if request.system is not None and request.system_needed:
         minimum = min(needed, minimum_disk_size(request))
@@ -184,12 +184,14 @@ def _system_partition(request: FitRequest) -> TablePartition:
         raise UnsupportedLayoutError(
             "This image has no NTFS Windows volume that can be resized, so its layout "
             "cannot be fitted to a disk of another size.",
-            "Restore with --layout same onto a disk at least as large as the original.")
+            "Restore its exact layout onto a disk at least as large as the original.",
+            hint=Hint.LAYOUT_SAME)
     if system.kind != "primary":
         raise UnsupportedLayoutError(
             f"The Windows volume (partition {system.number}) is a logical partition; "
             "resizing inside an extended partition is not supported.",
-            "Restore with --layout same onto a disk at least as large as the original.")
+            "Restore its exact layout onto a disk at least as large as the original.",
+            hint=Hint.LAYOUT_SAME)
     return system
 
 
@@ -226,7 +228,7 @@ def _changes(old: PartitionTable, new: PartitionTable) -> tuple[PartitionChange,
 def _too_small(request: FitRequest, minimum: int, room: int, floor: int) -> TargetTooSmallError:
     if request.system_size and request.target_size >= minimum:
         return TargetTooSmallError(
-            f"--system-size {human_size(request.system_size)} does not fit: the disk leaves "
+            f"A Windows size of {human_size(request.system_size)} does not fit: the disk leaves "
             f"room for {human_size(room)} of Windows.",
             f"Give at most {human_size(room)} (and at least {human_size(floor)}).")
     return TargetTooSmallError(

@@ -18,7 +18,7 @@ from pathlib import Path
 from recovery.engine.fit import FitRequest, FittedLayout, LayoutMode, fit_layout
 from recovery.engine.imageview import ViewSpec, partition_view
 from recovery.engine.placed import PlacedChunk
-from recovery.errors import SafetyError, UnsupportedLayoutError
+from recovery.errors import Hint, SafetyError, UnsupportedLayoutError
 from recovery.events import EventSink, Notice, phase
 from recovery.model.manifest import ImageManifest, PartitionImage
 from recovery.sys import ntfs3g, ntfsresize
@@ -125,7 +125,8 @@ def resize_system(target: Path, store: Path, manifest: ImageManifest, layout: Fi
     if part.fs_type != "ntfs":
         raise UnsupportedLayoutError(f"Partition {part.number} is {part.fs_type}, not NTFS; "
                                      "only the NTFS Windows volume is resized.",
-                                     "Restore with --layout same.")
+                                     "Restore the image's exact layout.",
+                                     hint=Hint.LAYOUT_SAME)
     sector = manifest.table.sector_size
     verb = "Shrinking" if change.new_size < change.old_size else "Growing"
     with phase(events, "resize", f"{verb} Windows to {change.new_size // 10**6} MB", 1) as step:

@@ -199,9 +199,10 @@ def execute_restore(plan: RestorePlan, events: EventSink = discard,
     _recheck(plan)
     request, manifest = plan.request, plan.manifest
     if request.delta and plan.layout is not None and plan.layout.resized is not None:
-        raise UsageError("--delta cannot be used when Windows is resized to fit the target: "
-                         "a resized volume no longer matches the image chunk for chunk.",
-                         "Run the restore without --delta (an interrupted one starts over).")
+        raise UsageError("A delta restore cannot be used when Windows is resized to fit the "
+                         "target: a resized volume no longer matches the image chunk for chunk.",
+                         "Restore everything (an interrupted resized restore starts over).",
+                         hint=Hint.NO_DELTA)
     store = ChunkStore.open(request.store)
     summary = RestoreSummary(manifest.name, plan.target.describe(), request.delta,
                              unreadable_bytes=manifest.unreadable_bytes)
@@ -237,7 +238,7 @@ def unreadable_warning(manifest: ImageManifest) -> str:
         if hit else ""
     return (f"Image {manifest.name} was captured from a failing disk: {manifest.unreadable_bytes}"
             f" bytes could not be read and are restored as zeros.{files} Run chkdsk /f in "
-            "Windows after restoring; 'recovery images' lists every damaged file.")
+            "Windows after restoring; the image's details list every damaged file.")
 
 
 RESUME_ADVICE = ("The target is only partly restored. Check its cable and health; restoring "
@@ -287,8 +288,8 @@ def _check_chunks_present(store: ChunkStore, plan: RestorePlan) -> None:
         raise ImageDamagedError(
             f"Image {plan.manifest.name} is missing {len(missing)} chunk(s) in the store "
             f"(first: {missing[0]}); nothing was written to the target.",
-            f"Run 'recovery verify --store {store.root} {plan.manifest.name}' to see the "
-            "damage; restore another image or capture the disk again.")
+            "Verify the image to see the damage; restore another image or capture the disk "
+            "again.", hint=Hint.VERIFY_IMAGE)
 
 
 def _read_boot_areas(store: ChunkStore, manifest: ImageManifest) -> list[tuple[RawArea, bytes]]:

@@ -108,8 +108,7 @@ def health_refusal(target: Disk, allow_failing: bool) -> list[SafetyError]:
         return []
     return [FailingTargetError(
         f"{target.describe()} is failing: {'; '.join(health.reasons_of('failing'))}.",
-        "Restore onto a healthy disk. To write to this one anyway (the restored Windows may "
-        "not survive), run again with --allow-failing-target.")]
+        "Restore onto a healthy disk.", hint=Hint.ALLOW_FAILING_TARGET)]
 
 
 def capture_refusals(source: Disk, store: Path | None,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from recovery.engine import safety
 from recovery.engine.devices import resolve_disk
-from recovery.errors import UnsupportedLayoutError
+from recovery.errors import Hint, UnsupportedLayoutError
 from recovery.model import gpt
 from recovery.model.layout import PartitionTable, TablePartition
 from recovery.sys import losetup, parted, sfdisk, sgdisk
@@ -109,8 +109,8 @@ def _refuse_bare_file_system(device: BlockDevice, lba0: bytes) -> None:
         raise UnsupportedLayoutError(
             f"{device.path} starts with a file system ({bare}), not a partition table: it is "
             "a single partition, not a whole disk.",
-            "Give the whole disk (for example /dev/sdb, not /dev/sdb1); 'recovery disks' "
-            "lists them.")
+            "Give the whole disk (for example /dev/sdb, not /dev/sdb1).",
+            hint=Hint.LIST_DISKS)
 
 
 def _bare_file_system(device: BlockDevice, lba0: bytes) -> str | None:
@@ -123,8 +123,8 @@ def _bare_file_system(device: BlockDevice, lba0: bytes) -> str | None:
 def _no_table(name: str) -> UnsupportedLayoutError:
     return UnsupportedLayoutError(
         f"No partition table on {name}: this does not look like a Windows disk.",
-        "Check that you chose the right disk ('recovery disks' lists them); a new or wiped "
-        "disk has nothing to capture.")
+        "Check that you chose the right disk; a new or wiped disk has nothing to capture.",
+        hint=Hint.LIST_DISKS)
 
 
 def _disagree(name: str, number: int) -> UnsupportedLayoutError:

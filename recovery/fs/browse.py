@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import pyfsntfs
 
-from recovery.errors import UnsupportedLayoutError
+from recovery.errors import Hint, UnsupportedLayoutError
 
 READ_BLOCK = 1024 * 1024
 _MFT_NUMBER = (1 << 48) - 1  # a file reference is the MFT entry number + a sequence number
@@ -103,8 +103,8 @@ class NtfsBrowser:
         except OSError as exc:
             raise UnsupportedLayoutError(
                 f"The NTFS file system of {where} cannot be read: {exc}.",
-                "The volume may have been damaged before the capture; try `recovery "
-                "mount`, or restore the image and run chkdsk.") from exc
+                "The volume may have been damaged before the capture; restore the image "
+                "and run chkdsk.", hint=Hint.MOUNT_IMAGE) from exc
 
     def close(self) -> None:
         self._volume.close()

@@ -183,8 +183,8 @@ def _hive_copies(volume: _Volume, read: Reader, path: str, damaged: list[Extent]
         found.append("the volume has shadow copies, which may hold older copies")
     if not found:
         return "no RegBack copy and no shadow copy of this hive on the volume"
-    return ("; ".join(found) + ": after restoring, 'recovery restore-points list' shows "
-            "them and 'recovery restore-points rollback' puts one back")
+    return ("; ".join(found) + ": after restoring, the restore points of the Windows "
+            "volume list them and a rollback puts one back")
 
 
 def _note(kind: DamageKind) -> str:

@@ -100,8 +100,8 @@ def parse_url(value: str) -> StoreURL:
         raise _bad(value, "it is not a valid URL") from exc
     if password is not None:
         raise UsageError(f"The store URL {_masked(value)} holds a password.",
-                         "Leave it out: it would show in logs and process lists. Type it at "
-                         "the prompt, or put it in a file given with --credentials FILE.")
+                         "Leave it out: it would show in logs and process lists. Type it when "
+                         "asked, or put it in a credentials file.")
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise _bad(value, f"'{parts.scheme}' is not smb, nfs or ssh")
@@ -188,7 +188,7 @@ def read_credentials(path: Path) -> Credentials:
             # Never quote the line: it may be a password.
             raise UsageError(f"Line {number} of the credentials file {path} is not one of "
                              "username=, password=, domain=, identity_file=, known_hosts=.",
-                             "Fix that line; see `recovery capture --help`.")
+                             "Fix that line: each one is key=value with one of those keys.")
         values[key] = value.strip()
 
     def as_path(key: str) -> Path | None:

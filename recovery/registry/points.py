@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from recovery.errors import RestorePointNotFoundError
+from recovery.errors import Hint, RestorePointNotFoundError
 from recovery.registry.hives import (
     HIVE_NAMES,
     LOG_SUFFIXES,
@@ -106,7 +106,7 @@ class PointListing:
         known = ", ".join(p.id for p in self.points) or "none"
         raise RestorePointNotFoundError(
             f"There is no restore point '{point_id}' on this volume (it has: {known}).",
-            "Run 'recovery restore-points list VOLUME' and use one of the listed ids.")
+            "Use one of the listed ids.", hint=Hint.POINTS_LIST)
 
     def to_dict(self) -> dict[str, object]:
         return {"points": [p.to_dict() for p in self.points], "notes": self.notes}

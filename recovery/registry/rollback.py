@@ -306,8 +306,8 @@ def verify_written(volume: WindowsVolume, record: records.UndoRecord,
     if problems:
         raise VerificationError(
             f"{len(problems)} file(s) on {volume.describe()} do not read back as written.",
-            f"Run 'recovery restore-points undo' with record {record.id}, then check the "
-            "disk for errors.", problems)
+            f"Undo the rollback (record {record.id}), then check the disk for errors.", problems,
+            hint=Hint.POINTS_UNDO)
 
 
 @dataclass(frozen=True)

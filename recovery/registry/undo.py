@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from recovery.errors import UndoError
+from recovery.errors import Hint, UndoError
 from recovery.registry.hives import file_hash
 from recovery.registry.volume import OpenVolume
 
@@ -138,17 +138,17 @@ def choose_record(records: list[UndoRecord], record_id: str | None) -> UndoRecor
         usable = [r for r in records if r.state == "applied"]
         if not usable:
             raise UndoError("There is no rollback on this volume that can be undone.",
-                            "Run 'recovery restore-points history VOLUME' to see the records.")
+                            "Look at the volume's rollback records.", hint=Hint.POINTS_HISTORY)
         return usable[0]
     for record in records:
         if record.id == record_id:
             if record.state != "applied":
                 raise UndoError(f"Undo record {record_id} is '{record.state}', not 'applied'.",
                                 "Only a rollback that was applied and not yet undone can be "
-                                "undone; see 'recovery restore-points history VOLUME'.")
+                                "undone.", hint=Hint.POINTS_HISTORY)
             return record
     raise UndoError(f"There is no undo record '{record_id}' on this volume.",
-                    "Run 'recovery restore-points history VOLUME' for the ids.")
+                    "Use one of the volume's record ids.", hint=Hint.POINTS_HISTORY)
 
 
 def restore_record(root: Path, record: UndoRecord) -> list[str]:

@@ -15,7 +15,13 @@ import pyfsntfs
 import pyvshadow
 
 from recovery.engine.table import read_table
-from recovery.errors import RecoveryError, SourceError, UnsupportedLayoutError, VolumeStateError
+from recovery.errors import (
+    Hint,
+    RecoveryError,
+    SourceError,
+    UnsupportedLayoutError,
+    VolumeStateError,
+)
 from recovery.fs.ntfs import is_ntfs
 from recovery.fs.probe import BITLOCKER_OEM_ID
 from recovery.sys.blockdev import BlockDevice
@@ -69,17 +75,18 @@ def locate_volume(path: Path, partition: int | None = None) -> WindowsVolume:
         if partition is not None and not candidates:
             numbers = ", ".join(str(p.number) for p in table.data_partitions())
             raise SourceError(f"{path} has no partition {partition} (it has {numbers}).",
-                              "Run 'recovery disks' and pick one of those numbers.")
+                              "Pick one of those numbers.", hint=Hint.CHOOSE_PARTITION)
         found = [WindowsVolume(Path(path), p.start, p.size, p.number) for p in candidates
                  if _check_windows(device, p.start, p.size, f"partition {p.number} of {path}",
                                    strict=partition is not None)]
     if not found:
         raise SourceError(f"No Windows installation (Windows\\System32\\config) on {path}.",
-                          "Give the Windows partition with --partition N, or check the disk.")
+                          "Give the Windows partition, or check the disk.",
+                          hint=Hint.CHOOSE_PARTITION)
     if len(found) > 1:
         numbers = ", ".join(str(v.partition) for v in found)
         raise SourceError(f"{path} holds several Windows installations (partitions {numbers}).",
-                          "Choose one with --partition N.")
+                          "Choose one of them.", hint=Hint.CHOOSE_PARTITION)
     return found[0]
 
 

@@ -22,6 +22,7 @@ import blake3
 import yaml
 
 from recovery.errors import (
+    Hint,
     ImageDamagedError,
     ImageIncompleteError,
     ImageNotFoundError,
@@ -175,7 +176,7 @@ def check_name(name: str) -> None:
     if not _NAME.match(name) or name.endswith(PARTIAL):
         raise UsageError(f"'{name}' cannot be used as an image name.",
                          "Use up to 128 letters, digits, '.', '_', '+' or '-', starting with "
-                         "a letter or digit, e.g. --name office-pc-2026-11.")
+                         "a letter or digit, e.g. office-pc-2026-11.")
 
 
 def default_image_name(source: SourceIdentity, when: datetime,
@@ -270,8 +271,7 @@ def _complete_folder(images_dir: Path, name: str) -> Path:
     names = image_names(images_dir)
     available = ", ".join(names) if names else "none"
     raise ImageNotFoundError(f"There is no image named {name} in {images_dir.parent}.",
-                             f"Images in this store: {available}. List them with "
-                             f"`recovery images --store {images_dir.parent}`.")
+                             f"Images in this store: {available}.", hint=Hint.LIST_IMAGES)
 
 
 def _read(path: Path, name: str) -> bytes:
@@ -346,8 +346,8 @@ def _store_zero_areas(store: StoreAccess, manifest: ImageManifest) -> None:
 
 def _exists_error(name: str, root: Path) -> StoreError:
     return StoreError(f"An image named {name} already exists in {root}.",
-                      "Choose another --name, or leave --name out to get a new one from the "
-                      "disk model and the time.")
+                      "Choose another name, or give none to get a new one from the disk model "
+                      "and the time.", hint=Hint.IMAGE_NAME)
 
 
 def _capture_state(folder: Path) -> dict[str, str]:

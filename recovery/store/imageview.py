@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from recovery.errors import ImageDamagedError, UsageError
+from recovery.errors import Hint, ImageDamagedError, UsageError
 from recovery.model.manifest import ImageManifest, PartitionImage
 from recovery.store.index import ChunkRef, ImageIndex
 from recovery.store.objects import ChunkStore
@@ -210,14 +210,15 @@ def pick_partition(manifest: ImageManifest, number: int | None, name: str) -> Pa
                 return part
         known = ", ".join(f"{p.number} ({p.role}, {p.fs_type})" for p in captured) or "none"
         raise UsageError(f"Image {name} has no captured partition {number}.",
-                         f"Captured partitions: {known}; pass one with --partition N.")
+                         f"Captured partitions: {known}; choose one of them.",
+                         hint=Hint.CHOOSE_PARTITION)
     browsable = [p for p in captured if p.fs_type in BROWSABLE]
     for part in browsable:
         if part.role == "system":
             return part
     if not browsable:
         raise UsageError(f"Image {name} holds no NTFS or FAT partition to open.",
-                         "Check `recovery images --json` for what was captured.")
+                         "Check what was captured.", hint=Hint.LIST_IMAGES)
     return max(browsable, key=lambda p: p.size)
 
 

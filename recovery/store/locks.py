@@ -102,8 +102,8 @@ class StoreLock:
                 f"The lock of this {self.info.job} on the store {self.root} was removed by "
                 "another job (it looked stale: not refreshed for "
                 f"{STALE_SECONDS / 60:.0f} minutes).",
-                "Run the same command again; a capture resumes, a restore resumes with "
-                "--delta.")
+                "Run the same job again; a capture resumes, a restore resumes as a delta "
+                "restore.")
 
     def release(self) -> None:
         self._stop.set()

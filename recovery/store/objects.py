@@ -26,6 +26,7 @@ import yaml
 import zstandard
 
 from recovery.errors import (
+    Hint,
     ImageDamagedError,
     StoreError,
     StoreLockedError,
@@ -77,8 +78,7 @@ class ChunkStore:
                 what = "is not a directory" if path.exists() else "does not exist"
                 raise StoreError(f"The store path {path} {what}.",
                                  "Mount the store drive and give the folder that holds "
-                                 f"{MARKER}; create a store with `recovery capture ... "
-                                 "--store PATH`.")
+                                 f"{MARKER}.", hint=Hint.NEW_STORE)
             _check_marker(path)
         except OSError as error:
             raise _unreachable(path, error) from error
@@ -123,8 +123,8 @@ class ChunkStore:
         except FileNotFoundError as exc:
             raise ImageDamagedError(
                 f"Chunk {digest.hex()} is missing from the store {self.root}.",
-                "The store is damaged: run `recovery verify` on its images to see which "
-                "are affected, and capture the disk again.") from exc
+                "The store is damaged: verify its images to see which are affected, and "
+                "capture the disk again.", hint=Hint.VERIFY_IMAGE) from exc
         except OSError as exc:
             raise ImageDamagedError(
                 f"Chunk {digest.hex()} in the store {self.root} cannot be read: "
@@ -178,8 +178,8 @@ class ChunkStore:
     def _corrupt(self, digest: bytes, why: str) -> ImageDamagedError:
         return ImageDamagedError(
             f"Chunk {digest.hex()} in the store {self.root} is corrupt: {why}.",
-            "Delete that chunk file and capture the disk again to replace it; run "
-            "`recovery verify` on the store's images to see which are affected.")
+            "Delete that chunk file and capture the disk again to replace it; verify the "
+            "store's images to see which are affected.", hint=Hint.VERIFY_IMAGE)
 
     # --- space and durability ------------------------------------------------------------
     def free_bytes(self) -> int:
@@ -231,7 +231,8 @@ class ChunkStore:
                 raise StoreLockedError(
                     f"Image {requested} in {self.root} is being captured right now by "
                     f"{busy[requested].describe()}.",
-                    "Choose another --name, or wait until that capture has finished.")
+                    "Choose another name, or wait until that capture has finished.",
+                    hint=Hint.IMAGE_NAME)
             name = (requested or images.resumable(self.images_dir, source.stable_id, busy)
                     or new_name({*busy, *(i.name for i in self.list_images())}))
             if self._lock is None:
@@ -242,7 +243,8 @@ class ChunkStore:
             self._lock.claim("")  # another job claimed it at the same moment: back off
             time.sleep(random.uniform(0.05, 0.3))
         raise StoreLockedError(f"No free image name could be claimed in {self.root}.",
-                               "Give a name with --name and run the capture again.")
+                               "Give the image a name and run the capture again.",
+                               hint=Hint.IMAGE_NAME)
 
     def resumable_image(self, source: SourceIdentity) -> str | None:
         """Name of the newest interrupted capture of `source` no running job writes, or
@@ -341,8 +343,7 @@ def _check_marker(path: Path) -> None:
     except FileNotFoundError as exc:
         raise StoreError(
             f"{path} has no {MARKER}: it is not an image store. Is this the right drive?",
-            "Give the folder that holds recovery-store.yaml, or create a store with "
-            "`recovery capture SOURCE --store PATH`.") from exc
+            "Give the folder that holds recovery-store.yaml.", hint=Hint.NEW_STORE) from exc
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise StoreError(f"The store marker {marker} cannot be read ({exc}).",
                          "Check the store drive; if the file was damaged, write a new one "

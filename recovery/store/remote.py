@@ -30,8 +30,8 @@ HostKeyPrompt = Callable[[str, str], bool]
 _serial = itertools.count(1)
 _RESUME = {"capture": "Run the same capture again when the server is back: it resumes, and "
                       "nothing half-written is listed as an image.",
-           "restore": "The target is only partly restored. Run the same restore again with "
-                      "--delta when the server is back: it writes only what is missing."}
+           "restore": "The target is only partly restored. When the server is back, a delta "
+                      "restore of the same image writes only what is missing."}
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from recovery.errors import DeviceIOError, SourceError, TargetInUseError, TargetReadOnlyError
+from recovery.errors import DeviceIOError, Hint, SourceError, TargetInUseError, TargetReadOnlyError
 from recovery.sys.directio import ALIGN, DirectDevice, thread_buffer
 from recovery.units import align_down, align_up
 
@@ -70,8 +70,8 @@ class BlockDevice:
             info = os.stat(path)
         except FileNotFoundError as exc:
             raise SourceError(f"{path} does not exist.",
-                              "Check the device name with 'recovery disks'; the drive may "
-                              "have been unplugged.") from exc
+                              "Check the device name; the drive may have been unplugged.",
+                              hint=Hint.LIST_DISKS) from exc
         except OSError as exc:
             raise SourceError(f"{path} cannot be read: {exc.strerror}.",
                               "Run as root and check the device.") from exc

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from recovery.errors import RecoveryError, ToolError, UsageError
+from recovery.errors import Hint, RecoveryError, ToolError, UsageError
 from recovery.store.imageview import ImageView, open_view
 from recovery.store.objects import ChunkStore
 from recovery.sys import mount as kernel_mount
@@ -117,7 +117,8 @@ def mount_image(store: Path, name: str, partition: int | None, mountpoint: Path
     fs_type = view.part.fs_type
     if fs_type != "ntfs" and not fs_type.startswith("fat"):
         raise UsageError(f"{view.describe()} is {fs_type or 'of an unknown type'}; only NTFS "
-                         "and FAT partitions can be mounted.", "Choose one with --partition N.")
+                         "and FAT partitions can be mounted.", "Choose another partition.",
+                         hint=Hint.CHOOSE_PARTITION)
     _check_mountpoint(mountpoint)
     folder = _state_folder(mountpoint)
     fuse_dir = folder / "fuse"
@@ -142,7 +143,8 @@ def _check_mountpoint(mountpoint: Path) -> None:
                          f"Create it first: mkdir -p {mountpoint}")
     if os.path.ismount(mountpoint) or any(mountpoint.iterdir()):
         raise UsageError(f"The mount point {mountpoint} is in use or not empty.",
-                         "Give an empty folder, or `recovery unmount` what is mounted there.")
+                         "Give an empty folder, or take down what is mounted there.",
+                         hint=Hint.UNMOUNT_IMAGE)
 
 
 def _start_daemon(store: Path, name: str, partition: int, fuse_dir: Path, log: Path
@@ -202,7 +204,7 @@ def unmount_image(mountpoint: Path) -> MountedImage:
     try:
         mounted = MountedImage(**json.loads((folder / "state.json").read_text()))
     except (OSError, ValueError, TypeError) as exc:
-        raise UsageError(f"Nothing was mounted on {mountpoint} by `recovery mount`.",
+        raise UsageError(f"Nothing was mounted on {mountpoint} by this program.",
                          "Mounted images: " + (", ".join(
                              m.mountpoint for m in mounted_images()) or "none") + ".") from exc
     if os.path.ismount(mounted.mountpoint):

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from recovery.errors import ToolError, VolumeStateError
+from recovery.errors import Hint, ToolError, VolumeStateError
 from recovery.sys.run import run
 
 _MIGHT_RESIZE = re.compile(r"You might resize at (\d+) bytes")
@@ -73,7 +73,8 @@ def _run(argv: list[str], volume: Path, stdin: bytes | None = None) -> str:
         raise VolumeStateError(
             f"ntfsresize refused or failed on the NTFS volume {volume}: {problem}",
             "Windows must repair this volume first: boot it and run 'chkdsk /f C:', or "
-            "restore with --layout same onto a disk at least as large as the original.")
+            "restore the exact layout onto a disk at least as large as the original.",
+            hint=Hint.LAYOUT_SAME)
     return output
 
 

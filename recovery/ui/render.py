@@ -68,8 +68,29 @@ def print_json(document: Any) -> None:
 
 
 # How the command line says each engine hint (recovery.errors.Hint).
-CLI_HINTS = {Hint.RESUME_DELTA: "Run the same `recovery restore` again with --delta.",
-             Hint.CONFIRM: "Run again with --yes to go ahead."}
+CLI_HINTS = {
+    Hint.RESUME_DELTA: "Run the same `recovery restore` again with --delta.",
+    Hint.CONFIRM: "Run again with --yes to go ahead.",
+    Hint.RESCUE: "Run the capture again with --rescue: it keeps going past unreadable areas "
+                 "and retries them last.",
+    Hint.ALLOW_FAILING_TARGET: "To write to this disk anyway (the restored Windows may not "
+                               "survive), run again with --allow-failing-target.",
+    Hint.NO_DELTA: "Run the restore without --delta.",
+    Hint.LAYOUT_SAME: "Use --layout same.",
+    Hint.FIT_LAYOUT: "Leaving out --layout same lets Windows be shrunk to fit.",
+    Hint.LIST_DISKS: "`recovery disks` lists the disks with their partitions and ids.",
+    Hint.LIST_IMAGES: "`recovery images --store STORE` lists the images and what each holds.",
+    Hint.VERIFY_IMAGE: "`recovery verify --store STORE IMAGE` checks the image.",
+    Hint.ALL_PARTITIONS: "Run `recovery capture` with --partitions all.",
+    Hint.CHOOSE_PARTITION: "Give it with --partition N.",
+    Hint.IMAGE_NAME: "Give the name with --name (leave it out for a new one).",
+    Hint.NEW_STORE: "`recovery capture SOURCE --store PATH` creates a new store.",
+    Hint.MOUNT_IMAGE: "Try `recovery mount`, which reads it through ntfs-3g.",
+    Hint.POINTS_LIST: "`recovery restore-points list VOLUME` lists them.",
+    Hint.POINTS_HISTORY: "`recovery restore-points history VOLUME` lists the records.",
+    Hint.POINTS_UNDO: "Run `recovery restore-points undo VOLUME RECORD`.",
+    Hint.UNMOUNT_IMAGE: "`recovery unmount MOUNTPOINT` takes an image down.",
+}
 
 
 def cli_action(error: RecoveryError) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from recovery.engine.fit import FitRequest, fit_layout, minimum_disk_size, system_minimum
-from recovery.errors import TargetTooSmallError, UnsupportedLayoutError, UsageError
+from recovery.errors import Hint, TargetTooSmallError, UnsupportedLayoutError, UsageError
 from recovery.model.layout import PartitionTable, TablePartition
 from recovery.units import GiB, MiB
 
@@ -88,9 +88,10 @@ def test_layout_same_keeps_exact_sizes_on_a_larger_disk() -> None:
 
 
 def test_layout_same_refuses_a_smaller_disk() -> None:
-    with pytest.raises(TargetTooSmallError, match="Leave out --layout same"):
+    with pytest.raises(TargetTooSmallError, match="larger disk") as caught:
         fit_layout(FitRequest(gpt_table(), 1536 * MiB, 3, system_needed=400 * MiB,
                               mode="same"))
+    assert caught.value.hint is Hint.FIT_LAYOUT
 
 
 def test_system_size_leaves_free_space_after_windows() -> None:
@@ -142,5 +143,6 @@ def test_mbr_recovery_moves_to_the_end() -> None:
 
 
 def test_no_resizable_system_volume_means_same_layout_only() -> None:
-    with pytest.raises(UnsupportedLayoutError, match="--layout same"):
+    with pytest.raises(UnsupportedLayoutError, match="exact layout") as caught:
         fit_layout(FitRequest(gpt_table(), 4 * GiB, None))
+    assert caught.value.hint is Hint.LAYOUT_SAME

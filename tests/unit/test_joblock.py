@@ -148,7 +148,7 @@ def test_engine_advice_is_worded_for_the_shell_that_shows_it() -> None:
     from recovery.engine.restore import RESUME_ADVICE
     from recovery.errors import DeviceIOError, Hint
     from recovery.ui.render import cli_action
-    from recovery.ui.tui.screens.dialogs import tui_action
+    from recovery.ui.tui.wording import tui_action
 
     error = DeviceIOError("Write failed on /dev/sdb.", RESUME_ADVICE, hint=Hint.RESUME_DELTA)
     assert "--" not in RESUME_ADVICE

@@ -15,6 +15,7 @@ import blake3
 import pytest
 
 from recovery.errors import (
+    Hint,
     ImageDamagedError,
     ImageIncompleteError,
     ImageNotFoundError,
@@ -181,7 +182,7 @@ def test_wrong_store_paths(tmp_path: Path) -> None:
         ChunkStore.open(tmp_path / "usb")
     assert "recovery-store.yaml" in caught.value.title and str(tmp_path / "usb") in str(
         caught.value)
-    assert "--store" in caught.value.action
+    assert caught.value.hint is Hint.NEW_STORE
     (tmp_path / "file").write_text("x")
     with pytest.raises(StoreError, match="not a directory"):
         ChunkStore.open(tmp_path / "file")

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from recovery.errors import RecoveryError, StoreError
+from recovery.ui.tui.wording import tui_action
 
 DEFAULT_LOG_DIR = Path("/var/log/recovery")
 LOGGER = "recovery"
@@ -69,7 +70,8 @@ class ActionLog(logging.Handler):
         logger.level, logger.propagate = self._before
 
     def error(self, error: RecoveryError) -> None:
-        self.write(f"[{error.code} {error.kind}] {error.title} {error.action}".strip(), "error")
+        self.write(f"[{error.code} {error.kind}] {error.title} {tui_action(error)}".strip(),
+                   "error")
 
     def text(self) -> str:
         return self.path.read_text(encoding="utf-8", errors="replace")

@@ -16,18 +16,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from recovery.errors import Hint, RecoveryError
-
-# How the TUI says each engine hint (recovery.errors.Hint): a key or a switch, not a flag.
-TUI_HINTS = {Hint.RESUME_DELTA: "Restore the same image to this disk again with "
-                                "'Delta restore: write only chunks that differ' ticked.",
-             Hint.CONFIRM: "Confirm in the dialog to go ahead."}
-
-
-def tui_action(error: RecoveryError) -> str:
-    """The engine's advice, with the key or switch that carries it out in the TUI."""
-    hint = TUI_HINTS.get(error.hint) if error.hint is not None else None
-    return " ".join(part for part in (error.action, hint) if part)
+from recovery.errors import RecoveryError
+from recovery.ui.tui.wording import tui_action
 
 
 class ErrorDialog(ModalScreen[None]):

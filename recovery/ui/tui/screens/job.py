@@ -27,7 +27,8 @@ from recovery.errors import CancelledError, RecoveryError
 from recovery.events import Event, EventSink
 from recovery.ui.tui.actionlog import ActionLog
 from recovery.ui.tui.progress_model import ProgressModel, format_duration
-from recovery.ui.tui.screens.dialogs import ConfirmDialog, tui_action
+from recovery.ui.tui.screens.dialogs import ConfirmDialog
+from recovery.ui.tui.wording import tui_action
 from recovery.ui.tui.workers import as_recovery_error
 from recovery.units import human_rate, human_size
 
