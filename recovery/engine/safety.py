@@ -36,6 +36,7 @@ from recovery.errors import (
     TargetTooSmallError,
 )
 from recovery.model.disk import Disk
+from recovery.sys.udev import UdevSource
 from recovery.units import human_size
 
 
@@ -111,18 +112,19 @@ def health_refusal(target: Disk, allow_failing: bool) -> list[SafetyError]:
         "Restore onto a healthy disk.", hint=Hint.ALLOW_FAILING_TARGET)]
 
 
-def capture_refusals(source: Disk, store: Path | None,
-                     disks: list[Disk] | None = None) -> list[SafetyError]:
+def capture_refusals(source: Disk, store: Path | None, disks: list[Disk] | None = None,
+                     udev: UdevSource | None = None) -> list[SafetyError]:
     """Every reason not to capture `source` into `store` (None: the store is not chosen yet,
-    only the source is judged)."""
-    disks = list_disks() if disks is None else disks
+    only the source is judged). The CLI's plan and the TUI's store step both ask this; `udev`
+    is the machine the shell sees (a recorded one in the TUI's replays)."""
+    disks = list_disks(udev) if disks is None else disks
     found: list[SafetyError] = []
     name = source.describe()
     if source.holds_live_medium:
         found.append(SourceInUseError(
             f"{name} holds the running recovery system, not a Windows installation.",
             "Choose the PC's own disk as the source."))
-    if _holds_store(source, store, disks):
+    if _holds_store(source, store, disks, udev):
         found.append(SourceInUseError(
             f"The image store {store} is on {name}, the disk being captured.",
             "Put the store on another drive (a USB disk), then capture again."))
@@ -198,10 +200,11 @@ def confirmation_refusal(target: Disk, confirmed: bool) -> list[SafetyError]:
         "Check that this is the right disk.", hint=Hint.CONFIRM)]
 
 
-def _holds_store(disk: Disk, store: Path | None, disks: list[Disk]) -> bool:
+def _holds_store(disk: Disk, store: Path | None, disks: list[Disk],
+                 udev: UdevSource | None = None) -> bool:
     """Whether the image store lives on `disk` (directly, or inside an image file on it)."""
     return store is not None and any(_same_disk(holder, disk)
-                                     for holder in disks_holding(store, disks))
+                                     for holder in disks_holding(store, disks, udev))
 
 
 def _same_disk(a: Disk | None, b: Disk) -> bool:

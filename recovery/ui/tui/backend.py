@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from recovery.engine.disks import disks_holding, list_disks
 from recovery.engine.health import Reader, disk_health, with_health
+from recovery.engine.safety import capture_refusals
 from recovery.engine.storemounts import StoreMounts
 from recovery.engine.storescan import (
     NewStorePlace,
@@ -25,7 +26,7 @@ from recovery.engine.storescan import (
     is_store,
 )
 from recovery.engine.volumes import PartKey, VolumeNotes, VolumeProber
-from recovery.errors import RecoveryError
+from recovery.errors import RecoveryError, SafetyError
 from recovery.events import EventSink
 from recovery.model.disk import Disk
 from recovery.model.netstore import Credentials, StoreURL
@@ -123,6 +124,12 @@ class Backend:
         """The engine's store mounts, None where nothing may be mounted (a recorded
         machine's device nodes are not this machine's)."""
         return self.store_mounts if self.udev_source is None else None
+
+    def capture_refusals(self, source: Disk, store: Path, disks: list[Disk]
+                         ) -> list[SafetyError]:
+        """The engine's reasons not to capture `source` into `store`: the same gate the
+        CLI's capture and the engine's execute ask, never a copy of its rules."""
+        return capture_refusals(source, store, disks, self.udev_source)
 
     def stores(self, disks: list[Disk], look_unmounted: bool = True) -> list[StoreLocation]:
         """Stores on mounted partitions, on those mounted earlier to look for stores, and

@@ -47,6 +47,7 @@ from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.disk_table import DiskTable
 from recovery.ui.tui.widgets.picker import PartitionPicker
 from recovery.ui.tui.widgets.plain import PlainOption
+from recovery.ui.tui.wording import tui_action
 from recovery.units import human_size
 
 PRESELECTED_ROLES = {"system", "reserved", "boot"}
@@ -351,14 +352,11 @@ class CaptureWizard(Wizard):
         self.goto(3)
 
     def store_refusal(self, store: StoreLocation) -> str:
+        """The engine's refusal of this store for this source, worded for the TUI."""
         assert self.source is not None
-        # Every disk whose loss would lose the store: for an image file mounted through a
-        # second loop device that includes the loop device of the file itself.
-        holders = tui_app(self.app).backend.disks_holding(store.path, self.disks)
-        if any(holder.stable_id == self.source.stable_id for holder in holders):
-            return (f"{store.path} is on the disk being captured ({self.source.describe()}). "
-                    "Choose a store on another drive.")
-        return ""
+        refusals = tui_app(self.app).backend.capture_refusals(self.source, store.path,
+                                                              self.disks)
+        return f"{refusals[0].title} {tui_action(refusals[0])}" if refusals else ""
 
     # step 4: name -------------------------------------------------------------------------
     @on(Input.Submitted, "#image-name")
