@@ -292,7 +292,8 @@ def _computer_name(source: Path, plan: CapturePlan) -> str:
 
 def _recheck(plan: CapturePlan, store: Path, device: BlockDevice) -> None:
     """The gate again, on the disk as it is now: the node must hold the planned disk with
-    the planned partition table (used-block maps come from the plan)."""
+    the planned partition table, and each selected volume with the used-block map the
+    plan will read."""
     now = resolve_disk(plan.disk.node)
     refusals = (safety.identity_refusals(plan.identity, now)
                 + safety.capture_refusals(now, store))
@@ -303,6 +304,34 @@ def _recheck(plan: CapturePlan, store: Path, device: BlockDevice) -> None:
         raise DiskChangedError(
             f"The partition table of {now.describe()} changed since the capture was planned "
             f"({changes[0]}).", "Nothing was captured: plan the capture again.")
+    changed = _used_map_changes(plan, device)
+    if changed:
+        raise DiskChangedError(
+            f"A file system on {now.describe()} was written since the capture was planned "
+            f"({changed}); another console or a mount may be using it.",
+            "Nothing was captured: make sure nothing has the disk's partitions mounted, then "
+            "plan the capture again.")
+
+
+def _used_map_changes(plan: CapturePlan, device: BlockDevice) -> str:
+    """How a selected volume's used-block map now differs from the plan's ("" = none).
+    The capture reads the blocks the plan mapped: clusters allocated since would be left
+    out and freed ones stored, an image of no moment the volume was ever in."""
+    for planned in plan.selected:
+        part, then = planned.partition, planned.volume
+        try:
+            now = probe_volume(device, part.start, part.size)
+        except DeviceIOError:
+            if plan.request.rescue:  # a failing disk: the rescue read maps what it can
+                continue
+            raise
+        if now.fs_type != then.fs_type:
+            return f"partition {part.number} was {then.fs_type}, is now {now.fs_type}"
+        if now.used != then.used:
+            return (f"partition {part.number}: {human_size(then.used_bytes)} used when "
+                    f"planned, {human_size(now.used_bytes)} now"
+                    + ("" if now.used_bytes != then.used_bytes else ", in other places"))
+    return ""
 
 
 def source_identity(disk: Disk) -> SourceIdentity:
