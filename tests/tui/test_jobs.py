@@ -65,6 +65,15 @@ def restoring_console(usb_drive: Path) -> Iterator[subprocess.Popen[str]]:
     child.wait()
 
 
+def other_job_banner(app: RecoveryApp) -> str:
+    """What the home screen says about the other console's job ("" when none)."""
+    screen = app.screen
+    if not isinstance(screen, HomeScreen):
+        return ""
+    widget = screen.query_one("#other-job", Static)
+    return " ".join(str(widget.render()).split()) if widget.display else ""
+
+
 def _store_ids(app: RecoveryApp) -> list[str]:
     screen = app.screen
     if not isinstance(screen, HomeScreen):
@@ -84,11 +93,7 @@ async def test_idle_console_shows_the_other_consoles_restore_and_mounts_none_of_
     try:
         async with app.run_test(size=SIZE) as pilot:
             def banner() -> str:
-                screen = app.screen
-                if not isinstance(screen, HomeScreen):
-                    return ""
-                widget = screen.query_one("#other-job", Static)
-                return str(widget.render()) if widget.display else ""
+                return other_job_banner(app)
             await wait_for(pilot, lambda: "ttyS0" in banner(), "the other console's job")
             assert f"restore of image win10 to {usb_drive}" in banner()
             await wait_for(pilot, lambda: "mounting nothing" in log.text(), "a store scan",
