@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import asyncio
+import json
 import re
 from pathlib import Path
 
 import pytest
+from textual.app import App
+from textual.widgets import Static
 
 from recovery.errors import (
     DeviceIOError,
@@ -22,7 +26,8 @@ from recovery.errors import (
     RecoveryError,
 )
 from recovery.ui.cli import build_parser
-from recovery.ui.render import CLI_HINTS, cli_action
+from recovery.ui.render import CLI_HINTS, cli_action, print_error
+from recovery.ui.tui.screens.dialogs import ErrorDialog
 from recovery.ui.tui.wording import TUI_HINTS, tui_action
 
 ROOT = Path(__file__).resolve().parents[2] / "recovery"
@@ -115,9 +120,27 @@ def test_every_hint_is_worded_by_both_shells() -> None:
     (FailingTargetError("Disk is failing.", "Restore onto a healthy disk.",
                         hint=Hint.ALLOW_FAILING_TARGET), "--allow-failing-target", "Yes"),
 ])
-def test_each_shell_words_the_hint_its_own_way(error: RecoveryError, cli_words: str,
-                                               tui_words: str) -> None:
+def test_each_shell_words_the_hint_its_own_way(
+        error: RecoveryError, cli_words: str, tui_words: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
     cli, tui = cli_action(error), tui_action(error)
     assert cli.startswith(error.action) and tui.startswith(error.action)
     assert cli_words in cli and cli_words not in tui
     assert tui_words in tui and tui_words not in cli
+    # What each shell really shows: the CLI's error lines, the TUI's error dialog.
+    print_error(error, as_json=False)
+    shown_cli = " ".join(capsys.readouterr().err.split())
+    assert cli_words in shown_cli and error.title in shown_cli
+    print_error(error, as_json=True)
+    assert cli_words in json.loads(capsys.readouterr().out)["error"]["action"]
+    shown_tui = asyncio.run(_dialog_text(error))
+    assert tui_words in shown_tui and error.action in shown_tui
+    assert not any(flag in shown_tui for flag in _cli_words()[0])
+
+
+async def _dialog_text(error: RecoveryError) -> str:
+    app: App[None] = App()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.push_screen(ErrorDialog(error))
+        await pilot.pause()
+        return " ".join(str(app.screen.query_one("#error-action", Static).render()).split())
