@@ -7,7 +7,7 @@ import pytest
 
 from recovery.errors import Hint, RecoveryError
 from recovery.ui.render import CLI_HINTS, cli_action
-from recovery.ui.tui.screens.dialogs import TUI_HINTS, tui_action
+from recovery.ui.tui.wording import TUI_HINTS, tui_action
 from recovery.units import GiB, MiB, align_down, align_up, human_size, parse_size
 
 
