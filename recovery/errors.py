@@ -34,6 +34,7 @@ class Hint(enum.Enum):
     POINTS_HISTORY = "points-history"  # list the rollbacks done on the Windows volume
     POINTS_UNDO = "points-undo"  # undo the rollback
     UNMOUNT_IMAGE = "unmount-image"  # take down an image mounted earlier
+    NETWORK_PORT = "network-port"  # name the Ethernet port a static address goes to
 
 
 class RecoveryError(Exception):

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from recovery.errors import UsageError
+from recovery.errors import Hint, UsageError
 from recovery.sys.run import run
 
 LEASES = Path("/run/systemd/netif/leases")
@@ -154,10 +154,12 @@ def pick_link(links: list[Link], name: str = "") -> Link:
     for choice in (links, cabled):
         if len(choice) == 1:
             return choice[0]
-    raise UsageError("Which Ethernet port should get the address?" if links else
-                     "This PC has no Ethernet port the live system knows.",
-                     "Name it with --interface (see `recovery network`)." if links else
-                     "Plug in a USB Ethernet adapter.")
+    if not links:
+        raise UsageError("This PC has no Ethernet port the live system knows.",
+                         "Plug in a USB Ethernet adapter.")
+    raise UsageError("Which Ethernet port should get the address?",
+                     f"Ports here: {', '.join(link.name for link in links)}.",
+                     hint=Hint.NETWORK_PORT)
 
 
 def set_static(config: StaticAddress, runtime: Path = RUNTIME_NETWORK,

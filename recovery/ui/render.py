@@ -90,6 +90,7 @@ CLI_HINTS = {
     Hint.POINTS_HISTORY: "`recovery restore-points history VOLUME` lists the records.",
     Hint.POINTS_UNDO: "Run `recovery restore-points undo VOLUME RECORD`.",
     Hint.UNMOUNT_IMAGE: "`recovery unmount MOUNTPOINT` takes an image down.",
+    Hint.NETWORK_PORT: "Name it with --interface (`recovery network` lists the ports).",
 }
 
 

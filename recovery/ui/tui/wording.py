@@ -30,6 +30,7 @@ TUI_HINTS = {
     Hint.POINTS_HISTORY: "The restore points screen lists the rollbacks (u).",
     Hint.POINTS_UNDO: "Undo it on the restore points screen (u).",
     Hint.UNMOUNT_IMAGE: "Use the shell (s) to unmount it.",
+    Hint.NETWORK_PORT: "Type its name (e.g. enp3s0) in the network dialog's port field.",
 }
 
 
