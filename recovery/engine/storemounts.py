@@ -4,8 +4,10 @@ Each unmounted partition with a file system the live system can read is mounted 
 under /run/recovery/stores/<disk>-<number> and looked at; it stays mounted only when it
 holds a store, else it is unmounted at once and not looked at again while it stays plugged
 in. Read-only, because any disk may be the one the technician restores to next; a store is
-made writable only when a capture (or a verification record) is about to be written to it,
-and the disk holding a store is never offered as a restore target (disks_holding follows
+made writable only when a capture (or a verification record) is about to be written to it
+(a file system mounted read-write for a new store is unmounted when the capture ends; the
+next scan mounts it read-only again, as any store), and the disk holding a store is never
+offered as a restore target (disks_holding follows
 these mounts to their disk).
 
 Partitions without a device node (loop devices without partx) are reached by offset into
@@ -179,7 +181,9 @@ class StoreMounts:
         for disk in disks:
             # A disk mounted as a whole (or through a loop device over part of it) is in
             # someone's hands already; its mounted stores are found through its mounts.
-            if disk.holds_live_medium or disk.mountpoints or not self.accept(disk):
+            # Our own mounts of its other partitions (by offset) do not count.
+            theirs = [m for m in disk.mountpoints if not Path(m).is_relative_to(self.root)]
+            if disk.holds_live_medium or theirs or not self.accept(disk):
                 continue
             for partition in disk.partitions:
                 key = _key(disk, partition)
@@ -228,7 +232,7 @@ class StoreMounts:
 
     def hold_for_new_store(self, disk: Disk, partition: DiskPartition) -> Path:
         """Mount a partition read-write for a new store (the capture creates it there);
-        returns the mountpoint. after_writing() makes it read-only again."""
+        returns the mountpoint. after_writing() unmounts it."""
         key = _key(disk, partition)
         with self.lock:
             held = self.held.get(key)
@@ -246,18 +250,20 @@ class StoreMounts:
             return mountpoint
 
     def after_writing(self, path: Path) -> None:
-        """After a capture: the store's file system goes back to read-only (everything is
-        on the drive; it can be unplugged once the TUI unmounts it or exits)."""
+        """After a job wrote to a store this TUI mounted read-write: unmount it, so
+        everything is on the drive and it can be unplugged. It is forgotten as looked at:
+        the next scan finds the store again and holds it read-only like any other."""
         with self.lock:
-            held = next((h for h in self.held.values() if h.read_write
-                         and (path == h.mountpoint or path.is_relative_to(h.mountpoint))),
-                        None)
-            if held is None:
+            key = next((k for k, h in self.held.items() if h.read_write
+                        and (path == h.mountpoint or path.is_relative_to(h.mountpoint))),
+                       None)
+            if key is None:
                 return
-            held.stack.close()
-            held.stack = self._mounted(held, read_write=False)
-            held.read_write = False
-            self.log(f"stores: {held.mountpoint} mounted read-only again")
+            held = self.held.pop(key)
+            self.looked_at.discard(key)
+            self.space.pop(key, None)  # the capture used some: measured again when mounted
+            self._close(held.stack, str(held.mountpoint))
+            self.log(f"stores: {held.mountpoint} unmounted after writing")
 
     def _forget_gone(self, present: set[str]) -> None:
         self.looked_at &= present

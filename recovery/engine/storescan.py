@@ -63,8 +63,9 @@ def _candidates(root: Path) -> list[Path]:
 
 
 def locate(path: Path, disk: str = "") -> StoreLocation:
+    """`path` may not exist yet (a new store's folder): its file system's free space then."""
     try:
-        free = shutil.disk_usage(path).free
+        free = shutil.disk_usage(path if path.exists() else path.parent).free
     except OSError:
         free = 0
     return StoreLocation(path, free, disk)

@@ -29,6 +29,10 @@ CHECKER = Path(__file__).with_name("vcsu_check.py")
 READY = re.compile(r"RECOVERY-CONSOLE-READY tty=ttyS0 uptime=([\d.]+) firmware=")  # whole number
 # The whole TUI follows the boot here: allow for a host busy with other test runs.
 CONSOLE_BOOT_TIMEOUT = 2.5 * BOOT_TIMEOUT
+# Small: the capture under TCG is most of this test's time.
+SYSTEM_SIZE = 512 << 20
+SYSTEM_SHOWN = "536.9 MB"
+NEW_STORE = "/recovery-images"  # the store the capture made, as the home screen lists it
 PHASES = ("looking for the recovery medium", "recovery medium mounted; starting the system")
 
 
@@ -39,10 +43,12 @@ def install_checker(vm: VM) -> None:
 
 def wait_on_tty1(vm: VM, text: str, timeout: float = 180) -> float:
     """Wait until tty1 shows `text`; returns the guest's uptime then."""
-    loops = int(timeout / 0.2)
+    # Once a second, by the guest's clock: each look forks two programs, which under TCG
+    # takes CPU time from the TUI being watched.
     output = vm.shell(
-        f"for i in $(seq {loops}); do iconv -f UTF-32LE -t UTF-8 /dev/vcsu1 2>/dev/null "
-        f"| grep -qF {shlex.quote(text)} && break; sleep 0.2; done; "
+        f"end=$((SECONDS+{int(timeout)})); while [ $SECONDS -lt $end ]; do "
+        f"iconv -f UTF-32LE -t UTF-8 /dev/vcsu1 2>/dev/null "
+        f"| grep -qF {shlex.quote(text)} && break; sleep 1; done; "
         f"iconv -f UTF-32LE -t UTF-8 /dev/vcsu1 | grep -qF {shlex.quote(text)} "
         "&& cut -d' ' -f1 /proc/uptime", timeout=timeout + 60, check=False)
     match = re.search(r"^([\d.]+)$", output, re.MULTILINE)
@@ -65,15 +71,25 @@ def step(vm: VM, name: str, expect: str, dumps: Path, timeout: float = 180) -> N
         f"{screen['text']}")
 
 
+def walk(vm: VM, dumps: Path, steps: list[tuple[str, str]]) -> None:
+    """Enter, then check the step that follows, for each (name, text shown) in turn."""
+    for name, expect in steps:
+        vm.keys("ret")
+        step(vm, name, expect, dumps)
+
+
 @pytest.mark.xfail(reason="UNVERIFIED: written or changed in session 3 and not yet run "
                    "to the end in QEMU (see the closing note); the next session runs "
                    "it and removes this marker", strict=False)
-@pytest.mark.parametrize(("machine", "make_disk"), [
-    ("bios-sata-usb", make_mbr_disk), ("uefi-nvme-usb", make_gpt_disk)])
+@pytest.mark.parametrize(("machine", "make_disk", "whole_flow"), [
+    ("bios-sata-usb", make_mbr_disk, True), ("uefi-nvme-usb", make_gpt_disk, False)])
 def test_every_glyph_on_tty1_is_in_the_console_font(live_image: LiveImage, tmp_path: Path,
-                                                     machine: str, make_disk: object) -> None:
+                                                     machine: str, make_disk: object,
+                                                     whole_flow: bool) -> None:
+    """BIOS walks every step (a capture onto a new store on the USB drive included); UEFI,
+    whose console font and glyph filter are the same, stops after two wizard steps."""
     system, store = tmp_path / "system.img", tmp_path / "store.img"
-    make_disk(system, 2 * GiB, tmp_path)  # type: ignore[operator]
+    make_disk(system, SYSTEM_SIZE, tmp_path)  # type: ignore[operator]
     make_store_disk(store, 1 * GiB, "NEWSTICK")
     dumps = Path(os.environ.get("RECOVERY_SCREENDUMPS") or tmp_path / "dumps") / machine
     dumps.mkdir(parents=True, exist_ok=True)
@@ -92,32 +108,37 @@ def test_every_glyph_on_tty1_is_in_the_console_font(live_image: LiveImage, tmp_p
         print(f"{machine}: home screen on tty1 {home + offset:.1f} s after QEMU started "
               f"(guest uptime {home:.1f} s; console marker at {float(ready.group(1)):.1f} s)")
         install_checker(vm)
-        # The home screen is drawn before the disks are listed: wait for the 2 GiB disk.
-        step(vm, "home", "2.1 GB", dumps)
+        # The home screen is drawn before the disks are listed: wait for the system disk.
+        step(vm, "home", SYSTEM_SHOWN, dumps)
         vm.keys("c")
         step(vm, "capture-1-source", "Capture 1/5", dumps)
-        vm.keys("ret")
-        step(vm, "capture-2-partitions", "Capture 2/5", dumps)
-        vm.keys("ret")
-        step(vm, "capture-3-store", "Capture 3/5", dumps)
-        vm.keys("ret")
-        step(vm, "capture-4-name", "Capture 4/5", dumps)
-        vm.keys("ret")
-        step(vm, "capture-5-summary", "Capture 5/5", dumps)
-        vm.keys("ret")  # "Start the capture": onto the new store on the USB drive
-        step(vm, "capture-result", "Capture finished", dumps, timeout=900)
-        vm.keys("ret")
-        step(vm, "home-with-store", "recovery-images", dumps)
-        vm.keys("r")
-        step(vm, "restore-1-store", "Restore 1/4", dumps)
-        vm.keys("ret")
-        step(vm, "restore-2-image", "Restore 2/4", dumps)
-        vm.keys("ret")
-        step(vm, "restore-3-target", "Restore 3/4", dumps)
-        wait_on_tty1(vm, "[source of this image]")  # the captured disk, offered first
-        vm.keys("ret")
-        step(vm, "restore-4-lost", "Restore 4/4", dumps)
-        vm.keys("esc", "esc", "esc", "esc")
-        wait_on_tty1(vm, "Image stores")
-        vm.keys("p")
-        step(vm, "points-1-volume", "Restore points 1/3", dumps)
+        walk(vm, dumps, [("capture-2-partitions", "Capture 2/5")])
+        if whole_flow:
+            capture_restore_and_points(vm, dumps)
+
+
+def capture_restore_and_points(vm: VM, dumps: Path) -> None:
+    """From capture step 2 on: a first capture onto the blank USB drive, the new store on
+    the home screen, the restore wizard up to its last step, restore points' first step."""
+    vm.keys("ret")
+    # The USB drive's empty ext4 file system, offered for a new store (first in the list).
+    step(vm, "capture-3-store", "New store on", dumps)
+    walk(vm, dumps, [("capture-4-name", "Capture 4/5"), ("capture-5-summary", "Capture 5/5")])
+    vm.keys("ret")  # "Start the capture": onto the new store on the USB drive
+    step(vm, "capture-result", "Capture finished", dumps, timeout=900)
+    # The job is over: the drive the new store went onto is not mounted read-write.
+    assert vm.shell("findmnt -rn -O rw -o TARGET | grep -c '^/run/recovery/stores' "
+                    "|| true").strip().splitlines()[-1] == "0"
+    vm.keys("ret")
+    step(vm, "home-with-store", NEW_STORE, dumps)
+    vm.keys("r")
+    step(vm, "restore-1-store", "Restore 1/4", dumps)
+    # Step 3 is checked once it lists the captured disk, offered first ("[source of this
+    # image]", wrapped at 80 columns).
+    walk(vm, dumps, [("restore-2-image", "Restore 2/4"), ("restore-3-target", "[source of")])
+    vm.keys("ret")
+    step(vm, "restore-4-lost", "Restore 4/4", dumps)
+    vm.keys("esc", "esc", "esc", "esc")
+    wait_on_tty1(vm, "Image stores")
+    vm.keys("p")
+    step(vm, "points-1-volume", "Restore points 1/3", dumps)

@@ -5,6 +5,7 @@ holding a store and an ext4 one holding none."""
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -86,7 +87,8 @@ def test_a_mount_whose_fuse_daemon_died_does_not_hide_the_other_stores(
 def test_a_file_system_without_a_store_is_offered_for_a_new_one(
         usb_drive: Path, store_mounts: StoreMounts, tmp_path: Path) -> None:
     """Partition 3 (ext4, no store): listed with its size and free space, mounted
-    read-write under the mount root when chosen, read-only again after the capture."""
+    read-write under the mount root when chosen, unmounted after the capture, then found
+    by the normal scan like any store (mounted read-only)."""
     drive = drive_of(usb_drive)
     stores = store_mounts.stores([drive])
     places = store_mounts.new_store_places([drive], None, stores)
@@ -99,15 +101,17 @@ def test_a_file_system_without_a_store_is_offered_for_a_new_one(
 
     store = store_mounts.prepare_new_store(place)
     assert store.path == store_mounts.root / f"{usb_drive.name}-3" / NEW_STORE_DIR
+    assert 0 < store.free_bytes < 24 * MiB  # the file system's, before the folder exists
     ChunkStore.open(store.path, create=True).begin_image("first-capture")
     assert (store.path / "images" / "first-capture.partial").is_dir()
     store_mounts.after_writing(store.path)
-    with pytest.raises(OSError) as refused:
-        (store.path / "probe").write_bytes(b"x")
-    assert refused.value.errno == errno.EROFS
+    assert not os.path.ismount(store.path.parent)
     # Now it holds a store: listed as one, no longer as a place for a new one.
     stores = store_mounts.stores(list_disks())
     assert store.path in [s.path for s in stores]
+    with pytest.raises(OSError) as refused:
+        (store.path / "probe").write_bytes(b"x")
+    assert refused.value.errno == errno.EROFS
     assert store_mounts.new_store_places([drive_of(usb_drive)], None, stores) == []
 
 
@@ -115,7 +119,7 @@ def test_a_drive_without_a_file_system_is_formatted_for_a_new_store(
         tmp_path: Path, live_udev: None) -> None:
     """Offered as blank; formatted through the safety gate (NTFS: this host's kernel has
     no exFAT driver, the live image's has); its new partition is mounted read-write for
-    the store and made read-only after the capture."""
+    the store and unmounted after the capture."""
     image = tmp_path / "new-drive.img"
     with open(image, "wb") as handle:
         handle.truncate(96 * MiB)
@@ -132,8 +136,7 @@ def test_a_drive_without_a_file_system_is_formatted_for_a_new_store(
             assert store.path.parent == root / f"{device.name}-1"
             ChunkStore.open(store.path, create=True).begin_image("first")
             mounts.after_writing(store.path)
-            with pytest.raises(OSError):
-                (store.path / "probe").write_bytes(b"x")
+            assert not os.path.ismount(store.path.parent)
             assert blank_drives([drive_of(device)], None) == []
         finally:
             mounts.close()

@@ -3,6 +3,7 @@ to another loop disk, then check the disks themselves, not only the screen."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,15 +15,19 @@ from textual.widgets import Checkbox, OptionList, SelectionList
 from recovery.demo.disk import DemoDisk, DiskSpec, build_windows_disk
 from recovery.engine.devices import resolve_disk
 from recovery.engine.safety import capture_refusals
+from recovery.engine.storemounts import StoreMounts
+from recovery.engine.storescan import NEW_STORE_DIR
 from recovery.engine.table import compare_tables, read_table
 from recovery.errors import SourceInUseError
 from recovery.store.objects import ChunkStore
 from recovery.sys import losetup, ntfs3g
 from recovery.sys.blockdev import BlockDevice
+from recovery.sys.mounts import read_mounts
+from recovery.sys.run import run
 from recovery.ui.tui.actionlog import ActionLog
 from recovery.ui.tui.app import RecoveryApp
 from recovery.ui.tui.backend import Backend
-from recovery.ui.tui.screens.capture import CaptureWizard
+from recovery.ui.tui.screens.capture import NEW_PLACE, CaptureWizard
 from recovery.ui.tui.screens.dialogs import TypeToConfirmDialog
 from recovery.ui.tui.screens.home import HomeScreen
 from recovery.ui.tui.screens.restore import RestoreWizard
@@ -97,7 +102,10 @@ async def _untick(pilot: Pilot[Any], picker: SelectionList[int], number: int) ->
 
 
 async def _capture(app: RecoveryApp, pilot: Pilot[Any], device: Path, store: Path,
-                   untick: tuple[int, ...] = (), wait_result: bool = True) -> None:
+                   untick: tuple[int, ...] = (), wait_result: bool = True,
+                   new_place: Path | None = None) -> None:
+    """Capture `device` into `store`, or (`new_place`: a drive) into a new store on the
+    first file system of that drive the store step offers."""
     await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen)
                    and any(d.node == device for d in app.screen.disks), f"{device} listed")
     await pilot.press("c")
@@ -121,15 +129,36 @@ async def _capture(app: RecoveryApp, pilot: Pilot[Any], device: Path, store: Pat
     assert wizard.step == 2
     # Stores other tests left mounted on a shared machine may be listed too: steer to ours.
     stores = wizard.query_one("#capture-stores", OptionList)
-    stores.highlighted = stores.get_option_index(str(store))
+    if new_place is None:
+        stores.highlighted = stores.get_option_index(str(store))
+    else:
+        def offered() -> int | None:
+            return next((i for i in range(stores.option_count)
+                         if (stores.get_option_at_index(i).id or "").startswith(NEW_PLACE)
+                         and f" on {new_place.name}p1 " in
+                         str(stores.get_option_at_index(i).prompt)), None)
+        await wait_for(pilot, lambda: offered() is not None, f"a new store on {new_place}",
+                       attempts=600)
+        stores.highlighted = offered()
     await pilot.press("enter")  # the store
-    assert wizard.step == 3
+    await wait_for(pilot, lambda: wizard.step == 3, "the name step")
     await pilot.press("ctrl+a", "ctrl+k", *"win10-before-repair", "enter")
     assert wizard.step == 4
     await pilot.press("enter")  # "Start the capture"
     if wait_result:
         await wait_for(pilot, lambda: showing_result(app), "capture result",
                        attempts=600)
+
+
+async def _to_targets(app: RecoveryApp, pilot: Pilot[Any], store: Path) -> RestoreWizard:
+    """From the home screen: restore, `store`, its only image; every target checked."""
+    await pilot.press("r")
+    wizard = app.screen
+    assert isinstance(wizard, RestoreWizard)
+    await _choose(pilot, wizard.query_one("#restore-stores", OptionList), str(store))
+    await pilot.press("enter")  # the only image
+    await wait_for(pilot, lambda: wizard.targets_checked, "targets checked", attempts=1200)
+    return wizard
 
 
 @asynctest
@@ -225,13 +254,8 @@ async def test_delta_restore_offered_on_the_source_disk(
         with BlockDevice.open(source, writable=True) as device:  # damage one used chunk
             device.write_at(disk.windows.start + 4096 * 100, b"\xff" * 4096)
             device.flush()
-        await pilot.press("enter", "r")
-        wizard = app.screen
-        assert isinstance(wizard, RestoreWizard)
-        await _choose(pilot, wizard.query_one("#restore-stores", OptionList), str(store))
-        await pilot.press("enter")  # the only image
-        await wait_for(pilot, lambda: wizard.targets_checked, "targets checked",
-                       attempts=1200)
+        await pilot.press("enter")
+        wizard = await _to_targets(app, pilot, store)
         options = wizard.query_one("#targets", OptionList)
         assert options.highlighted_option is not None
         assert options.highlighted_option.id == str(source)  # the image's own disk first
@@ -283,3 +307,70 @@ async def test_capture_refuses_a_store_on_the_source_disk(
             assert [type(r) for r in engine] == [SourceInUseError]
             assert engine[0].title in refusal and engine[0].action in refusal
         assert not (store / "images").exists() or not any((store / "images").iterdir())
+
+
+@pytest.fixture
+def new_usb_drive(tmp_path: Path, live_udev: None) -> Iterator[Path]:
+    """A USB drive as a technician brings it: one empty ext4 partition (node loopNp1, as
+    sdb1), nobody has it mounted, no store on it yet."""
+    image = tmp_path / "usb.img"
+    with open(image, "wb") as handle:
+        handle.truncate(128 * MiB)
+    run(["sfdisk", "-q", str(image)], input_bytes=b"label: dos\n2048 - 83\n")
+    with losetup.loop_device(image, offset=MiB, size=127 * MiB) as part:
+        run(["mkfs.ext4", "-q", "-L", "NEWSTICK", str(part)])
+    with losetup.loop_device(image) as device:
+        losetup.add_partitions(device)
+        run(["udevadm", "settle", "--timeout=30"], check=False)
+        yield device
+
+
+def _mounted_under(root: Path) -> list[tuple[str, str]]:
+    """(mountpoint, rw/ro) of every mount under `root`."""
+    return sorted((m.mountpoint, "ro" if os.statvfs(m.mountpoint).f_flag & os.ST_RDONLY
+                   else "rw") for m in read_mounts() if m.mountpoint.startswith(str(root)))
+
+
+@asynctest
+async def test_first_capture_onto_a_new_drive_leaves_it_unmounted_and_listed(
+        windows_loop: tuple[DemoDisk, Path], new_usb_drive: Path, tmp_path: Path) -> None:
+    """The store step offers the empty file system; the capture creates the store there
+    (mounted read-write under the mount root), the drive is unmounted when the job ends,
+    and back home the normal scan lists the new store (mounted read-only to look)."""
+    _disk, source = windows_loop
+    root = tmp_path / "stores"
+    log = ActionLog(tmp_path / "tui.log")
+    mounts = StoreMounts(root, log=log.write, accept=lambda disk: disk.node == new_usb_drive)
+    app = RecoveryApp(Backend(store_mounts=mounts, hotplug=False), log)
+    store = root / f"{new_usb_drive.name}-1" / NEW_STORE_DIR
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await _capture(app, pilot, source, store, new_place=new_usb_drive)
+            result = str(app.screen.query_one("#result-lines").render())
+            assert "every chunk is there and intact" in result
+            # The job is over: nothing of ours is mounted read-write any more.
+            assert ("rw" not in [mode for _point, mode in _mounted_under(root)]
+                    ), _mounted_under(root)
+            assert f"{store.parent} unmounted after writing" in log.text()
+            await pilot.press("enter")  # close the result
+
+            def listed() -> bool:
+                screen = app.screen
+                return isinstance(screen, HomeScreen) and any(
+                    s.path == store for s in screen.stores)
+            await wait_for(pilot, listed, f"the new store {store} on the home screen",
+                           attempts=600)
+            # Found again by the normal scan, which holds every store read-only.
+            assert _mounted_under(root) == [(str(store.parent), "ro")]
+            text = log.text()
+            assert text.index(f"mounted read-only at {store.parent}") > text.index(
+                f"{store.parent} unmounted after writing")
+            images = ChunkStore.open(store).list_images()
+            assert [(i.name, i.complete) for i in images] == [("win10-before-repair", True)]
+            # Restoring from it: the source disk is offered, the store's drive is not.
+            wizard = await _to_targets(app, pilot, store)
+            targets = [c.disk.node for c in wizard.candidates]
+            assert source in targets and new_usb_drive not in targets
+    finally:
+        mounts.close()
+    assert _mounted_under(root) == []

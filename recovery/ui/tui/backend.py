@@ -169,9 +169,11 @@ class Backend:
         return self.store_mounts.format_for_store(disk, fs, source, self.disks)
 
     def after_writing(self, store: Path) -> None:
-        """After a capture: a store file system this TUI mounted goes back to read-only."""
+        """After a capture into `store`: a file system this TUI mounted read-write for it
+        is unmounted (the home screen's next scan lists the store, mounted read-only)."""
         if self.store_mounts is not None:
             self.store_mounts.after_writing(store)
+
     def save_log(self, log: ActionLog, store: Path) -> Path:
         self.writable_store(store)
         return log.save_to_store(store)

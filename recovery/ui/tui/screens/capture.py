@@ -176,6 +176,12 @@ class CaptureWizard(Wizard):
             table.move_cursor(row=table.get_row_index(f"disk:{self.preselected.node}"))
         table.focus()
 
+    def on_unmount(self) -> None:
+        # Left after choosing a new store's drive but before capturing (or after the
+        # capture, a no-op then): the drive mounted read-write for it is let go.
+        if self.store is not None:
+            tui_app(self.app).backend.after_writing(self.store.path)
+
     # step 1: source -----------------------------------------------------------------------
     @on(DiskTable.RowHighlighted, "#source-disks")
     def source_highlighted(self) -> None:
