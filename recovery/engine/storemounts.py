@@ -147,12 +147,17 @@ class StoreMounts:
             return self.free_space(disk, part)
         return new_store_places(disks, source, stores, space, self.mountpoint)
 
-    def prepare_new_store(self, place: NewStorePlace) -> StoreLocation:
-        """Mount `place` read-write (under the mount root) unless someone mounted it
-        already; the new store is its NEW_STORE_DIR folder, created by the capture."""
-        root = (place.mountpoint if place.mountpoint is not None
+    def hold_writable(self, place: NewStorePlace) -> Path:
+        """The root of `place`'s file system, mounted read-write (under the mount root)
+        unless someone mounted it already: for a new store, or for files copied out of an
+        image. after_writing() makes a mount of ours read-only again."""
+        return (place.mountpoint if place.mountpoint is not None
                 else self.hold_for_new_store(place.disk, place.partition))
-        return locate(root / NEW_STORE_DIR, place.disk.describe())
+
+    def prepare_new_store(self, place: NewStorePlace) -> StoreLocation:
+        """`place` held writable; the new store is its NEW_STORE_DIR folder, created by the
+        capture."""
+        return locate(self.hold_writable(place) / NEW_STORE_DIR, place.disk.describe())
 
     def format_for_store(self, disk: Disk, fs: StoreFs, source: Disk | None,
                          list_disks: Callable[[], list[Disk]]) -> StoreLocation:

@@ -102,14 +102,17 @@ class NewStorePlace:
     mountpoint: Path | None  # mounted by someone else already
 
     def describe(self) -> str:
+        return f"New store on {self.drive()}"
+
+    def drive(self) -> str:
+        """"sdb1 PHOTOS (exfat, 32 GB, 20 GB free), SanDisk Ultra"."""
         from recovery.units import human_size
         part = self.partition
         space = human_size(self.size) + (f", {human_size(self.free_bytes)} free"
                                          if self.free_bytes is not None else "")
         name = part.node.name if part.node is not None else f"{self.disk.node.name}#{part.number}"
-        return (f"New store on {name} {part.fs_label or '(no label)'} "
-                f"({part.fs_type or 'file system'}, {space}), "
-                f"{self.disk.model or self.disk.bus_name}")
+        return (f"{name} {part.fs_label or '(no label)'} ({part.fs_type or 'file system'}, "
+                f"{space}), {self.disk.model or self.disk.bus_name}")
 
 
 def new_store_places(disks: Iterable[Disk], source: Disk | None,

@@ -157,6 +157,12 @@ class Backend:
         assert self.store_mounts is not None  # new_store_places offers none without
         return self.store_mounts.prepare_new_store(place)
 
+    def writable_place(self, place: NewStorePlace) -> Path:
+        """The root of `place`'s file system mounted read-write (files copied out of an
+        image go there); after_writing() makes it read-only again."""
+        assert self.store_mounts is not None  # new_store_places offers none without
+        return self.store_mounts.hold_writable(place)
+
     def blank_drives(self, disks: list[Disk], source: Disk | None) -> list[Disk]:
         """Drives with no file system (new, or wiped) that could be formatted for a store."""
         return [] if self._mounts() is None else blank_drives(disks, source)
@@ -169,8 +175,9 @@ class Backend:
         return self.store_mounts.format_for_store(disk, fs, source, self.disks)
 
     def after_writing(self, store: Path) -> None:
-        """After a capture into `store`: a file system this TUI mounted read-write for it
-        is unmounted (the home screen's next scan lists the store, mounted read-only)."""
+        """After a capture into `store` or a copy onto a drive: a file system this TUI
+        mounted read-write for it is unmounted (the home screen's next scan lists a store
+        on it again, mounted read-only)."""
         if self.store_mounts is not None:
             self.store_mounts.after_writing(store)
 

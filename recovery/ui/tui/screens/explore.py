@@ -2,7 +2,9 @@
 
 The browser shows one folder at a time (name, size, modified time); Enter opens a folder,
 Backspace goes up, Space marks files and folders, x copies what is marked (or the row
-under the cursor) into a folder the technician types, with the progress screen. The
+under the cursor) with the progress screen: onto a drive the technician picks from every
+writable file system plugged in (mounted read-write for the copy, unmounted after; the
+files land in its folder recovered-IMAGE), or into a folder typed by hand. The
 partition step also lists the restore points that live inside the captured volume.
 Nothing is written to the store; folders are read in a worker, one at a time.
 """
@@ -20,13 +22,13 @@ from textual.containers import Vertical
 from textual.coordinate import Coordinate
 from textual.widgets import ContentSwitcher, DataTable, Footer, Label, OptionList, Static
 
-from recovery.engine.storescan import StoreLocation
+from recovery.engine.storescan import NewStorePlace, StoreLocation, locate
 from recovery.errors import RecoveryError
 from recovery.events import EventSink
 from recovery.fs.browse import FileEntry
 from recovery.store.images import ImageInfo
 from recovery.store.imageview import BROWSABLE, pick_partition
-from recovery.ui.tui.screens.dialogs import PathPrompt
+from recovery.ui.tui.screens.dialogs import ChoiceDialog, PathPrompt
 from recovery.ui.tui.screens.job import JobOutcome, JobScreen, settle
 from recovery.ui.tui.screens.result import ResultScreen
 from recovery.ui.tui.screens.wizard import Wizard
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     from recovery.registry.inspect import PointsReport
 
 POINTS = "points:"
+PLACE = "place:"
+TYPED = "typed"
 BROWSER_ACTIONS = ("mark", "up", "copy")
 
 
@@ -85,6 +89,7 @@ class ExploreScreen(Wizard):
         self.folder = "/"
         self.entries: list[FileEntry] = []
         self.marked: dict[str, FileEntry] = {}
+        self.destinations: list[NewStorePlace] = []  # offered for the last copy
 
     def compose(self) -> ComposeResult:
         with ContentSwitcher(initial=self.STEPS[0][0], classes="wizard"):
@@ -239,35 +244,79 @@ class ExploreScreen(Wizard):
 
     def action_copy(self) -> None:
         chosen = list(self.marked) or [e.path for e in [self._current()] if e is not None]
-        if not chosen:
+        if chosen:
+            self.find_destinations(chosen)
+
+    @work(thread=True, exclusive=True, group="destinations")
+    def find_destinations(self, chosen: list[str]) -> None:
+        """Every writable file system plugged in but the one holding this store (it is only
+        ever read), to offer as where the files go."""
+        backend = tui_app(self.app).backend
+        try:
+            disks = backend.disks()
+            reading = [locate(self.store)] if self.store is not None else []
+            places = backend.new_store_places(disks, None, reading)
+        except RecoveryError as error:
+            self.app.call_from_thread(tui_app(self.app).show_error, error)
             return
-        self.app.push_screen(
-            PathPrompt(f"Copy {len(chosen)} item(s) into the folder (created if needed):",
-                       self._default_destination()),
-            lambda dest: self._copy(chosen, dest))
+        self.app.call_from_thread(self.ask_destination, chosen, places)
+
+    def ask_destination(self, chosen: list[str], places: list[NewStorePlace]) -> None:
+        """A drive from `places`, or a folder typed by hand (straight away when no drive
+        is plugged in)."""
+        self.destinations = places
+        folder = f"recovered-{self.image}"
+        choices = [(f"{PLACE}{index}", f"{place.drive()}: into {folder}")
+                   for index, place in enumerate(places)]
+
+        def answered(key: str | None) -> None:
+            if key == TYPED:
+                self.app.push_screen(
+                    PathPrompt(f"Copy {len(chosen)} item(s) into the folder (created if "
+                               "needed):", self._default_destination()),
+                    lambda dest: self._copy(chosen, dest))
+            elif key is not None:
+                self._copy(chosen, None, places[int(key[len(PLACE):])])
+        if not places:
+            answered(TYPED)
+            return
+        self.app.push_screen(ChoiceDialog(f"Copy {len(chosen)} item(s) to:",
+                                          [*choices, (TYPED, "A folder I type…")]), answered)
 
     def _default_destination(self) -> str:
         others = [s.path for s in self.stores if s.path != self.store]
         base = others[0] if others else Path("/mnt")
         return str(base / f"recovered-{self.image}")
 
-    def _copy(self, paths: list[str], dest: Path | None) -> None:
-        if dest is None or self.store is None:
+    def _copy(self, paths: list[str], dest: Path | None,
+              place: NewStorePlace | None = None) -> None:
+        if (dest is None and place is None) or self.store is None:
             return
         from recovery.engine.extract import ExtractRequest
 
-        request = ExtractRequest(self.store, self.image, tuple(paths), dest, self.partition,
-                                 create_destination=True)
+        store, image, partition = self.store, self.image, self.partition
         app = tui_app(self.app)
-        app.log_file.write(f"extract started: {', '.join(paths)} from {self.image} "
-                           f"partition {self.partition} to {dest}")
+        where = str(dest) if place is None else f"{place.drive()}, recovered-{image}"
+        app.log_file.write(f"extract started: {', '.join(paths)} from {image} "
+                           f"partition {partition} to {where}")
 
         def job(events: EventSink, cancel: threading.Event) -> ExtractSummary:
-            return app.backend.extract(request, events, cancel)
-        self.app.push_screen(JobScreen(f"Copying out of {self.image}", job, "copy",
-                                       app.log_file), self._copied)
+            root = app.backend.writable_place(place) if place is not None else None
+            target = root / f"recovered-{image}" if root is not None else dest
+            assert target is not None
+            try:
+                return app.backend.extract(
+                    ExtractRequest(store, image, tuple(paths), target, partition,
+                                   create_destination=True), events, cancel)
+            finally:
+                if root is not None:
+                    app.backend.after_writing(root)
+        self.app.push_screen(JobScreen(f"Copying out of {image}", job, "copy",
+                                       app.log_file),
+                             lambda outcome: self._copied(outcome, place))
 
-    def _copied(self, outcome: JobOutcome[ExtractSummary] | None) -> None:
+    def _copied(self, outcome: JobOutcome[ExtractSummary] | None,
+                place: NewStorePlace | None) -> None:
         from recovery.ui.cli_explore import extract_text
 
         app = tui_app(self.app)
@@ -275,6 +324,10 @@ class ExploreScreen(Wizard):
         if summary is None:
             return
         lines = extract_text(summary).splitlines()
+        if place is not None:
+            lines.append(f"They are on {place.drive()}, in the folder "
+                         f"recovered-{self.image}; the drive was unmounted and can be "
+                         "unplugged.")
         app.log_file.write("extract finished: " + "; ".join(lines))
         self.marked.clear()
         self.show_folder(self.folder, self.entries)
