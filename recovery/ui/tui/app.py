@@ -35,6 +35,7 @@ from recovery.ui.tui.screens.job import JobScreen
 
 if TYPE_CHECKING:
     from recovery.ui.tui.backend import Backend
+    from recovery.ui.tui.tuiapp import TuiApp
 
 
 class RecoveryApp(App[int]):
@@ -130,6 +131,10 @@ class RecoveryApp(App[int]):
             self.backend.power(action)
         except RecoveryError as error:
             self.show_error(error)
+
+
+def _implements(app: RecoveryApp) -> TuiApp:
+    return app  # mypy checks that RecoveryApp is what screens expect of the app
 
 
 class ConsoleDriver(LinuxDriver):

@@ -33,7 +33,7 @@ from recovery.ui.tui.workers import as_recovery_error
 from recovery.units import human_rate, human_size
 
 if TYPE_CHECKING:
-    from recovery.ui.tui.app import RecoveryApp
+    from recovery.ui.tui.tuiapp import TuiApp
 
 T = TypeVar("T")
 Job = Callable[[EventSink, threading.Event], T]
@@ -164,7 +164,7 @@ class JobScreen(Screen[JobOutcome[T]]):
             "will be incomplete.", yes_label="Stop"), answered)
 
 
-def settle(app: RecoveryApp, outcome: JobOutcome[T] | None, what: str) -> T | None:
+def settle(app: TuiApp, outcome: JobOutcome[T] | None, what: str) -> T | None:
     """The result of a finished job, or None after telling the technician why there is none
     (error dialog with the engine's own words; a cancel only gets a note)."""
     if outcome is None:
