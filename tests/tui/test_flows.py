@@ -274,6 +274,34 @@ async def test_delta_restore_offered_on_the_source_disk(
 
 
 @asynctest
+async def test_the_image_own_disk_is_suggested_when_checked_last_and_a_moved_cursor_stays(
+        windows_loop: tuple[DemoDisk, Path], blank_loop: Path, store: Path,
+        tmp_path: Path) -> None:
+    """The target list is redrawn as each disk is checked: the image's own disk, checked
+    after another, still gets the suggestion; a disk the technician moved to keeps it."""
+    _disk, source = windows_loop
+    app = RecoveryApp(Backend(opened_stores=[store]), ActionLog(tmp_path / "tui.log"))
+    async with app.run_test(size=SIZE) as pilot:
+        await _capture(app, pilot, source, store)
+        await pilot.press("enter")
+        wizard = await _to_targets(app, pilot, store)
+        by_node = {str(c.disk.node): c for c in wizard.candidates}
+        own, other = by_node[str(source)], by_node[str(blank_loop)]
+        options = wizard.query_one("#targets", OptionList)
+
+        def highlighted() -> str:
+            assert options.highlighted_option is not None
+            return str(options.highlighted_option.id)
+        wizard.show_targets([other], 2)  # the other disk was checked first
+        assert highlighted() == str(blank_loop)
+        wizard.show_targets([other, own], 2)
+        assert highlighted() == str(source)
+        options.highlighted = 0  # the technician moves to the other disk
+        wizard.show_targets([other, own], 2)
+        assert highlighted() == str(blank_loop)
+
+
+@asynctest
 async def test_capture_refuses_a_store_on_the_source_disk(
         windows_loop: tuple[DemoDisk, Path], tmp_path: Path) -> None:
     disk, source = windows_loop

@@ -111,6 +111,7 @@ class RestoreWizard(Wizard):
         self.images: list[ImageInfo] = []
         self.image: ImageInfo | None = None
         self.candidates: list[Candidate] = []
+        self.suggested_target: str | None = None  # the target this list highlighted itself
         self.target: Candidate | None = None
         self.targets_checked = False
         self.allow_failing = False  # the technician said yes to restoring onto a failing disk
@@ -191,8 +192,12 @@ class RestoreWizard(Wizard):
     def show_targets(self, candidates: list[Candidate], total: int) -> None:
         self.candidates = candidates
         self.targets_checked = len(candidates) == total
-        keep = self.query_one("#targets", OptionList).highlighted
         options = self.query_one("#targets", OptionList)
+        before = options.highlighted_option.id if options.highlighted_option else None
+        # The disks are checked one by one and the list redrawn each time: a disk the
+        # technician moved to stays chosen; one this list suggested is suggested again
+        # (the image's own disk may only now have been checked).
+        keep = before if before != self.suggested_target else None
         options.clear_options()
         wanted = source_id(self.image) if self.image else ""
         for candidate in candidates:
@@ -218,10 +223,12 @@ class RestoreWizard(Wizard):
         # A failing disk can be chosen, but a healthy one is suggested first.
         usable = sorted((i for i, c in enumerate(candidates) if not c.refusals),
                         key=lambda i: bool(candidates[i].failing))
-        if keep is not None and keep < len(candidates) and not candidates[keep].refusals:
-            options.highlighted = keep
+        kept = [i for i in usable if str(candidates[i].disk.node) == keep]
+        if kept:
+            options.highlighted = kept[0]
         elif suggested or usable:
             options.highlighted = (suggested or usable)[0]
+            self.suggested_target = str(candidates[options.highlighted].disk.node)
         if not self.targets_checked:
             status = f"Checking disks… {len(candidates)} of {total}"
         elif not usable:
