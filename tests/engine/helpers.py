@@ -50,7 +50,8 @@ def ids_only(dump: str) -> str:
 def place_files_high(disk: DemoDisk, mountpoint: Path) -> None:
     """Fill Windows to ~85 %, write files, delete the filler: the files land high."""
     volume = BuiltVolume(disk.path, disk.windows.start, disk.windows.size)
-    filler = {f"filler/{i}.bin": bytes(32 * MiB) for i in range(16)}
+    filler = {f"filler/{i}.bin": bytes(32 * MiB)
+              for i in range(disk.windows.size * 4 // 5 // (32 * MiB))}
     fill_ntfs(volume, mountpoint, filler)
     high = {f"Users/tech/high{i}.bin": hashlib.sha256(str(i).encode()).digest() * (MiB // 8)
             for i in range(8)}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,11 +17,12 @@ import pytest
 from recovery.demo.disk import DemoDisk, DiskSpec, build_windows_disk
 from recovery.engine.capture import CaptureRequest, capture
 from recovery.engine.filetree import compare_trees, file_tree
+from recovery.engine.imageview import PartitionView, ViewSpec, read_back_written
 from recovery.engine.resize import LayoutChoice
 from recovery.engine.restore import RestoreRequest, plan_restore, restore
 from recovery.engine.table import compare_tables, read_table
 from recovery.engine.verify import verify
-from recovery.errors import TargetTooSmallError
+from recovery.errors import TargetTooSmallError, VerificationError
 from recovery.model.layout import TablePartition
 from recovery.sys import ntfs3g, ntfsresize
 from recovery.sys.blockdev import BlockDevice
@@ -98,6 +100,35 @@ def test_shrink_onto_a_smaller_disk(resize_source: tuple[DemoDisk, Path],
     new = _check_resized(disk, store, target)
     assert new[disk.windows.number].size < disk.windows.size
     assert new[disk.table.partitions[-1].number].end <= size
+
+
+def test_blocks_the_shrink_view_writes_are_read_back_from_the_target(
+        resize_source: tuple[DemoDisk, Path], tmp_path: Path) -> None:
+    """The view ntfsresize moves data through: writes below the new end land in the target
+    and are read back from it; writes above stay in memory, never on the disk."""
+    disk, store = resize_source
+    target = _target(tmp_path, 64 * MiB)
+    spec = ViewSpec(str(store), "pc", disk.windows.number, str(target), MiB, 32 * MiB,
+                    disk.windows.size, str(tmp_path / "written"))
+    view = PartitionView(spec)
+    moved = bytes(range(256)) * 64 * 4  # 64 KiB, as ntfsresize moves clusters down
+    view.write("/volume", moved, 8 * MiB, None)
+    view.write("/volume", b"partial", 8 * MiB + 70000, None)  # inside a block
+    view.write("/volume", b"above the new end", 40 * MiB, None)
+    view.destroy("/")
+    os.close(view.fd)
+    assert view.read("/volume", 17, 40 * MiB, None) == b"above the new end"
+    assert target.read_bytes()[MiB + 8 * MiB: MiB + 8 * MiB + len(moved)] == moved
+    assert b"above the new end" not in target.read_bytes()
+    read_back_written(spec)  # what was written is what the disk holds
+    with open(target, "r+b") as handle:  # the disk loses a byte of the moved data
+        handle.seek(MiB + 8 * MiB + 70003)
+        handle.write(b"X")
+    with pytest.raises(VerificationError) as refused:
+        read_back_written(spec)
+    first = MiB + 8 * MiB + 17 * 4096  # the block holding the lost byte
+    assert refused.value.problems == [f"bytes {first}-{first + 4095} of the target differ "
+                                      "from what ntfsresize wrote"]
 
 
 def test_grow_onto_a_larger_disk(resize_source: tuple[DemoDisk, Path], tmp_path: Path) -> None:

@@ -22,11 +22,13 @@ from textual.widgets import (
     Checkbox,
     ContentSwitcher,
     Footer,
+    Input,
     Label,
     OptionList,
     Static,
 )
 
+from recovery.engine.resize import LayoutChoice
 from recovery.engine.restore import RestorePlan, RestoreRequest, RestoreSummary
 from recovery.engine.storescan import StoreLocation
 from recovery.errors import FailingTargetError, NotConfirmedError, RecoveryError
@@ -41,7 +43,7 @@ from recovery.ui.tui.screens.wizard import Wizard
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.images import describe_image, source_id
 from recovery.ui.tui.widgets.plain import PlainOption
-from recovery.units import human_size
+from recovery.units import human_size, parse_size
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,12 @@ class RestoreWizard(Wizard):
                 yield Static("", id="lost", markup=False)
                 yield Checkbox("Delta restore: write only chunks that differ", id="delta")
                 yield Button("Overwrite this disk…", id="overwrite", variant="error")
+                with Vertical(id="system-size-choice"):
+                    yield Label("Windows size (Tab here, type e.g. 300M, Enter; empty: as "
+                                "large as fits):", markup=False)
+                    yield Input(id="system-size")
+                    yield Static("", id="system-size-refusal", classes="refusal",
+                                 markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -240,6 +248,8 @@ class RestoreWizard(Wizard):
     @on(OptionList.OptionSelected, "#targets")
     def target_chosen(self, event: OptionList.OptionSelected) -> None:
         self.target = next(c for c in self.candidates if str(c.disk.node) == event.option.id)
+        self.query_one("#system-size", Input).value = ""  # this disk's own default plan
+        self.query_one("#system-size-refusal", Static).update("")
         self.allow_failing = False
         if not self.target.failing:
             self.show_lost()
@@ -265,14 +275,51 @@ class RestoreWizard(Wizard):
         lost += [f"  {p.number}: {p.fs_type or 'unknown':<6} {p.fs_label or p.part_name:<16} "
                  f"{human_size(p.size)}" for p in disk.partitions] or ["  (none)"]
         plan = self.target.plan
-        if plan is not None and plan.layout is not None and plan.layout.mode == "fit":
+        fitted = plan is not None and plan.layout is not None and plan.layout.mode == "fit"
+        if plan is not None and fitted:
             lost += ["", *text.layout_lines(plan), *text.layout_bars(plan, 56)]
         self.query_one("#lost", Static).update("\n".join(lost))
+        self.query_one("#system-size-choice").display = fitted
         delta = self.query_one("#delta", Checkbox)
         earlier_copy = self.image is not None and disk.stable_id == source_id(self.image)
         delta.display = earlier_copy
         delta.value = earlier_copy
         self.goto(3)
+
+    # step 4: the size of Windows, confirm and run -----------------------------------------
+    @on(Input.Submitted, "#system-size")
+    def system_size_submitted(self, event: Input.Submitted) -> None:
+        refusal = self.query_one("#system-size-refusal", Static)
+        try:
+            size = parse_size(event.value.strip()) if event.value.strip() else None
+        except ValueError:
+            refusal.update(f"'{event.value}' is not a size: type e.g. 300M or 1.5G.")
+            return
+        refusal.update("Planning…")
+        self.replan(size)
+
+    @work(thread=True, exclusive=True, group="plan")
+    def replan(self, system_size: int | None) -> None:
+        """The engine's plan for the chosen Windows size: what is shown is what runs."""
+        assert self.store is not None and self.image is not None and self.target is not None
+        disk = self.target.disk
+        request = RestoreRequest(store=self.store, image=self.image.name, target=disk.node,
+                                 layout=LayoutChoice(system_size=system_size))
+        try:
+            candidate = _candidate(disk, tui_app(self.app).backend.plan_restore(request))
+        except RecoveryError as error:
+            candidate = Candidate(disk, None, (str(error),))
+        self.app.call_from_thread(self.replanned, candidate)
+
+    def replanned(self, candidate: Candidate) -> None:
+        refusal = self.query_one("#system-size-refusal", Static)
+        if candidate.refusals or candidate.plan is None:
+            refusal.update("Refused, the plan above is unchanged: "
+                           + " ".join(candidate.refusals))
+            return
+        self.target = candidate
+        refusal.update("")
+        self.show_lost()
 
     # step 4: confirm and run --------------------------------------------------------------
     @on(Button.Pressed, "#overwrite")
