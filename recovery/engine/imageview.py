@@ -110,6 +110,8 @@ class PartitionView:
 
     def read(self, path: str, size: int, offset: int, fh: Any) -> bytes:
         end = min(offset + size, self.spec.size)
+        if offset >= end:
+            return b""
         below = min(end, self.spec.split)
         head = os.pread(self.fd, below - offset, self.spec.target_offset + offset) \
             if offset < below else b""
