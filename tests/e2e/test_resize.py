@@ -51,13 +51,12 @@ def _table(path: Path) -> PartitionTable:
 
 
 def _restore_in_guest(vm: VM, serial: str) -> dict[str, object]:
+    """`recovery restore --json` onto the disk with `serial`: its plan and its summary."""
     node = f"$(lsblk -dnpo PATH,SERIAL | awk '$2==\"{serial}\" {{print $1}}')"
-    plan = json.loads(vm.shell(f"recovery restore --store /mnt/store/images win {node} "
-                               "--plan-only --json", timeout=300))
-    done = json.loads(vm.shell(f"recovery restore --store /mnt/store/images win {node} "
-                               "--yes --json", timeout=900))
+    done: dict[str, object] = json.loads(vm.shell(
+        f"recovery restore --store /mnt/store/images win {node} --yes --json", timeout=900))
     print(f"{serial}: restored {vm.elapsed:.0f} s after QEMU started")
-    return {"plan": plan, "done": done}
+    return done
 
 
 def _check_target(disk: DemoDisk, store: Path, target: Path, tmp_path: Path) -> None:
@@ -108,13 +107,15 @@ def test_restore_onto_a_smaller_and_a_larger_nvme_disk(live_image: LiveImage,
     with VM(load_machine(machine_file), medium, tmp_path / "vm", disks, timeout=1800) as vm:
         vm.wait_for("Shell: type 'exit'", timeout=BOOT_TIMEOUT)
         vm.wait_for(r"# $", timeout=60)
+        print(f"shell ready {vm.elapsed:.0f} s after QEMU started")
         vm.shell("dmesg -n 1; mkdir -p /mnt/store && "
                  f"mount -o ro /dev/disk/by-label/{STORE_LABEL} /mnt/store")
         results = {serial: _restore_in_guest(vm, serial) for serial in SIZES}
         vm.shell("umount /mnt/store")
     for serial, action in (("NVME-SMALL-0001", "shrunk"), ("NVME-LARGE-0001", "grown")):
-        plan, done = results[serial]["plan"], results[serial]["done"]
-        changes = {p["number"]: p for p in plan["layout"]["partitions"]}  # type: ignore[index]
+        done = results[serial]
+        assert done["ok"] and done["verified"], done
+        layout = done["plan"]["layout"]  # type: ignore[index]
+        changes = {p["number"]: p for p in layout["partitions"]}
         assert (changes[3]["action"], changes[4]["action"]) == (action, "moved")
-        assert done["ok"] and done["verified"], done  # type: ignore[index]
         _check_target(disk, store, targets[serial], tmp_path)
