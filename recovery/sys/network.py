@@ -42,9 +42,10 @@ class Link:
                 "addresses": list(self.addresses)}
 
 
-def wired_links() -> list[Link]:
-    """Every Ethernet port (PCI or USB), with or without a cable."""
-    document = json.loads(run(["ip", "-j", "addr", "show"]).stdout or b"[]")
+def wired_links(quiet: bool = False) -> list[Link]:
+    """Every Ethernet port (PCI or USB), with or without a cable (`quiet`: a repeated look,
+    not logged)."""
+    document = json.loads(run(["ip", "-j", "addr", "show"], quiet=quiet).stdout or b"[]")
     links = []
     for item in document:
         # Real ports have a device behind them; bridges, veth and ifb pairs do not.

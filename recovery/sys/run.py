@@ -39,13 +39,15 @@ def require_tool(name: str) -> str:
 
 
 def run(argv: Sequence[str], *, input_bytes: bytes | None = None, check: bool = True,
-        timeout: float | None = 600) -> subprocess.CompletedProcess[bytes]:
-    """Run a tool, log its command line and output, raise ToolError when it fails."""
+        timeout: float | None = 600, quiet: bool = False) -> subprocess.CompletedProcess[bytes]:
+    """Run a tool, log its command line and output, raise ToolError when it fails.
+    `quiet`: a look repeated every few seconds (the TUI's network line), logged only with
+    --verbose."""
     require_tool(argv[0])
     line = shlex.join(argv)
     # Command lines and stderr at INFO: the TUI's action log shows them; stdout (often a
     # whole JSON dump) only with --verbose.
-    log.info("run: %s", line)
+    log.log(logging.DEBUG if quiet else logging.INFO, "run: %s", line)
     try:
         result = subprocess.run(list(argv), input=input_bytes, capture_output=True,
                                 timeout=timeout, check=False)

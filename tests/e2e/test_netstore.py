@@ -26,6 +26,7 @@ from tests.e2e.windisk import fingerprint, make_gpt_disk, make_store_disk, mount
 from tests.netstore.servers import (
     TEST_USER,
     SambaServer,
+    SshServer,
     make_ganesha_server,
     make_samba_server,
     make_ssh_server,
@@ -87,17 +88,19 @@ def test_unattended_capture_to_smb_share(live_image: LiveImage, smb_server: Samb
 def test_dhcp_nfs_capture_restore_and_ssh_verify_in_one_boot(
         live_image: LiveImage, tmp_path: Path) -> None:
     """One boot to a shell: DHCP on e1000e and nothing listening, then capture to an NFS
-    export, wipe, restore from it, and verify the same image over SSH (sshd serves the
-    folder Ganesha exports)."""
+    export, wipe, restore from it, verify the same image over SSH and over SMB (sshd and
+    smbd serve the folder Ganesha exports), SMB's error classes, a static address."""
     disk = make_gpt_disk(tmp_path / "windows.img", 2 * GiB, tmp_path / "build")
     original = fingerprint(disk)
     with served(make_ssh_server(tmp_path / "sshd")) as ssh, \
-            served(make_ganesha_server(tmp_path / "ganesha", share=ssh.root)) as nfs:
-        stick = ssh_credentials_stick(tmp_path / "creds.img", tmp_path, ssh.folder)
+            served(make_ganesha_server(tmp_path / "ganesha", share=ssh.root)) as nfs, \
+            served(make_samba_server(tmp_path / "samba", ssh.password, ssh.root)) as smb:
+        stick = nas_credentials_stick(tmp_path / "creds.img", tmp_path, ssh)
         medium = BootMedium(live_image.iso, mode="kernel", append="recovery.run=shell")
         with VM(load_machine("uefi-nvme-usb"), medium, tmp_path / "vm",
                 {"system": disk.image, "store": stick}, timeout=1800,
-                guestfwd={f"{NAS}:2049": nfs.port, f"{NAS}:22": ssh.port}) as vm:
+                guestfwd={f"{NAS}:2049": nfs.port, f"{NAS}:22": ssh.port,
+                          f"{NAS}:445": smb.port}) as vm:
             vm.wait_for("Shell: type 'exit'", timeout=BOOT_TIMEOUT)
             vm.wait_for(r"# $", timeout=60)
             check_dhcp_and_nothing_listens(vm)
@@ -108,8 +111,11 @@ def test_dhcp_nfs_capture_restore_and_ssh_verify_in_one_boot(
             vm.shell("mkdir -p /mnt/creds && mount -o ro LABEL=CREDS /mnt/creds")
             job(vm, f"verify --store ssh://{TEST_USER}@{NAS}{ssh.root}/shop "
                     "--credentials /mnt/creds/ssh.cred win-nfs")
+            check_smb_errors_then_verify(vm)
             vm.shell("umount /mnt/creds; sync")
             check_static_address_and_back_to_dhcp(vm)
+        serial = (tmp_path / "vm" / "serial.log").read_bytes()
+        assert ssh.password.encode() not in serial
     assert fingerprint(disk) == original
     from recovery.ui.cli import main as recovery_cli
     assert recovery_cli(["verify", "--store", str(ssh.root / "shop"), "win-nfs"]) == 0
@@ -122,17 +128,33 @@ def job(vm: VM, arguments: str) -> None:
     print(f"guest: recovery {arguments.split()[0]}: {vm.elapsed - before:.0f} s")
 
 
-def ssh_credentials_stick(path: Path, tmp_path: Path, sshd: Path) -> Path:
-    """A stick labelled CREDS: an SSH key, the NAS's host key and a credentials file naming
-    both (ext4 keeps the key's mode 0600, which ssh insists on)."""
+def nas_credentials_stick(path: Path, tmp_path: Path, ssh: SshServer) -> Path:
+    """A stick labelled CREDS: an SSH key, the NAS's host key, credentials files naming
+    them, the SMB password and a wrong one (ext4 keeps the key's mode 0600, which ssh
+    insists on)."""
     make_store_disk(path, 64 * MiB, "CREDS")
-    host_key = (sshd / "host_key.pub").read_text().split()
+    host_key = (ssh.folder / "host_key.pub").read_text().split()
     with mounted_store_disk(path, tmp_path / "creds-mnt", read_write=True) as root:
-        shutil.copy(sshd / "client_key", root / "nas_key")
+        shutil.copy(ssh.folder / "client_key", root / "nas_key")
         os.chmod(root / "nas_key", 0o600)
         (root / "known_hosts").write_text(f"{NAS} {host_key[0]} {host_key[1]}\n")
         (root / "ssh.cred").write_text("identity_file=nas_key\nknown_hosts=known_hosts\n")
+        (root / "smb.cred").write_text(f"username={TEST_USER}\npassword={ssh.password}\n")
+        (root / "wrong.cred").write_text(f"username={TEST_USER}\npassword=not-it\n")
     return path
+
+
+def check_smb_errors_then_verify(vm: VM) -> None:
+    """A wrong password and a missing share each get their own exit and message; then the
+    image captured over NFS verifies over SMB (smbd shares the same folder)."""
+    smb = f"smb://{TEST_USER}@{NAS}"
+    wrong = vm.shell(f"python3 -m recovery images --json --store {smb}/images/shop "
+                     "--credentials /mnt/creds/wrong.cred; echo exit=$?", timeout=300)
+    assert "exit=71" in wrong and "refused the login" in wrong, wrong
+    missing = vm.shell(f"python3 -m recovery images --json --store {smb}/nosuch/shop "
+                       "--credentials /mnt/creds/smb.cred; echo exit=$?", timeout=300)
+    assert "exit=20" in missing and "no SMB share nosuch" in missing, missing
+    job(vm, f"verify --store {smb}/images/shop --credentials /mnt/creds/smb.cred win-nfs")
 
 
 def wait_for_address(vm: VM, address: str) -> str:

@@ -195,13 +195,17 @@ class SambaServer:
         self.process = None
 
 
-def make_samba_server(folder: Path, password: str | None = None) -> SambaServer:
+def make_samba_server(folder: Path, password: str | None = None,
+                      share: Path | None = None) -> SambaServer:
+    """`share`: the folder to share (default: a new one in `folder`); `password`: the test
+    user's (pass the SSH server's when both serve one folder)."""
     folder.mkdir(parents=True, exist_ok=True)
     password = password or "pw-" + secrets.token_urlsafe(12)
     uid, gid = ensure_test_user(password)
-    share = folder / "share"
-    share.mkdir()
-    os.chown(share, uid, gid)
+    if share is None:
+        share = folder / "share"
+        share.mkdir()
+        os.chown(share, uid, gid)
     reachable_by_test_user(folder)
     for sub in ("private", "lock", "state", "cache", "pid", "log"):
         (folder / sub).mkdir()

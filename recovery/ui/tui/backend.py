@@ -8,6 +8,7 @@ while capture/restore/verify always run the real engine.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -95,7 +96,7 @@ class Backend:
             self.health_reader = disk_health
         if self.network is None and self.udev_source is None:
             from recovery.sys.network import wired_links
-            self.network = wired_links
+            self.network = functools.partial(wired_links, quiet=True)  # looked at every 5 s
 
     def disks(self) -> list[Disk]:
         return list_disks(self.udev_source, live_medium=self.live_medium)
