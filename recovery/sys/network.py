@@ -7,7 +7,8 @@ are written to /etc/resolv.conf here, before a store URL is mounted.
 
 Where no DHCP server answers (a shop network with fixed addresses, a cable straight to the
 NAS) a static address is typed: it goes to systemd-networkd as a runtime .network file for
-that port (under /run: gone at the next boot), which takes the port over from the DHCP one.
+that port (under /run: gone at the next boot), which takes the port over from the DHCP one
+when networkd restarts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recovery.errors import Hint, UsageError
+from recovery.sys import systemctl
 from recovery.sys.run import run
 
 LEASES = Path("/run/systemd/netif/leases")
@@ -168,7 +170,7 @@ def set_static(config: StaticAddress, runtime: Path = RUNTIME_NETWORK,
     """Give the port `config`'s address instead of asking DHCP."""
     runtime.mkdir(parents=True, exist_ok=True)
     _network_file(runtime, config.interface).write_text(config.network_file())
-    _apply(config.interface)
+    _apply()
     if config.name_servers:
         resolv.unlink(missing_ok=True)
         resolv.write_text("# typed in recovery\n" + "".join(
@@ -178,13 +180,14 @@ def set_static(config: StaticAddress, runtime: Path = RUNTIME_NETWORK,
 def use_dhcp(interface: str, runtime: Path = RUNTIME_NETWORK) -> None:
     """Back to DHCP on the port (the image's own wired.network)."""
     _network_file(runtime, interface).unlink(missing_ok=True)
-    _apply(interface)
+    _apply()
 
 
 def _network_file(runtime: Path, interface: str) -> Path:
     return runtime / f"10-recovery-static-{interface}.network"
 
 
-def _apply(interface: str) -> None:
-    run(["networkctl", "reload"])
-    run(["networkctl", "reconfigure", interface])
+def _apply() -> None:
+    # networkctl reload/reconfigure would need D-Bus, which the live image leaves out: a
+    # restart re-reads the .network files and sets every port up again from them.
+    systemctl.restart("systemd-networkd.service")

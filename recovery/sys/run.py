@@ -25,7 +25,7 @@ PACKAGE_OF = {
     "sshfs": "sshfs", "ssh-keyscan": "openssh-client", "ssh-keygen": "openssh-client",
     "mount.cifs": "cifs-utils", "mount.nfs": "nfs-common", "mount": "mount", "ip": "iproute2",
     "fusermount3": "fuse3", "ntfsresize": "ntfs-3g",
-    "smartctl": "smartmontools", "networkctl": "systemd",
+    "smartctl": "smartmontools",
 }
 
 

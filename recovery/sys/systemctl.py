@@ -1,5 +1,7 @@
 """systemctl: rebooting or powering off the live system (the TUI's keys, the unattended
-mode after a job that passed)."""
+mode after a job that passed); restarting a service (systemd-networkd after a typed
+address). systemctl talks to systemd over its private socket: no D-Bus needed, and the
+live image has none."""
 
 from __future__ import annotations
 
@@ -15,3 +17,7 @@ def power(action: str, wait: bool = True) -> None:
         run(["systemctl", action])
     else:
         run(["systemctl", "--no-block", action], check=False)
+
+
+def restart(unit: str) -> None:
+    run(["systemctl", "restart", unit])
