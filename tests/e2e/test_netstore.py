@@ -53,8 +53,6 @@ def credentials_stick(path: Path, tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.xfail(reason="not yet run to the end since guestfwd relays each connection "
-                   "(the fix for mount.cifs error 112)", strict=False)
 def test_unattended_capture_to_smb_share(live_image: LiveImage, smb_server: SambaServer,
                                          tmp_path: Path) -> None:
     disk = make_gpt_disk(tmp_path / "windows.img", 2 * GiB, tmp_path / "build")
