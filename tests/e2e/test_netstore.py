@@ -82,7 +82,6 @@ def test_unattended_capture_to_smb_share(live_image: LiveImage, smb_server: Samb
     assert recovery_cli(["verify", "--store", str(store), "win-smb"]) == 0
 
 
-@pytest.mark.xfail(reason="not yet run to the end in the live image", strict=False)
 def test_dhcp_nfs_capture_restore_and_ssh_verify_in_one_boot(
         live_image: LiveImage, tmp_path: Path) -> None:
     """One boot to a shell: DHCP on e1000e and nothing listening, then capture to an NFS
