@@ -34,7 +34,9 @@ CONSOLE_BOOT_TIMEOUT = 2.5 * BOOT_TIMEOUT
 # Small: the capture under TCG is most of this test's time.
 SYSTEM_SIZE = 512 << 20
 SYSTEM_SHOWN = "536.9 MB"
-NEW_STORE = "/recovery-images"  # the store the capture made, as the home screen lists it
+# The store the capture made, as the home screen lists it ("PATH  (N free on DISK)"); the
+# capture's result screen names the path too, but not so.
+NEW_STORE = "/recovery-images  ("
 PHASES = ("looking for the recovery medium", "recovery medium mounted; starting the system")
 
 
