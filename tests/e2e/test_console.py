@@ -24,11 +24,11 @@ import pytest
 
 from qemu import VM, BootMedium, load_machine
 from tests.e2e.conftest import BOOT_TIMEOUT, LiveImage
+from tests.e2e.test_boot import READY
 from tests.e2e.windisk import make_gpt_disk, make_mbr_disk, make_store_disk
 
 GiB = 1 << 30
 CHECKER = Path(__file__).with_name("vcsu_check.py")
-READY = re.compile(r"RECOVERY-CONSOLE-READY tty=ttyS0 uptime=([\d.]+) firmware=")  # whole number
 # The whole TUI follows the boot here: allow for a host busy with other test runs.
 CONSOLE_BOOT_TIMEOUT = 2.5 * BOOT_TIMEOUT
 # Small: the capture under TCG is most of this test's time.
@@ -97,6 +97,8 @@ def test_every_glyph_on_tty1_is_in_the_console_font(live_image: LiveImage, tmp_p
     with VM(load_machine(machine), BootMedium(live_image.iso), tmp_path / "vm",
             {"system": system, "store": store}, timeout=CONSOLE_BOOT_TIMEOUT + 1500) as vm:
         ready = vm.wait_for(READY, timeout=CONSOLE_BOOT_TIMEOUT)
+        # These two CD boots are also test_boot's BIOS and UEFI CD cases (one boot each).
+        assert (ready.group(2), ready.group(3)) == (machine.split("-")[0], "off")
         offset = vm.elapsed - float(ready.group(1))  # QEMU start to guest uptime 0
         text = vm.output
         for phase in PHASES:
@@ -106,6 +108,7 @@ def test_every_glyph_on_tty1_is_in_the_console_font(live_image: LiveImage, tmp_p
         vm.wait_for("Shell: type 'exit'")
         vm.wait_for(r"# $", timeout=60)
         home = wait_on_tty1(vm, "Image stores")
+        assert "login:" not in vm.output  # the TUI owns tty1, the shell the serial line
         print(f"{machine}: home screen on tty1 {home + offset:.1f} s after QEMU started "
               f"(guest uptime {home:.1f} s; console marker at {float(ready.group(1)):.1f} s)")
         install_checker(vm)
