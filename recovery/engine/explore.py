@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from recovery.engine.listcache import ListingCache, listing_cache
+from recovery.engine.listcache import KEEP_FROM, ListingCache, listing_cache
 from recovery.errors import Hint, ImageDamagedError, ImagePathNotFoundError, UnsupportedLayoutError
 from recovery.fs.browse import Browser, FileEntry, NtfsBrowser, join, normal_path
 from recovery.fs.fatdir import FatBrowser
@@ -68,7 +68,7 @@ class OpenedImage:
         found = sorted(self._guard(lambda: self.browser.list_dir(path), path),
                        key=lambda e: (not e.is_dir, e.name.lower()))
         self._listings[path] = found
-        if self.cache:
+        if self.cache and len(found) >= KEEP_FROM:
             self.cache.put(path, entry, found)
         return found
 

@@ -26,6 +26,9 @@ from recovery.fs.browse import FileEntry
 DEFAULT_ROOT = Path("/run/recovery/listings")
 # Newest listings kept; a folder of 100,000 files takes about 12 MB.
 MAX_BYTES = 64 * 1024 * 1024
+# Only folders this big are kept: smaller ones list fast from the image anyway, and a walk
+# of a whole volume (an extraction of "/") must not write a file per folder.
+KEEP_FROM = 500
 _FORMAT = 1
 
 
