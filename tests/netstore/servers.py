@@ -47,6 +47,16 @@ def wait_for_port(port: int, timeout: float = 180) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
+def spawn(argv: list[str], log: Path, port: int) -> subprocess.Popen[bytes]:
+    """A test server in its own session (stdin from /dev/null: smbd never listens with a
+    pipe there), its output appended to `log`; returned once it listens on `port`."""
+    with open(log, "ab") as out:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                   start_new_session=True)
+    wait_for_port(port)
+    return process
+
+
 def ensure_test_user(password: str | None) -> tuple[int, int]:
     """The local account the SSH tests log in as (its password set when given); (uid, gid)."""
     if subprocess.run(["id", "-u", TEST_USER], capture_output=True).returncode != 0:
@@ -83,12 +93,9 @@ class SshServer:
         return f"ssh://{TEST_USER}@127.0.0.1:{self.port}{self.root}/{path}"
 
     def start(self) -> None:
-        with open(self.folder / "sshd.log", "ab") as log:
-            self.process = subprocess.Popen(
-                ["/usr/sbin/sshd", "-D", "-e", "-f", str(self.folder / "sshd_config")],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                start_new_session=True)
-        wait_for_port(self.port)
+        self.process = spawn(["/usr/sbin/sshd", "-D", "-e", "-f",
+                              str(self.folder / "sshd_config")],
+                             self.folder / "sshd.log", self.port)
 
     def stop(self) -> None:
         """Kill the server and every session it serves: the server is gone."""
@@ -182,13 +189,9 @@ class SambaServer:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        with open(self.folder / "smbd.out", "ab") as log:
-            self.process = subprocess.Popen(
-                ["smbd", "--foreground", "--no-process-group",
-                 f"--configfile={self.folder / 'smb.conf'}"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True)
-        wait_for_port(self.port)
+        self.process = spawn(["smbd", "--foreground", "--no-process-group",
+                              f"--configfile={self.folder / 'smb.conf'}"],
+                             self.folder / "smbd.out", self.port)
 
     def stop(self) -> None:
         kill_tree(self.process)
@@ -258,13 +261,10 @@ class GaneshaServer:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        with open(self.folder / "ganesha.out", "ab") as log:
-            self.process = subprocess.Popen(
-                ["ganesha.nfsd", "-F", "-f", str(self.folder / "ganesha.conf"),
-                 "-L", str(self.folder / "ganesha.log"), "-p", str(self.folder / "ganesha.pid")],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True)
-        wait_for_port(self.port)
+        self.process = spawn(["ganesha.nfsd", "-F", "-f", str(self.folder / "ganesha.conf"),
+                              "-L", str(self.folder / "ganesha.log"),
+                              "-p", str(self.folder / "ganesha.pid")],
+                             self.folder / "ganesha.out", self.port)
 
     def stop(self) -> None:
         kill_tree(self.process)

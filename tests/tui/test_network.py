@@ -212,17 +212,22 @@ def fingerprint(server: SshServer) -> str:
     return out.split()[1]  # SHA256:...
 
 
+async def to_host_key_question(pilot: Any, app: RecoveryApp, sshd: SshServer) -> None:
+    """The SSH store's URL typed, its password given: the unknown host key is asked about."""
+    await type_store_url(pilot, app, sshd.url("shop"))
+    await wait_for(pilot, lambda: isinstance(app.screen, PasswordPrompt), "password")
+    await pilot.press(*sshd.password, "enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog),
+                   "the host key question", attempts=2400)
+
+
 @server_test
 async def test_ssh_url_shows_an_unknown_host_key_and_opens_the_store_once_trusted(
         sshd: SshServer, action_log: ActionLog) -> None:
     app = recorded(action_log)
     try:
         async with app.run_test(size=SIZE) as pilot:
-            await type_store_url(pilot, app, sshd.url("shop"))
-            await wait_for(pilot, lambda: isinstance(app.screen, PasswordPrompt), "password")
-            await pilot.press(*sshd.password, "enter")
-            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog),
-                           "the host key question", attempts=2400)
+            await to_host_key_question(pilot, app, sshd)
             question = str(app.screen.query_one("#question", Static).render())
             assert fingerprint(sshd) in question and "127.0.0.1" in question
             await pilot.press("y")
@@ -249,11 +254,7 @@ async def test_ssh_host_key_refused_opens_nothing(sshd: SshServer,
     app = recorded(action_log)
     try:
         async with app.run_test(size=SIZE) as pilot:
-            await type_store_url(pilot, app, sshd.url("shop"))
-            await wait_for(pilot, lambda: isinstance(app.screen, PasswordPrompt), "password")
-            await pilot.press(*sshd.password, "enter")
-            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog),
-                           "the host key question", attempts=2400)
+            await to_host_key_question(pilot, app, sshd)
             await pilot.press("n")
             await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog), "the refusal")
             assert "not known" in app.screen.error.title  # type: ignore[attr-defined]
