@@ -16,10 +16,10 @@ import itertools
 import os
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from recovery.errors import LoginError, NetworkError, RecoveryError, StoreError
+from recovery.errors import LoginError, NetworkError, RecoveryError, StoreError, UsageError
 from recovery.model.netstore import Credentials, StoreURL
 from recovery.sys import cifs, network, nfs, sshfs, sshkeys
 from recovery.sys.run import run
@@ -50,21 +50,54 @@ def mounted_store(url: StoreURL, credentials: Credentials, *, job: str = "job",
     mountpoint = net_root / f"{url.mount_name()}-{os.getpid()}-{next(_serial)}"
     mountpoint.mkdir(parents=True, exist_ok=True)
     try:
-        detail, inner = _mount(url, credentials, mountpoint, ask_host_key)
-        try:
-            yield MountedStore(url, mountpoint, mountpoint.joinpath(*inner), detail)
-        except (RecoveryError, OSError) as exc:
-            if _answers(mountpoint):
-                raise
-            title = exc.title if isinstance(exc, RecoveryError) else str(exc)
-            raise NetworkError(f"The server {url.server} stopped answering during the {job} "
-                               f"({title}).", _RESUME.get(job, "Check the network and the "
-                               "server, then run the same command again.")) from exc
-        finally:
-            _unmount(mountpoint)
+        with _private_key(credentials.identity_file) as key:
+            credentials = replace(credentials, identity_file=key)
+            yield from _mounted(url, credentials, mountpoint, job, ask_host_key)
     finally:
         with contextlib.suppress(OSError):
             mountpoint.rmdir()
+
+
+def _mounted(url: StoreURL, credentials: Credentials, mountpoint: Path, job: str,
+             ask_host_key: HostKeyPrompt | None) -> Iterator[MountedStore]:
+    detail, inner = _mount(url, credentials, mountpoint, ask_host_key)
+    try:
+        yield MountedStore(url, mountpoint, mountpoint.joinpath(*inner), detail)
+    except (RecoveryError, OSError) as exc:
+        if _answers(mountpoint):
+            raise
+        title = exc.title if isinstance(exc, RecoveryError) else str(exc)
+        raise NetworkError(f"The server {url.server} stopped answering during the {job} "
+                           f"({title}).", _RESUME.get(job, "Check the network and the "
+                           "server, then run the same command again.")) from exc
+    finally:
+        _unmount(mountpoint)
+
+
+@contextlib.contextmanager
+def _private_key(key: Path | None) -> Iterator[Path | None]:
+    """OpenSSH ignores a private key that others can read, and a key on a FAT or exFAT stick
+    always looks so (FAT has no modes: every file is 0755). sshfs gets a 0600 copy in the
+    private RAM folder the SMB credentials use; it lives as long as the mount (a reconnect
+    reads it again)."""
+    if key is None:
+        yield None
+        return
+    try:
+        data = key.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"The SSH key {key} cannot be read: {exc.strerror}.",
+                         "Check the identity_file= line of the credentials file (a path "
+                         "relative to that file) and that the stick holding it is "
+                         "plugged in.") from exc
+    cifs.SECRETS_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+    copy = cifs.SECRETS_DIR / f"ssh-key-{os.getpid()}-{next(_serial)}"
+    with os.fdopen(os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+        out.write(data)
+    try:
+        yield copy
+    finally:
+        copy.unlink(missing_ok=True)
 
 
 def _mount(url: StoreURL, credentials: Credentials, mountpoint: Path,

@@ -3,11 +3,14 @@ on 127.0.0.1; secrets never shown; bad input and a server that goes away mid-job
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +223,56 @@ def test_server_gone_mid_capture_then_the_same_capture_completes(
     assert code == 0, log
     code, verified, log = cli("verify", "--store", url, "--credentials", creds, "gone")
     assert code == 0 and verified["ok"], log
+
+
+@contextlib.contextmanager
+def exfat_stick(tmp_path: Path) -> Iterator[Path]:
+    """A real exFAT file system on a loop device, mounted: a technician's USB stick. (The
+    host kernel has no vfat; exfat-fuse shows every file as 0777, the live kernel's vfat
+    and exfat as 0755: no modes to set, either way.)"""
+    image = tmp_path / "stick.img"
+    with open(image, "wb") as handle:
+        handle.truncate(16 * 1024 * 1024)
+    loop = subprocess.run(["losetup", "--find", "--show", str(image)], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    mountpoint = tmp_path / "stick"
+    mountpoint.mkdir()
+    try:
+        subprocess.run(["mkfs.exfat", "-L", "STICK", loop], check=True, capture_output=True)
+        subprocess.run(["mount", "-t", "exfat-fuse", loop, str(mountpoint)], check=True,
+                       capture_output=True)
+        try:
+            yield mountpoint
+        finally:
+            subprocess.run(["umount", str(mountpoint)], check=True)
+    finally:
+        subprocess.run(["losetup", "-d", loop], check=True)
+
+
+def test_ssh_key_from_an_exfat_stick_logs_in_and_leaves_no_copy(
+        ssh_server: SshServer, small_disk: DemoDisk, tmp_path: Path) -> None:
+    """(ex)FAT has no modes: the key there reads as 0755/0777 and OpenSSH ignores such a
+    key. The job uses a private copy and removes it; the key is never printed."""
+    with exfat_stick(tmp_path) as stick:
+        shutil.copy(ssh_server.client_key, stick / "nas_key")
+        shutil.copy(ssh_server.known_hosts, stick / "known_hosts")
+        (stick / "nas.cred").write_text("identity_file=nas_key\nknown_hosts=known_hosts\n")
+        assert (stick / "nas_key").stat().st_mode & 0o077  # what ssh refuses
+        url = ssh_server.url("images")
+        code, _, log = cli("capture", small_disk.path, "--store", url, "--credentials",
+                           stick / "nas.cred", "--name", "fromstick")
+        assert code == 0, log
+        code, listed, log2 = cli("images", "--store", url, "--credentials", stick / "nas.cred")
+        assert code == 0 and [i["name"] for i in listed["images"]] == ["fromstick"], log2
+        secret = (stick / "nas_key").read_text().splitlines()[1]
+        assert secret not in log + log2
+    assert not list(Path("/run/recovery/secrets").glob("ssh-key-*"))
+
+
+def test_unreadable_ssh_key_is_named(ssh_server: SshServer, tmp_path: Path) -> None:
+    creds = tmp_path / "nas.cred"
+    creds.write_text(f"identity_file=missing_key\nknown_hosts={ssh_server.known_hosts}\n")
+    code, result, log = cli("images", "--store", ssh_server.url("images"), "--credentials",
+                            creds)
+    assert code == UsageError.code, log
+    assert "missing_key cannot be read" in result["error"]["title"]
