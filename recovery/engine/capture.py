@@ -37,6 +37,7 @@ from recovery.engine import safety
 from recovery.engine.capture_result import CapturedPartition, CaptureSummary
 from recovery.engine.chunking import ChunkIO, ChunkSpan, chunk_spans, digest, zero_digest
 from recovery.engine.devices import resolve_disk
+from recovery.engine.diskareas import DiskAreaReader, area_damage, read_boot_areas, rescue_table
 from recovery.engine.pipeline import ordered_map
 from recovery.engine.rescue import RescueOptions
 from recovery.engine.rescue_capture import RescueJob, RescueOutcome, rescue_partitions
@@ -174,7 +175,8 @@ def plan_capture(request: CaptureRequest) -> CapturePlan:
     disk = resolve_disk(request.source)
     identity = safety.DiskIdentity.of(disk)
     with BlockDevice.open(disk.node) as device:
-        table = read_table(device)
+        # A failing disk's table comes from whichever copy reads (recovery.engine.diskareas).
+        table = rescue_table(DiskAreaReader(device)) if request.rescue else read_table(device)
         _check_numbers(disk, table, request.numbers or frozenset())
         planned = []
         for partition in table.data_partitions():
@@ -223,14 +225,17 @@ def execute_capture(plan: CapturePlan, events: EventSink = discard,
     if not plan.selected:
         raise _nothing_selected(plan.disk)
     with BlockDevice.open(plan.disk.node) as device:
-        _recheck(plan, request.store, device)
+        # One reader of the disk's own areas for the table and the boot areas: a rescue
+        # tries each of their bad sectors once per execute, not once per use.
+        areas = DiskAreaReader(device) if request.rescue else None
+        _recheck(plan, request.store, device, areas)
         for warning in plan.warnings:
             events(Notice(warning, "warning"))
         store = ChunkStore.open(request.store, create=True)
         # Other jobs may use the store at the same time; none may prune it meanwhile.
         with store.locked("capture"):
             try:
-                return _capture_locked(plan, store, device, started, events, cancel)
+                return _capture_locked(plan, store, device, started, events, cancel, areas)
             except DeviceIOError as exc:
                 if not (request.rescue or exc.gone):  # a bad area, not a vanished disk
                     exc.hint = Hint.RESCUE
@@ -238,8 +243,8 @@ def execute_capture(plan: CapturePlan, events: EventSink = discard,
 
 
 def _capture_locked(plan: CapturePlan, store: ChunkStore, device: BlockDevice,
-                    started: float, events: EventSink, cancel: threading.Event | None
-                    ) -> CaptureSummary:
+                    started: float, events: EventSink, cancel: threading.Event | None,
+                    areas: DiskAreaReader | None) -> CaptureSummary:
     request = plan.request
     _check_space(store, plan, events)
     identity = source_identity(plan.disk)
@@ -249,7 +254,12 @@ def _capture_locked(plan: CapturePlan, store: ChunkStore, device: BlockDevice,
         identity, datetime.now(UTC), taken))
     name = writer.name
     counter = _Counter()
-    raw_areas = _capture_boot_areas(device, plan.table, store, counter)
+    raw_areas = _capture_boot_areas(device, plan.table, store, counter, areas)
+    area_lost = tuple(area_damage(areas, plan.table)) if areas else ()
+    for lost in area_lost:
+        events(Notice(f"{lost.length} bytes at byte {lost.offset} of the disk could not be "
+                      f"read ({lost.what}); stored as zeros. On restore: {lost.restore}.",
+                      "warning"))
     parts_index, parts_meta, parts_read = [], [], []
     with phase(events, "capture", f"Capturing {plan.disk.node.name}",
                plan.used_bytes) as tracker:
@@ -274,12 +284,14 @@ def _capture_locked(plan: CapturePlan, store: ChunkStore, device: BlockDevice,
         # A rescue does not read the dying disk again for a name: every extra read there
         # can be the one that finishes it (the name is only a help for finding images).
         computer="" if request.rescue else _computer_name(request.source, plan),
-        table=plan.table,
+        table=plan.table, table_copy=areas.table_copy if areas else "",
+        disk_unreadable=area_lost,
         raw_areas=tuple(raw_areas), partitions=tuple(parts_meta), stats=stats)
     writer.commit(manifest, ImageIndex(partitions=tuple(parts_index)))
     partitions = [CapturedPartition.of(meta, read)
                   for meta, read in zip(parts_meta, parts_read, strict=True)]
-    return CaptureSummary(name, str(request.store), partitions, stats, plan.warnings)
+    return CaptureSummary(name, str(request.store), partitions, stats, plan.warnings,
+                          list(area_lost), manifest.table_copy)
 
 
 def _computer_name(source: Path, plan: CapturePlan) -> str:
@@ -290,7 +302,8 @@ def _computer_name(source: Path, plan: CapturePlan) -> str:
     return ""
 
 
-def _recheck(plan: CapturePlan, store: Path, device: BlockDevice) -> None:
+def _recheck(plan: CapturePlan, store: Path, device: BlockDevice,
+             areas: DiskAreaReader | None) -> None:
     """The gate again, on the disk as it is now: the node must hold the planned disk with
     the planned partition table, and each selected volume with the used-block map the
     plan will read."""
@@ -299,7 +312,7 @@ def _recheck(plan: CapturePlan, store: Path, device: BlockDevice) -> None:
                 + safety.capture_refusals(now, store))
     if refusals:
         raise refusals[0]
-    changes = compare_tables(plan.table, read_table(device))
+    changes = compare_tables(plan.table, rescue_table(areas) if areas else read_table(device))
     if changes:
         raise DiskChangedError(
             f"The partition table of {now.describe()} changed since the capture was planned "
@@ -412,12 +425,15 @@ def _store_chunk(store: ChunkStore, data: bytes | memoryview, counter: _Counter,
 
 
 def _capture_boot_areas(device: BlockDevice, table: PartitionTable, store: ChunkStore,
-                        counter: _Counter) -> list[RawArea]:
+                        counter: _Counter, reader: DiskAreaReader | None) -> list[RawArea]:
+    """The boot areas; through `reader` (a rescue) with unreadable sectors as zeros."""
+    found = read_boot_areas(reader, table) if reader else [
+        (area_name, offset, device.read_at(offset, length))
+        for area_name, offset, length in boot_areas(table)]
     areas = []
-    for area_name, offset, length in boot_areas(table):
-        data = device.read_at(offset, length)
-        area_digest, _ = _store_chunk(store, data, counter, length, keep_zero=True)
-        areas.append(RawArea(name=area_name, offset=offset, size=length,
+    for area_name, offset, data in found:
+        area_digest, _ = _store_chunk(store, data, counter, len(data), keep_zero=True)
+        areas.append(RawArea(name=area_name, offset=offset, size=len(data),
                              digest=area_digest.hex()))
     return areas
 

@@ -6,7 +6,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from recovery.model.layout import Role
-from recovery.model.manifest import ByteRange, CaptureStats, DamagedItem, PartitionImage
+from recovery.model.manifest import (
+    ByteRange,
+    CaptureStats,
+    DamagedItem,
+    DiskAreaDamage,
+    PartitionImage,
+)
 
 
 @dataclass(frozen=True)
@@ -70,13 +76,22 @@ class CaptureSummary:
     partitions: list[CapturedPartition]
     stats: CaptureStats
     warnings: list[str] = field(default_factory=list)
+    # A rescue: unreadable bytes of the disk's own areas (LBA 0, GPT copies, post-MBR
+    # gap), and the GPT copy the table came from when one did not read.
+    disk_unreadable: list[DiskAreaDamage] = field(default_factory=list)
+    table_copy: str = ""
 
     @property
     def unreadable_bytes(self) -> int:
-        return sum(p.unreadable_bytes for p in self.partitions)
+        return (sum(p.unreadable_bytes for p in self.partitions)
+                + sum(piece.length for piece in self.disk_unreadable))
 
     def to_dict(self) -> dict[str, object]:
-        return {"image": self.image, "store": self.store,
-                "partitions": [p.to_dict() for p in self.partitions],
-                **asdict(self.stats), "unreadable_bytes": self.unreadable_bytes,
-                "warnings": self.warnings}
+        found = {"image": self.image, "store": self.store,
+                 "partitions": [p.to_dict() for p in self.partitions],
+                 **asdict(self.stats), "unreadable_bytes": self.unreadable_bytes,
+                 "warnings": self.warnings}
+        if self.disk_unreadable or self.table_copy:
+            found |= {"table_copy": self.table_copy or None,
+                      "disk_unreadable": [asdict(d) for d in self.disk_unreadable]}
+        return found

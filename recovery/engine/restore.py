@@ -236,9 +236,11 @@ def unreadable_warning(manifest: ImageManifest) -> str:
            if item.kind != "free-space" and item.path]
     files = f" Damaged: {', '.join(hit[:5])}{' and more' if len(hit) > 5 else ''}." \
         if hit else ""
+    areas = "".join(f" Unreadable {item.what}: {item.restore}." for item in
+                    manifest.disk_unreadable)
     return (f"Image {manifest.name} was captured from a failing disk: {manifest.unreadable_bytes}"
-            f" bytes could not be read and are restored as zeros.{files} Run chkdsk /f in "
-            "Windows after restoring; the image's details list every damaged file.")
+            f" bytes could not be read and are restored as zeros.{files}{areas} Run chkdsk /f "
+            "in Windows after restoring; the image's details list every damaged file.")
 
 
 RESUME_ADVICE = ("The target is only partly restored. Check its cable and health; restoring "

@@ -18,7 +18,7 @@ from recovery.engine import safety
 from recovery.engine.devices import resolve_disk
 from recovery.errors import Hint, UnsupportedLayoutError
 from recovery.model import gpt
-from recovery.model.layout import PartitionTable, TablePartition
+from recovery.model.layout import MbrKind, PartitionTable, TablePartition
 from recovery.sys import losetup, parted, sfdisk, sgdisk
 from recovery.sys.blockdev import BlockDevice
 from recovery.units import human_size
@@ -134,10 +134,31 @@ def _disagree(name: str, number: int) -> UnsupportedLayoutError:
         "The table may be damaged; check it with 'sgdisk -v' or 'sfdisk -V' before capturing.")
 
 
-def _gpt_table(device: BlockDevice, sector: int, seen: parted.PartedDisk | None, name: str
+def read_table_raw(device: BlockDevice, read_at: gpt.ReadAt, sector: int
+                   ) -> tuple[PartitionTable, str] | None:
+    """The table from its raw sectors alone, read through `read_at` (a rescue's reader,
+    which gives zeros for unreadable sectors), and which GPT copy it came from ("primary",
+    "backup"; "" for MBR); None when no copy of a table is there.
+
+    Without libparted: its label probes read sectors all over the start of the disk, and
+    on a failing disk any of them may be one that does not read.
+    """
+    mbr = gpt.parse_mbr(read_at(0, sector))
+    if mbr.valid and not mbr.protective:
+        return _raw_mbr_table(device, sector, mbr, read_at), ""
+    found = gpt.read_gpt(read_at, sector, device.size // sector)
+    if found is None:
+        return None
+    copy = "primary" if found[0].current_lba == 1 else "backup"
+    return _gpt_table(device, sector, None, describe(device), found), copy
+
+
+def _gpt_table(device: BlockDevice, sector: int, seen: parted.PartedDisk | None, name: str,
+               found: tuple[gpt.GptHeader, list[gpt.GptEntry]] | None = None
                ) -> PartitionTable:
-    """`seen` (libparted's view) must list exactly the raw entries; None: raw entries only."""
-    found = gpt.read_gpt(device.read_at, sector, device.size // sector)
+    """`seen` (libparted's view) must list exactly the raw entries; None: raw entries only.
+    `found`: the GPT already read (else it is read from `device`)."""
+    found = found or gpt.read_gpt(device.read_at, sector, device.size // sector)
     if found is None:
         raise UnsupportedLayoutError(
             f"The GPT on {name} is damaged: neither the primary nor the backup copy passes "
@@ -183,9 +204,34 @@ def _mbr_table(device: BlockDevice, sector: int, seen: parted.PartedDisk, lba0: 
         match = raw.pop(key) if key in raw else None
         if match is None or match.start_lba != part.start_sector or match.sectors != part.sectors:
             raise _disagree(name, part.number)
-        partitions.append(TablePartition(
-            number=part.number, start=match.start_lba * sector, size=match.sectors * sector,
-            type_id=f"{match.type_id:02X}", bootable=match.bootable, kind=part.kind))
+        partitions.append(_mbr_partition(part.number, match, sector, part.kind))
+    return _mbr_layout(device, sector, mbr, partitions)
+
+
+def _raw_mbr_table(device: BlockDevice, sector: int, mbr: gpt.MbrSector, read_at: gpt.ReadAt
+                   ) -> PartitionTable:
+    """The MBR table from LBA 0 and the EBR chain alone, numbered as libparted numbers it
+    (primary slots 1-4, logical partitions from 5 in chain order)."""
+    partitions: list[TablePartition] = []
+    for entry in mbr.entries:
+        extended = entry.type_id in gpt.EXTENDED_TYPES
+        partitions.append(_mbr_partition(entry.slot, entry, sector,
+                                         "extended" if extended else "primary"))
+        if extended:
+            partitions += [_mbr_partition(logical.slot, logical, sector, "logical")
+                           for logical in gpt.read_logical_entries(read_at, sector, entry)]
+    return _mbr_layout(device, sector, mbr, partitions)
+
+
+def _mbr_partition(number: int, entry: gpt.MbrEntry, sector: int, kind: MbrKind
+                   ) -> TablePartition:
+    return TablePartition(number=number, start=entry.start_lba * sector,
+                          size=entry.sectors * sector, type_id=f"{entry.type_id:02X}",
+                          bootable=entry.bootable, kind=kind)
+
+
+def _mbr_layout(device: BlockDevice, sector: int, mbr: gpt.MbrSector,
+                partitions: list[TablePartition]) -> PartitionTable:
     return PartitionTable(scheme="mbr", sector_size=sector, disk_size=device.size,
                           disk_id=f"{mbr.signature:08X}", partitions=tuple(partitions),
                           entry_count=4, entry_size=16)

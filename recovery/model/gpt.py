@@ -119,16 +119,23 @@ def read_gpt(read_at: ReadAt, sector_size: int, disk_sectors: int
              ) -> tuple[GptHeader, list[GptEntry]] | None:
     """Primary GPT, else the backup at the last LBA (what firmware does); None if neither."""
     for lba in (1, disk_sectors - 1):
-        header = parse_gpt_header(read_at(lba * sector_size, sector_size))
-        if header is None:
-            continue
-        length = header.entry_count * header.entry_size
-        if header.entries_lba + -(-length // sector_size) > disk_sectors:
-            continue
-        entries = parse_gpt_entries(header, read_at(header.entries_lba * sector_size, length))
-        if entries is not None:
-            return header, entries
+        found = read_gpt_copy(read_at, sector_size, disk_sectors, lba)
+        if found is not None:
+            return found
     return None
+
+
+def read_gpt_copy(read_at: ReadAt, sector_size: int, disk_sectors: int, lba: int
+                  ) -> tuple[GptHeader, list[GptEntry]] | None:
+    """The GPT whose header is at `lba` (1: primary, last LBA: backup), None if damaged."""
+    header = parse_gpt_header(read_at(lba * sector_size, sector_size))
+    if header is None:
+        return None
+    length = header.entry_count * header.entry_size
+    if header.entries_lba + -(-length // sector_size) > disk_sectors:
+        return None
+    entries = parse_gpt_entries(header, read_at(header.entries_lba * sector_size, length))
+    return None if entries is None else (header, entries)
 
 
 def parse_mbr(sector: bytes) -> MbrSector:

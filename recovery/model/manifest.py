@@ -14,11 +14,18 @@ from typing import Literal
 from recovery.model.layout import PartitionTable, Role
 
 # Format 2 adds what a rescue capture could not read (PartitionImage.unreadable, .damaged).
-# An image without unreadable bytes is still written as format 1, so that older versions
-# of recovery keep reading it; format-2 fields default to empty when a format-1 file loads.
-MANIFEST_FORMAT = 2
-READABLE_FORMATS = (1, 2)
+# Format 3 adds unreadable bytes of the disk's own areas, outside every partition
+# (ImageManifest.disk_unreadable, .table_copy). Each image is written in the lowest format
+# that holds what it records, so that older versions of recovery keep reading the images
+# they can; fields of a newer format default to empty when an older file loads, and a
+# version that does not know a format refuses it by its number instead of misreading it.
+MANIFEST_FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)
 DamageKind = Literal["file-data", "mft-record", "ntfs-metadata", "free-space", "unknown"]
+# The disk's own areas: LBA 0 (MBR or protective MBR with its boot code), the primary GPT
+# (header and entries after LBA 0), the backup GPT at the end, and on MBR disks the gap
+# between LBA 0 and the first partition where boot loaders live.
+DiskArea = Literal["mbr", "primary-gpt", "backup-gpt", "post-mbr-gap"]
 
 
 def utc_timestamp(when: datetime | None = None) -> str:
@@ -72,6 +79,18 @@ class DamagedItem:
     bytes_lost: int
     offset: int
     note: str = ""
+
+
+@dataclass(frozen=True)
+class DiskAreaDamage:
+    """Unreadable bytes of one of the disk's own areas (no partition holds them), stored
+    as zeros: which area, what lived there and what a restore does about it."""
+
+    area: DiskArea
+    offset: int  # from the disk start, sector-aligned
+    length: int
+    what: str  # "boot code after the MBR", "primary GPT - the backup GPT was used"
+    restore: str  # what a restore of this image writes there instead
 
 
 @dataclass(frozen=True)
@@ -136,6 +155,11 @@ class ImageManifest:
     computer: str = ""  # the Windows computer name (SYSTEM hive), "" when not found
     table: PartitionTable
     raw_areas: tuple[RawArea, ...] = ()
+    # Format 3 (a rescue capture): which GPT copy the table was read from when the other
+    # was unreadable ("primary", "backup"; "" when both read or the disk is MBR), and the
+    # unreadable bytes of the disk's own areas.
+    table_copy: str = ""
+    disk_unreadable: tuple[DiskAreaDamage, ...] = ()
     partitions: tuple[PartitionImage, ...] = ()
     index_file: str = ""
     index_blake3: str = ""
@@ -147,14 +171,16 @@ class ImageManifest:
     def build(cls, *, name: str, created: datetime, tool_version: str, host: str,
               chunk_size: int, source: SourceIdentity, table: PartitionTable,
               raw_areas: tuple[RawArea, ...] = (), partitions: tuple[PartitionImage, ...] = (),
-              stats: CaptureStats | None = None, computer: str = "") -> ImageManifest:
+              stats: CaptureStats | None = None, computer: str = "", table_copy: str = "",
+              disk_unreadable: tuple[DiskAreaDamage, ...] = ()) -> ImageManifest:
         """A new, unsealed manifest; `created` becomes ISO 8601 UTC. Format 2 only when a
-        format-2 field (unreadable ranges, the computer name) is used."""
-        newer = computer or any(p.unreadable for p in partitions)
-        fmt = MANIFEST_FORMAT if newer else 1
+        format-2 field (unreadable ranges, the computer name) is used, 3 for format 3's."""
+        fmt = 3 if table_copy or disk_unreadable else \
+            2 if computer or any(p.unreadable for p in partitions) else 1
         return cls(format=fmt, name=name, created=utc_timestamp(created),
                    tool_version=tool_version, host=host, chunk_size=chunk_size, source=source,
-                   computer=computer, table=table, raw_areas=raw_areas, partitions=partitions,
+                   computer=computer, table=table, raw_areas=raw_areas, table_copy=table_copy,
+                   disk_unreadable=disk_unreadable, partitions=partitions,
                    stats=stats or CaptureStats())
 
     def partition(self, number: int) -> PartitionImage:
@@ -169,5 +195,7 @@ class ImageManifest:
 
     @property
     def unreadable_bytes(self) -> int:
-        """Used bytes the source would not give (stored as zeros); 0 for a whole image."""
-        return sum(p.unreadable_bytes for p in self.partitions)
+        """Used bytes the source would not give (stored as zeros), in partitions and in
+        the disk's own areas; 0 for a whole image."""
+        return (sum(p.unreadable_bytes for p in self.partitions)
+                + sum(piece.length for piece in self.disk_unreadable))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from recovery.engine.capture import CapturePlan
@@ -10,6 +11,7 @@ from recovery.engine.restore import RestorePlan, RestoreSummary
 from recovery.engine.verify import VerifySummary
 from recovery.model.disk import Disk
 from recovery.model.layout import PartitionTable
+from recovery.model.manifest import DiskAreaDamage
 from recovery.store.images import ImageInfo
 from recovery.ui.render import cli_action
 from recovery.units import human_rate, human_size
@@ -68,12 +70,14 @@ def capture_summary(summary: CaptureSummary) -> str:
         lines.append(f"  partition {part.number}: {part.role:<8} {part.fs_type:<9} "
                      f"used {human_size(part.used_bytes)} ({mark})")
     lines += [f"  warning: {warning}" for warning in summary.warnings]
-    return "\n".join(lines + damage_report(summary.partitions))
+    return "\n".join(lines + damage_report(summary.partitions, summary.disk_unreadable))
 
 
-def damage_report(partitions: list[CapturedPartition]) -> list[str]:
-    """Unreadable bytes per partition and the files they hit (a rescue capture)."""
-    lines = []
+def damage_report(partitions: list[CapturedPartition],
+                  disk_areas: Sequence[DiskAreaDamage] = ()) -> list[str]:
+    """Unreadable bytes per partition and the files they hit, and those of the disk's own
+    areas with what a restore does about them (a rescue capture)."""
+    lines = disk_area_report(disk_areas)
     for part in partitions:
         if not part.unreadable:
             continue
@@ -87,6 +91,13 @@ def damage_report(partitions: list[CapturedPartition]) -> list[str]:
         lines.insert(0, "Complete, with unreadable areas (exit 14): run the same command "
                         "again to retry only them.")
     return lines
+
+
+def disk_area_report(found: Sequence[DiskAreaDamage]) -> list[str]:
+    """Unreadable bytes outside every partition: which area, what was there, what a
+    restore writes instead."""
+    return [f"  disk area {item.area}: {human_size(item.length)} unreadable at byte "
+            f"{item.offset}, {item.what}; on restore: {item.restore}" for item in found]
 
 
 def images(found: list[ImageInfo]) -> str:
@@ -108,6 +119,7 @@ def images(found: list[ImageInfo]) -> str:
         if manifest.unreadable_bytes:
             lines.append(f"    complete, {manifest.unreadable_bytes} bytes unreadable "
                          f"({human_size(manifest.unreadable_bytes)}, stored as zeros):")
+            lines += ["  " + line for line in disk_area_report(manifest.disk_unreadable)]
             lines += [f"      {item.kind:<13} {human_size(item.bytes_lost):>9}  "
                       f"{item.path or '(no file)'}"
                       for part in manifest.partitions for item in part.damaged]

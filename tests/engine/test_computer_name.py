@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recovery.model.manifest import MANIFEST_FORMAT
 from recovery.registry.identity import hive_computer_name
 from recovery.store import manifest as codec
 from recovery.store.objects import ChunkStore
@@ -40,7 +39,7 @@ def images(store: Path, *extra: str) -> dict[str, object]:
 
 def test_capture_records_computer_model_and_serial(small_store: Path) -> None:
     manifest, _ = ChunkStore.open(small_store).load_image("base")
-    assert manifest.format == MANIFEST_FORMAT == 2
+    assert manifest.format == 2
     assert manifest.computer == "WKS-WIN732BITA"  # the demo disk carries fixtures' SYSTEM
     text = (small_store / "images" / "base" / "manifest.yaml").read_text()
     assert "computer: WKS-WIN732BITA" in text

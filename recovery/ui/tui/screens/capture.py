@@ -84,7 +84,7 @@ def capture_result_lines(outcome: CaptureOutcome, source: str = "") -> list[str]
         lines += [f"{human_size(summary.unreadable_bytes)} could not be read "
                   "from the failing disk; they are zeros in the image. Capture again in "
                   "rescue mode to retry only them.", "Damaged files:"]
-        lines += damage_report(summary.partitions)[1:]
+        lines += damage_report(summary.partitions, summary.disk_unreadable)[1:]
     if check.ok:
         lines.append("Checked: the new image was read back from the store; every chunk is "
                      "there and intact (BLAKE3).")
