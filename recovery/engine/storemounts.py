@@ -255,13 +255,12 @@ class StoreMounts:
             return mountpoint
 
     def after_writing(self, path: Path) -> None:
-        """After a job wrote to a store this TUI mounted read-write: unmount it, so
-        everything is on the drive and it can be unplugged. It is forgotten as looked at:
-        the next scan finds the store again and holds it read-only like any other."""
+        """After a job wrote to a store this TUI mounted: unmount it, so everything is on
+        the drive and it can be unplugged. It is forgotten as looked at: the next scan
+        finds the store again and holds it read-only like any other."""
         with self.lock:
-            key = next((k for k, h in self.held.items() if h.read_write
-                        and (path == h.mountpoint or path.is_relative_to(h.mountpoint))),
-                       None)
+            key = next((k for k, h in self.held.items()
+                        if path == h.mountpoint or path.is_relative_to(h.mountpoint)), None)
             if key is None:
                 return
             held = self.held.pop(key)
@@ -303,6 +302,30 @@ class StoreMounts:
                 raise
             self.log(f"stores: {held.mountpoint} mounted read-write")
             return True
+
+    def make_read_only(self, path: Path) -> None:
+        """Mount read-only again the store mount holding `path` that make_writable()
+        opened for a short write (a verification record, a saved log): the store stays
+        listed and open, and a drive pulled out afterwards loses nothing."""
+        with self.lock:
+            key = next((k for k, h in self.held.items() if h.read_write
+                        and (path == h.mountpoint or path.is_relative_to(h.mountpoint))),
+                       None)
+            if key is None:
+                return
+            held = self.held[key]
+            held.stack.close()
+            held.read_write = False
+            try:
+                held.stack = self._mounted(held, read_write=False)
+            except RecoveryError as error:
+                # Unmounted is as safe as read-only; the next scan tries again.
+                del self.held[key]
+                self.looked_at.discard(key)
+                self.log(f"stores: {held.mountpoint} unmounted; mounting it read-only "
+                         f"again failed: {error}")
+                return
+            self.log(f"stores: {held.mountpoint} mounted read-only again")
 
     def _mounted(self, held: _Held, read_write: bool) -> ExitStack:
         stack = ExitStack()

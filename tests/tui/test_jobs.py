@@ -20,6 +20,7 @@ from textual.widgets import Log, OptionList, Static
 from recovery.demo.disk import DemoDisk
 from recovery.engine.capture import CaptureRequest, capture
 from recovery.engine.storemounts import StoreMounts
+from recovery.errors import RecoveryError
 from recovery.events import EventSink, Progress
 from recovery.model.disk import Disk
 from recovery.sys.joblock import JobLock
@@ -245,8 +246,40 @@ async def test_log_saved_onto_a_store_the_tui_mounted_read_only(
             await wait_for(pilot, lambda: (found / "logs" / log.path.name).exists(),
                            "the saved log")
             assert not isinstance(app.screen, ErrorDialog)
+            # Writable only for the save: read-only again, still mounted and listed.
+            await wait_for(pilot, lambda: f"{found} mounted read-only again" in log.text(),
+                           "the store read-only again")
+            with pytest.raises(OSError) as refused:
+                (found / "probe").write_bytes(b"x")
+            assert refused.value.errno == errno.EROFS
+            assert os.path.ismount(found)
         saved = (found / "logs" / log.path.name).read_text()
         assert "recovery tui started" in saved
+    finally:
+        mounts.close()
+    assert _ours(root) == []
+
+
+def test_a_verification_leaves_a_store_it_made_writable_read_only(
+        usb_drive: Path, tmp_path: Path) -> None:
+    """Verify may record its outcome in the store, so it mounts the store read-write;
+    however the check ends (here: the image is not there), the store is read-only again."""
+    log = ActionLog(tmp_path / "tui-verify.log")
+    root = tmp_path / "stores"
+    mounts = StoreMounts(root, log=log.write, accept=lambda disk: disk.node == usb_drive)
+    backend = Backend(store_mounts=mounts, hotplug=False)
+    found = root / f"{usb_drive.name}-1"
+    try:
+        backend.stores(backend.disks())
+        assert os.path.ismount(found), found  # found by the scan, read-only
+        with pytest.raises(RecoveryError):
+            backend.verify(found, "no-such-image", None, lambda event: None,
+                           threading.Event())
+        assert f"{found} mounted read-write" in log.text()
+        assert f"{found} mounted read-only again" in log.text()
+        with pytest.raises(OSError) as refused:
+            (found / "probe").write_bytes(b"x")
+        assert refused.value.errno == errno.EROFS
     finally:
         mounts.close()
     assert _ours(root) == []

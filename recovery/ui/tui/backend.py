@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -146,6 +146,16 @@ class Backend:
         if self.store_mounts is not None:
             self.store_mounts.make_writable(path)
 
+    @contextlib.contextmanager
+    def short_write(self, store: Path) -> Iterator[None]:
+        """A verification record or a saved log: the store is writable only meanwhile
+        and read-only again after, as the home screen's scan holds every store."""
+        try:
+            yield
+        finally:
+            if self.store_mounts is not None:
+                self.store_mounts.make_read_only(store)
+
     def new_store_places(self, disks: list[Disk], source: Disk | None,
                          stores: list[StoreLocation]) -> list[NewStorePlace]:
         """Writable file systems (on disks other than `source`) that could hold a new store."""
@@ -183,8 +193,9 @@ class Backend:
             self.store_mounts.after_writing(store)
 
     def save_log(self, log: ActionLog, store: Path) -> Path:
-        self.writable_store(store)
-        return log.save_to_store(store)
+        with self.short_write(store):
+            self.writable_store(store)
+            return log.save_to_store(store)
 
     def close(self) -> None:
         if self.store_mounts is not None:
@@ -247,11 +258,12 @@ class Backend:
                cancel: threading.Event) -> verify_engine.VerifySummary:
         from recovery.engine.verify import verify
         from recovery.events import Notice
-        try:  # to record the outcome in the store; checking needs only reading
-            self.writable_store(store)
-        except RecoveryError as error:
-            events(Notice(f"The store stays read-only: {error.title}", "warning"))
-        return verify(store, image, target, events, cancel)
+        with self.short_write(store):
+            try:  # to record the outcome in the store; checking needs only reading
+                self.writable_store(store)
+            except RecoveryError as error:
+                events(Notice(f"The store stays read-only: {error.title}", "warning"))
+            return verify(store, image, target, events, cancel)
 
     def open_image(self, store: Path, image: str, partition: int | None
                    ) -> explore_engine.OpenedImage:
