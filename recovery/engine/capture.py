@@ -22,6 +22,7 @@ resumes it (chunks already in the store are not written twice).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
@@ -49,6 +50,7 @@ from recovery.errors import (
     DiskChangedError,
     Hint,
     SafetyError,
+    StoreError,
     UnsupportedLayoutError,
     UsageError,
 )
@@ -240,6 +242,16 @@ def execute_capture(plan: CapturePlan, events: EventSink = discard,
                 if not (request.rescue or exc.gone):  # a bad area, not a vanished disk
                     exc.hint = Hint.RESCUE
                 raise
+            finally:
+                _keep_written_chunks(store)
+
+
+def _keep_written_chunks(store: ChunkStore) -> None:
+    """Name the chunk files written so far (the store names them in batches), so that
+    running the same command again after a failure or a stop reuses them. Best effort: a
+    store that fails here has already failed the capture with a better message."""
+    with contextlib.suppress(StoreError, OSError):
+        store.sync()
 
 
 def _capture_locked(plan: CapturePlan, store: ChunkStore, device: BlockDevice,
@@ -419,7 +431,7 @@ def _store_chunk(store: ChunkStore, data: bytes | memoryview, counter: _Counter,
         counter.add(used, 0, False, True, False)
         return chunk_digest, False
     blob = store.compress(data)
-    new = store.put(chunk_digest, blob)
+    new = store.put(chunk_digest, blob, batched=True)  # named at the latest by sync()
     counter.add(used, len(blob) if new else 0, new, not new, False)
     return chunk_digest, False
 

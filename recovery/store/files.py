@@ -54,25 +54,57 @@ def write_error(path: Path, root: Path, exc: OSError) -> StoreError:
                       "Check that the store drive is connected and mounted read-write.")
 
 
+Data = bytes | memoryview
+
+
 def write_atomic(path: Path, data: bytes, root: Path) -> None:
     """Write `data` as `path` (temp + fsync + rename); the directory is not fsynced here.
 
     Past the page cache where the file system allows (see recovery.sys.directio: several
     times faster for chunk-sized files), else through it.
     """
-    temp = temp_name(path)
+    publish(write_temp(path, root, data), path, root)
+
+
+def write_temp(final: Path, root: Path, *pieces: Data, sync: bool = True) -> Path:
+    """A new temp file next to `final` holding the `pieces` one after the other; fsynced
+    when `sync` (else the caller fsyncs it with `fsync_file` before naming it)."""
+    temp = temp_name(final)
     try:
-        if not write_file_direct(temp, data):
+        if not write_file_direct(temp, *pieces, sync=sync):
             with open(temp, "xb") as handle:
-                handle.write(data)
+                handle.writelines(pieces)
                 handle.flush()
-                os.fsync(handle.fileno())
-        os.rename(temp, path)
+                if sync:
+                    os.fsync(handle.fileno())
     except OSError as exc:
-        # On a read-only mount even unlinking a missing file fails (EROFS).
-        with contextlib.suppress(OSError):
-            temp.unlink(missing_ok=True)
-        raise write_error(path, root, exc) from exc
+        discard_temp(temp)
+        raise write_error(final, root, exc) from exc
+    return temp
+
+
+def publish(temp: Path, final: Path, root: Path) -> None:
+    """Give a written and fsynced temp file its real name (atomically)."""
+    try:
+        os.rename(temp, final)
+    except OSError as exc:
+        discard_temp(temp)
+        raise write_error(final, root, exc) from exc
+
+
+def discard_temp(temp: Path) -> None:
+    # On a read-only mount even unlinking a missing file fails (EROFS).
+    with contextlib.suppress(OSError):
+        temp.unlink(missing_ok=True)
+
+
+def fsync_file(path: Path) -> None:
+    # Opened for writing, as the file was: some FUSE file systems sync only such handles.
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path: Path) -> None:

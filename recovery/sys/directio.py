@@ -16,6 +16,7 @@ allocates nothing: a fresh 4 MiB buffer costs more in page faults than hashing i
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import mmap
 import os
@@ -46,7 +47,10 @@ def thread_buffer(size: int, slot: str = "data") -> memoryview:
     buffer = buffers.get(slot)
     if buffer is None or len(buffer) < size:
         if buffer is not None:
-            buffer.close()
+            # A view of it may still be alive (a zstd reader not yet collected): then the
+            # memory goes when that view does.
+            with contextlib.suppress(BufferError):
+                buffer.close()
         buffer = buffers[slot] = mmap.mmap(-1, max(size, ALIGN))
     return memoryview(buffer)
 
@@ -136,16 +140,22 @@ def _io_error(device: BlockDevice, what: str, offset: int, exc: OSError) -> Devi
     return device._io_error(what, offset, exc)
 
 
-def write_file_direct(path: Path, data: bytes | memoryview) -> bool:
-    """Create `path` (which must not exist) holding `data`, written with O_DIRECT and fsynced.
+def write_file_direct(path: Path, *pieces: bytes | memoryview, sync: bool = True) -> bool:
+    """Create `path` (which must not exist) holding the `pieces` one after the other,
+    written with O_DIRECT, and fsynced when `sync`.
 
-    The last block is padded to the alignment and the file cut back to its length. Returns
-    False, with nothing left behind, when the file system refuses O_DIRECT.
+    The last block is padded to the alignment and the file cut back to its length (a chunk
+    file brings its own padding, so is never cut back). Returns False, with nothing left
+    behind, when the file system refuses O_DIRECT.
     """
-    padded = -(-len(data) // ALIGN) * ALIGN
+    length = sum(len(piece) for piece in pieces)
+    padded = -(-length // ALIGN) * ALIGN
     buffer = thread_buffer(padded, "file")
-    buffer[:len(data)] = data
-    buffer[len(data):padded] = bytes(padded - len(data))
+    done = 0
+    for piece in pieces:
+        buffer[done:done + len(piece)] = piece
+        done += len(piece)
+    buffer[length:padded] = bytes(padded - length)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_DIRECT | os.O_CLOEXEC,
                      0o644)
@@ -157,8 +167,10 @@ def write_file_direct(path: Path, data: bytes | memoryview) -> bool:
         done = 0
         while done < padded:
             done += os.pwritev(fd, [buffer[done:padded]], done)
-        os.ftruncate(fd, len(data))
-        os.fsync(fd)
+        if padded != length:
+            os.ftruncate(fd, length)
+        if sync:
+            os.fsync(fd)
     except OSError as exc:
         os.close(fd)
         path.unlink(missing_ok=True)

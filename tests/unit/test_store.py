@@ -109,6 +109,45 @@ def test_put_get_round_trip_and_dedupe(store: ChunkStore) -> None:
     assert len(store.read_compressed(digest)) < len(data)
 
 
+def test_a_batched_chunk_file_is_named_only_when_durable_and_read_before(
+        store: ChunkStore) -> None:
+    """Capture's put(batched=True) writes the file under a temp name; it gets its name with
+    its batch's fsync (or at sync()): a crash never leaves a named chunk that is
+    incomplete."""
+    data = os.urandom(CHUNK)
+    digest = digest_of(data)
+    assert store.put(digest, store.compress(data), batched=True) is True
+    final = store.chunk_path(digest)
+    assert not final.exists()
+    assert store.has(digest) and store.get(digest) == data
+    assert store.put(digest, store.compress(data), batched=True) is False
+    store.sync()
+    assert final.is_file() and not list(final.parent.glob(".*.tmp"))
+    assert store.get(digest) == data
+
+
+def test_incompressible_chunk_is_a_raw_zstd_frame_padded_to_whole_blocks(
+        store: ChunkStore) -> None:
+    """Random data is stored in raw blocks (no zstd match search), text is compressed, and
+    every chunk file is whole 4 KiB blocks; the standard zstd tool reads both."""
+    random_data, text = os.urandom(CHUNK), b"service started OK\n" * (CHUNK // 19)
+    for data, compressed in ((random_data, False), (text, True)):
+        digest = digest_of(data)
+        store.put(digest, store.compress(data))
+        blob = store.chunk_path(digest).read_bytes()
+        assert len(blob) % 4096 == 0
+        assert (len(blob) < len(data) // 10) is compressed
+        assert store.get(digest) == data
+        out = bytearray(len(data))
+        store.get_into(digest, memoryview(out))
+        assert out == data
+        unpacked = subprocess.run(["zstd", "-d", "-c", str(store.chunk_path(digest))],
+                                  capture_output=True, check=True).stdout
+        assert unpacked == data
+    mixed = random_data[:CHUNK // 2] + text[:CHUNK // 2]
+    assert len(store.compress(mixed)) < len(mixed) * 0.6
+
+
 def test_concurrent_puts_of_one_digest_store_it_once(store: ChunkStore) -> None:
     data = os.urandom(CHUNK)
     digest = digest_of(data)
@@ -151,7 +190,8 @@ def test_damaged_chunk_is_named(store: ChunkStore) -> None:
     digest = put_data(store, data)
     path = store.chunk_path(digest)
     blob = bytearray(path.read_bytes())
-    blob[len(blob) // 2] ^= 0x40
+    # In the zstd frame: the file's tail is padding that every decoder skips.
+    blob[len(store.compress(data)) // 2] ^= 0x40
     path.write_bytes(bytes(blob))
     with pytest.raises(ImageDamagedError) as caught:
         store.get(digest)
