@@ -261,8 +261,11 @@ def cmd_restore(args: argparse.Namespace, events: EventSink) -> int:
                 print(text.restore_plan(plan))
             blocking = [r for r in plan.refusals if not isinstance(r, NotConfirmedError)]
             raise (blocking or plan.refusals)[0]
-        if not args.json and plan.layout is not None and plan.layout.mode == "fit":
-            print("\n".join(text.layout_lines(plan) + text.layout_bars(plan)), flush=True)
+        if plan.layout is not None and plan.layout.mode == "fit":
+            # Shown before anything is written; with --json on stderr, which an unattended
+            # job shows on its consoles, so stdout holds only the JSON document.
+            print("\n".join(text.layout_lines(plan) + text.layout_bars(plan)), flush=True,
+                  file=sys.stderr if args.json else sys.stdout)
         summary = execute_restore(plan, events)
     if args.json:
         print_json({"ok": True, "plan": plan.to_dict(), **summary.to_dict()})

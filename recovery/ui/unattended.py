@@ -10,6 +10,11 @@
     recovery.volume=SERIAL|ID|/dev/NODE  recovery.point=ID  recovery.partition=N
     recovery.hive=SYSTEM,SOFTWARE,...     (rollback: `recovery restore-points rollback`; with
                                           recovery.store= the undo record is copied there too)
+    restore: recovery.layout=fit|same  recovery.system-size=SIZE  recovery.plan-only=1
+             recovery.delta=1  recovery.allow-failing-target=1
+    capture: recovery.partitions=ROLE|N,...  recovery.read-all=1  recovery.retry-passes=N
+             recovery.rescue-time=SECONDS  recovery.slow-read=SECONDS
+    (each is the CLI flag of the same name: PASSED_OPTIONS below)
 
 The live image's recovery-unattended.service runs `python3 -m recovery.ui.unattended
 --console /dev/ttyS0 --console /dev/tty1 --poweroff`. It mounts the store, runs the CLI job
@@ -41,12 +46,26 @@ from typing import TextIO, cast
 from recovery.errors import NetworkError, RecoveryError, SourceError, UsageError
 from recovery.model.disk import Disk, DiskPartition
 from recovery.model.netstore import is_url, parse_url
+from recovery.units import parse_size
 
 JOBS = ("capture", "restore", "verify", "rollback")
 INTERACTIVE = ("tui", "shell")
 RESULT_PREFIX = "RECOVERY-RESULT:"
 STORE_WAIT_SECONDS = 60.0
 NETWORK_WAIT_SECONDS = 60.0
+SWITCH = "switch"  # recovery.NAME=1 gives the bare flag; 0 or no leaves it out
+YES_WORDS = ("1", "yes", "true")
+NO_WORDS = ("0", "no", "false")
+
+# Options passed on as the job's CLI flag of the same name (`recovery.system-size=200G` ->
+# `--system-size 200G`), with how the value is checked before anything runs. The job's
+# identity (store, image, source, target, yes) has its own fields above.
+PASSED_OPTIONS: dict[str, dict[str, str | tuple[str, ...]]] = {
+    "restore": {"layout": ("fit", "same"), "system-size": "size", "plan-only": SWITCH,
+                "delta": SWITCH, "allow-failing-target": SWITCH},
+    "capture": {"partitions": "text", "read-all": SWITCH, "retry-passes": "count",
+                "rescue-time": "seconds", "slow-read": "seconds"},
+}
 
 
 @dataclass(frozen=True)
@@ -80,6 +99,7 @@ class UnattendedJob:
     partition: str = ""
     hive: str = ""
     rescue: bool = False
+    flags: tuple[str, ...] = ()  # the job's other CLI flags, from PASSED_OPTIONS
 
     @property
     def is_engine_job(self) -> bool:
@@ -118,12 +138,51 @@ def parse_cmdline(cmdline: str) -> UnattendedJob | None:
         credentials=(_parse_file(options["credentials"]) if options.get("credentials")
                      else None),
         image=options.get("image", ""), source=options.get("source", ""),
-        target=options.get("target", ""), yes=options.get("yes", "") in ("1", "yes", "true"),
+        target=options.get("target", ""), yes=options.get("yes", "") in YES_WORDS,
         volume=options.get("volume", ""), point=options.get("point", ""),
         partition=options.get("partition", ""), hive=options.get("hive", ""),
-        rescue=options.get("rescue", "") in ("1", "yes", "true"))
+        rescue=options.get("rescue", "") in YES_WORDS, flags=passed_flags(run, options))
     _check_complete(job)
     return job
+
+
+def passed_flags(run: str, options: dict[str, str]) -> tuple[str, ...]:
+    """The CLI flags for the job's PASSED_OPTIONS, each value checked; a bad one is refused
+    before the store is even looked for, naming the kernel option."""
+    flags: list[str] = []
+    for name, kind in PASSED_OPTIONS.get(run, {}).items():
+        if name not in options:
+            continue
+        value = options[name]
+        if kind == SWITCH:
+            if value not in YES_WORDS + NO_WORDS:
+                raise _bad_option(name, value, "1 (or 0)")
+            flags += [f"--{name}"] if value in YES_WORDS else []
+            continue
+        if not _valid(kind, value):
+            wanted = {"size": "a size such as 200G or 500GB", "count": "a whole number",
+                      "seconds": "a number of seconds", "text": "a value"}
+            raise _bad_option(name, value, wanted.get(str(kind), " or ".join(kind)))
+        flags += [f"--{name}", value]
+    return tuple(flags)
+
+
+def _valid(kind: str | tuple[str, ...], value: str) -> bool:
+    if isinstance(kind, tuple):
+        return value in kind
+    checks: dict[str, Callable[[str], object]] = {"size": parse_size, "count": int,
+                                                  "seconds": float, "text": str}
+    try:
+        checks[kind](value)
+    except ValueError:
+        return False
+    return bool(value)
+
+
+def _bad_option(name: str, value: str, wanted: str) -> UsageError:
+    return UsageError(f"recovery.{name}={value} on the kernel command line is not valid: it "
+                      f"takes {wanted}.",
+                      "Edit the boot entry (press e in the boot menu) and correct it.")
 
 
 def _parse_file(value: str) -> StoreSpec:
@@ -160,10 +219,10 @@ def cli_arguments(job: UnattendedJob, store_dir: Path | str | None,
     if job.run == "capture":
         name = ["--name", job.image] if job.image else []
         rescue = ["--rescue"] if job.rescue else []
-        return ["capture", resolve(job.source), *store, *name, *rescue, "--json"]
+        return ["capture", resolve(job.source), *store, *name, *rescue, *job.flags, "--json"]
     if job.run == "restore":
         yes = ["--yes"] if job.yes else []
-        return ["restore", *store, job.image, resolve(job.target), *yes, "--json"]
+        return ["restore", *store, job.image, resolve(job.target), *yes, *job.flags, "--json"]
     target = ["--target", resolve(job.target)] if job.target else []
     return ["verify", *store, job.image, *target, "--json"]
 

@@ -2,31 +2,36 @@
 
 A 2 GiB GPT Windows disk (the demo's: ESP, MSR, Windows with real hives, WinRE after it;
 files placed high in the Windows volume so that the shrink must move them) is captured on
-the host (the guest's capture is proven by
-test_unattended.py), then ONE boot of the live image restores it with the image's own
-`recovery restore` onto a blank 1.5 GiB and a blank 4 GiB NVMe disk, from the store stick
-mounted read-only (so nothing can be written to the store). On the host, each target:
-ntfsfix -n and ntfsresize --check of the resized Windows volume, its file tree against the
-source volume's (BLAKE3 of every file, security descriptors), the identifiers, the Recovery
-volume's ntfsclone hash at its new place, and `recovery verify --target`.
+the host once (the guest's capture is proven by test_unattended.py). Then, for each target,
+ONE boot of the live image runs the restore as an unattended job from the kernel command
+line (`recovery.run=restore recovery.target=SERIAL recovery.yes=1`, the large disk also
+`recovery.system-size=`): a blank 1.5 GiB NVMe disk (Windows shrunk) and a blank 4 GiB one
+(Windows grown to the size asked). The machine has only that disk and the store stick. The
+new layout must be on the serial console before the result line, and in the job's JSON.
+On the host, each target: ntfsfix -n and ntfsresize --check of the resized Windows volume,
+its file tree against the source volume's (BLAKE3 of every file, security descriptors), the
+identifiers, the Recovery volume's ntfsclone hash at its new place, `recovery verify
+--target`, and the store's image files as they were.
 """
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from pathlib import Path
 
-from qemu import VM, BootMedium, load_machine
+import pytest
+
 from recovery.demo.disk import DemoDisk, DiskSpec, build_windows_disk
 from recovery.engine.filetree import compare_trees, file_tree
 from recovery.engine.table import read_table
 from recovery.model.layout import PartitionTable
+from recovery.store.locks import LOCKS_DIR
 from recovery.sys import ntfs3g, ntfsresize
 from recovery.sys.blockdev import BlockDevice
 from recovery.sys.slice import DeviceSlice
 from recovery.ui.cli import main as recovery_cli
-from tests.e2e.conftest import BOOT_TIMEOUT, LiveImage
-from tests.e2e.test_unattended import STORE_LABEL
+from tests.e2e.conftest import LiveImage
+from tests.e2e.test_unattended import STORE_LABEL, run_job_with_console, store_options
 from tests.e2e.windisk import make_store_disk, mounted_store_disk
 from tests.engine.helpers import place_files_high
 
@@ -34,15 +39,59 @@ GiB = 1 << 30
 MiB = 1 << 20
 # ESP 100 MiB, MSR 16 MiB, Windows, WinRE 160 MiB from 1 MiB on: a 2 GiB disk, full.
 SOURCE = DiskSpec(size=2 * GiB, windows_size=2 * GiB - 278 * MiB, data_bytes=160 * MiB)
-SIZES = {"NVME-SMALL-0001": 3 * GiB // 2, "NVME-LARGE-0001": 4 * GiB}
-MACHINE = """description: UEFI PC with two blank NVMe disks of other sizes and the store stick
+MACHINE = """description: UEFI PC with one blank NVMe disk of another size and the store stick
 firmware: uefi
 memory_mib: 2048
 disks:
-  - {name: small, bus: nvme, serial: NVME-SMALL-0001, size: 1536MiB}
-  - {name: large, bus: nvme, serial: NVME-LARGE-0001, size: 4GiB}
-  - {name: store, bus: usb, serial: USB-STORE-0001, size: 4GiB}
+  - {{name: target, bus: nvme, serial: {serial}, size: {size}}}
+  - {{name: store, bus: usb, serial: USB-STORE-0001, size: 4GiB}}
 """
+
+
+@dataclass(frozen=True)
+class Target:
+    serial: str
+    size: int
+    options: str  # besides the job's own: the technician's choice, if any
+    action: str  # what the plan does to Windows
+    windows_size: int | None = None  # the size asked for, if any
+
+
+TARGETS = [
+    Target("NVME-SMALL-0001", 3 * GiB // 2, "", "shrunk"),
+    Target("NVME-LARGE-0001", 4 * GiB, "recovery.system-size=3G", "grown", 3 * GiB),
+]
+
+
+@dataclass(frozen=True)
+class Captured:
+    disk: DemoDisk
+    store: Path
+    files: dict[str, tuple[int, int]]  # the store's image files: size and mtime
+
+
+@pytest.fixture(scope="module")
+def captured(tmp_path_factory: pytest.TempPathFactory) -> Captured:
+    """The Windows disk captured on the host into image 'win' (no boot), shared by both
+    targets: a restore only reads the store."""
+    tmp_path = tmp_path_factory.mktemp("resize")
+    disk = build_windows_disk(tmp_path / "windows.img", SOURCE)
+    place_files_high(disk, tmp_path / "mnt")
+    store = tmp_path / "store.img"
+    make_store_disk(store, 4 * GiB, STORE_LABEL)
+    with mounted_store_disk(store, tmp_path / "store-mnt", read_write=True) as root:
+        assert recovery_cli(["capture", str(disk.path), "--store", str(root / "images"),
+                             "--name", "win"]) == 0
+    return Captured(disk, store, _store_files(store, tmp_path / "store-mnt"))
+
+
+def _store_files(store: Path, mountpoint: Path) -> dict[str, tuple[int, int]]:
+    """Every file of the image (manifests, chunks): the restore must have changed none.
+    (Lock files come and go: a restore takes a shared lock on the store.)"""
+    with mounted_store_disk(store, mountpoint) as root:
+        return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+                for p in (root / "images").rglob("*")
+                if p.is_file() and LOCKS_DIR not in p.relative_to(root).parts}
 
 
 def _table(path: Path) -> PartitionTable:
@@ -50,16 +99,8 @@ def _table(path: Path) -> PartitionTable:
         return read_table(device)
 
 
-def _restore_in_guest(vm: VM, serial: str) -> dict[str, object]:
-    """`recovery restore --json` onto the disk with `serial`: its plan and its summary."""
-    node = f"$(lsblk -dnpo PATH,SERIAL | awk '$2==\"{serial}\" {{print $1}}')"
-    done: dict[str, object] = json.loads(vm.shell(
-        f"recovery restore --store /mnt/store/images win {node} --yes --json", timeout=900))
-    print(f"{serial}: restored {vm.elapsed:.0f} s after QEMU started")
-    return done
-
-
-def _check_target(disk: DemoDisk, store: Path, target: Path, tmp_path: Path) -> None:
+def _check_target(disk: DemoDisk, store: Path, target: Path, tmp_path: Path) -> int:
+    """The host's checks of a restored target; the new size of its Windows partition."""
     size = target.stat().st_size
     source, restored = _table(disk.path), _table(target)
     assert restored.disk_id == source.disk_id
@@ -84,38 +125,31 @@ def _check_target(disk: DemoDisk, store: Path, target: Path, tmp_path: Path) -> 
     with mounted_store_disk(store, tmp_path / "store-mnt") as root:
         assert recovery_cli(["verify", "--store", str(root / "images"), "win",
                              "--target", str(target)]) == 0
+    return windows.size
 
 
-def test_restore_onto_a_smaller_and_a_larger_nvme_disk(live_image: LiveImage,
-                                                       tmp_path: Path) -> None:
-    disk = build_windows_disk(tmp_path / "windows.img", SOURCE)
-    place_files_high(disk, tmp_path / "mnt")
-    store = tmp_path / "store.img"
-    make_store_disk(store, 4 * GiB, STORE_LABEL)
-    with mounted_store_disk(store, tmp_path / "store-mnt", read_write=True) as root:
-        assert recovery_cli(["capture", str(disk.path), "--store", str(root / "images"),
-                             "--name", "win"]) == 0
-    targets = {serial: tmp_path / f"{serial}.img" for serial in SIZES}
-    for serial, path in targets.items():
-        with open(path, "wb") as handle:
-            handle.truncate(SIZES[serial])
-    machine_file = tmp_path / "two-nvme.yaml"
-    machine_file.write_text(MACHINE)
-    medium = BootMedium(live_image.iso, mode="kernel", append="recovery.run=shell")
-    disks = {"small": targets["NVME-SMALL-0001"], "large": targets["NVME-LARGE-0001"],
-             "store": store}
-    with VM(load_machine(machine_file), medium, tmp_path / "vm", disks, timeout=1800) as vm:
-        vm.wait_for("Shell: type 'exit'", timeout=BOOT_TIMEOUT)
-        vm.wait_for(r"# $", timeout=60)
-        print(f"shell ready {vm.elapsed:.0f} s after QEMU started")
-        vm.shell("dmesg -n 1; mkdir -p /mnt/store && "
-                 f"mount -o ro /dev/disk/by-label/{STORE_LABEL} /mnt/store")
-        results = {serial: _restore_in_guest(vm, serial) for serial in SIZES}
-        vm.shell("umount /mnt/store")
-    for serial, action in (("NVME-SMALL-0001", "shrunk"), ("NVME-LARGE-0001", "grown")):
-        done = results[serial]
-        assert done["ok"] and done["verified"], done
-        layout = done["plan"]["layout"]  # type: ignore[index]
-        changes = {p["number"]: p for p in layout["partitions"]}
-        assert (changes[3]["action"], changes[4]["action"]) == (action, "moved")
-        _check_target(disk, store, targets[serial], tmp_path)
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.serial)
+def test_unattended_restore_onto_an_nvme_disk_of_another_size(
+        live_image: LiveImage, tmp_path: Path, captured: Captured, target: Target) -> None:
+    path = tmp_path / f"{target.serial}.img"
+    with open(path, "wb") as handle:
+        handle.truncate(target.size)
+    machine = tmp_path / "machine.yaml"
+    machine.write_text(MACHINE.format(serial=target.serial, size=f"{target.size // MiB}MiB"))
+    options = (f"{store_options('restore', 'win')} recovery.target={target.serial} "
+               f"recovery.yes=1 {target.options}")
+    verdict, report, console = run_job_with_console(
+        live_image, machine, tmp_path / "vm", {"target": path, "store": captured.store},
+        options)
+    assert verdict == "PASS", report
+    done = report["result"]
+    assert isinstance(done, dict) and done["ok"] and done["verified"], done
+    changes = {p["number"]: p for p in done["plan"]["layout"]["partitions"]}
+    assert (changes[3]["action"], changes[4]["action"]) == (target.action, "moved")
+    # The plan was on the console before the restore wrote anything (and the result).
+    shown = console.index(f"New layout: Windows {target.action} to")
+    assert shown < console.index("RECOVERY-RESULT:")
+    new_windows = _check_target(captured.disk, captured.store, path, tmp_path)
+    if target.windows_size is not None:
+        assert new_windows == target.windows_size
+    assert _store_files(captured.store, tmp_path / "store-after") == captured.files

@@ -37,17 +37,26 @@ RESULT = re.compile(r"RECOVERY-RESULT: (PASS|FAIL) (\{.*\})\r?\n")  # whole line
 JOB_TIMEOUT = 900.0
 
 
-def run_job(image: LiveImage, machine: str, workdir: Path, disks: dict[str, Path],
+def run_job(image: LiveImage, machine: str | Path, workdir: Path, disks: dict[str, Path],
             options: str) -> tuple[str, dict[str, object]]:
     """Boot with `options`, wait for the result line; PASS must also power the guest off."""
+    verdict, report, _ = run_job_with_console(image, machine, workdir, disks, options)
+    return verdict, report
+
+
+def run_job_with_console(image: LiveImage, machine: str | Path, workdir: Path,
+                         disks: dict[str, Path], options: str
+                         ) -> tuple[str, dict[str, object], str]:
+    """run_job, and what the serial console showed up to the result line."""
     medium = BootMedium(image.iso, mode="kernel", append=options)
     with VM(load_machine(machine), medium, workdir, disks, timeout=JOB_TIMEOUT) as vm:
         match = vm.wait_for(RESULT)
         verdict, report = match.group(1), json.loads(match.group(2))
+        console = vm.output
         print(f"{machine} {options}: {verdict} after {vm.elapsed:.0f} s")
         if verdict == "PASS":
             assert vm.wait_exit(timeout=120) == 0
-    return verdict, report
+    return verdict, report, console
 
 
 def store_options(job: str, image_name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import pytest
 from recovery.errors import UsageError
 from recovery.model.disk import Disk, DiskPartition
 from recovery.ui import unattended
+from recovery.ui.cli import build_parser
 from recovery.ui.unattended import (
+    PASSED_OPTIONS,
     StoreSpec,
     UnattendedJob,
     cli_arguments,
@@ -82,6 +85,45 @@ def test_cli_arguments_for_each_job() -> None:
     assert rescue is not None and rescue.rescue
     assert cli_arguments(rescue, where, nodes.__getitem__) == [
         "capture", "/dev/nvme0n1", "--store", "/mnt/s", "--rescue", "--json"]
+
+
+def test_restore_and_capture_options_become_the_cli_flags_of_the_same_name() -> None:
+    nodes = {"SER1": "/dev/nvme0n1"}
+    where = Path("/mnt/s")
+    fit = parse_cmdline("recovery.run=restore recovery.store=L:/s recovery.image=img "
+                        "recovery.target=SER1 recovery.yes=1 recovery.system-size=1200M "
+                        "recovery.layout=fit recovery.plan-only=1 recovery.delta=0")
+    assert fit is not None
+    argv = cli_arguments(fit, where, nodes.__getitem__)
+    assert argv == ["restore", "--store", "/mnt/s", "img", "/dev/nvme0n1", "--yes",
+                    "--layout", "fit", "--system-size", "1200M", "--plan-only", "--json"]
+    build_parser().parse_args(argv)  # the CLI itself takes them
+    capture = parse_cmdline("recovery.run=capture recovery.store=L:/s recovery.source=SER1 "
+                            "recovery.partitions=boot,system recovery.read-all=yes "
+                            "recovery.layout=same")  # a restore option: not for a capture
+    assert capture is not None
+    argv = cli_arguments(capture, where, nodes.__getitem__)
+    assert argv == ["capture", "/dev/nvme0n1", "--store", "/mnt/s", "--partitions",
+                    "boot,system", "--read-all", "--json"]
+    build_parser().parse_args(argv)
+
+
+@pytest.mark.parametrize(("option", "wanted"), [
+    ("recovery.layout=shrink", "fit or same"), ("recovery.system-size=big", "a size"),
+    ("recovery.plan-only=maybe", "1 (or 0)"), ("recovery.system-size=", "a size")])
+def test_a_bad_option_value_is_refused_by_its_kernel_name(option: str, wanted: str) -> None:
+    with pytest.raises(UsageError) as refused:
+        parse_cmdline("recovery.run=restore recovery.store=L:/s recovery.image=img "
+                      f"recovery.target=SER1 {option}")
+    assert option in refused.value.title and wanted in refused.value.title
+
+
+def test_every_passed_option_is_a_flag_of_its_cli_command() -> None:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for job, options in PASSED_OPTIONS.items():
+        flags = {s for a in commands.choices[job]._actions for s in a.option_strings}
+        assert {f"--{name}" for name in options} <= flags, job
 
 
 def test_rollback_job_needs_no_store_and_maps_onto_restore_points() -> None:
