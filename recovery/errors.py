@@ -22,6 +22,7 @@ class Hint(enum.Enum):
     NO_DELTA = "no-delta"  # restore everything, not only the chunks that differ
     LAYOUT_SAME = "layout-same"  # restore the image's exact layout, nothing resized
     FIT_LAYOUT = "fit-layout"  # let Windows be shrunk to fit instead of the exact layout
+    SYSTEM_SIZE = "system-size"  # choose another size for the Windows partition
     LIST_DISKS = "list-disks"  # look at the disks this PC sees, with their numbers
     LIST_IMAGES = "list-images"  # look at the store's images and what each holds
     VERIFY_IMAGE = "verify-image"  # verify the image against its hashes

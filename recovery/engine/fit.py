@@ -141,7 +141,7 @@ def fit_layout(request: FitRequest) -> FittedLayout:
         raise UsageError(
             f"A Windows size of {human_size(size)} is below what Windows needs: "
             f"{human_size(floor)} (its used space plus a margin to boot and update).",
-            f"Give at least {human_size(floor)}, or no size to fill the disk.")
+            f"Choose at least {human_size(floor)} for Windows.", hint=Hint.SYSTEM_SIZE)
     delta = tail_start - tail[0].start if tail else 0
     moved = {p.number: replace(p, start=p.start + delta) for p in tail}
     new_parts = tuple(moved.get(p.number, replace(p, size=size) if p.number == system.number
@@ -230,7 +230,8 @@ def _too_small(request: FitRequest, minimum: int, room: int, floor: int) -> Targ
         return TargetTooSmallError(
             f"A Windows size of {human_size(request.system_size)} does not fit: the disk leaves "
             f"room for {human_size(room)} of Windows.",
-            f"Give at most {human_size(room)} (and at least {human_size(floor)}).")
+            f"Choose at most {human_size(room)} for Windows (it needs at least "
+            f"{human_size(floor)}).", hint=Hint.SYSTEM_SIZE)
     return TargetTooSmallError(
         f"Target disk is too small: even with Windows shrunk to {human_size(floor)} (its "
         f"used space plus a margin to boot and update) the image needs "

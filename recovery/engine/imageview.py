@@ -1,4 +1,4 @@
-"""A FUSE view of one partition being shrunk: the target below the new end, the image above.
+"""A FUSE view of one partition being resized: the target below the new end, the image above.
 
 Shrinking a restored NTFS volume means moving the data that lies past the new end. No
 staging copy is made and nothing is written to the store (it may be read-only): the
@@ -8,6 +8,8 @@ bytes above are read from the image's chunks. ntfsresize runs on the file and re
 everything past the new end, reading it from the image and writing it below `split`, that
 is into the target. Writes above `split` (ntfsresize updating metadata it will move anyway)
 are kept in memory: they must never reach the disk, where the next partition now lies.
+Growing uses the same view with the new size as both `split` and length (every byte is the
+target's), only so that ntfsresize's writes are read back as a shrink's are.
 
 The view runs as its own process (python3 -m recovery.engine.imageview SPEC MOUNTPOINT),
 so serving I/O never competes for the GIL or a thread pool with the engine that waits.
@@ -62,7 +64,7 @@ class ViewSpec:
     target: str  # whole target disk (block device or image file); "" with split 0
     target_offset: int  # where the partition starts on the target
     split: int  # bytes from the partition start: below from the target, above from the image
-    size: int  # the image's size of the partition (the view's length)
+    size: int  # the view's length: the image's size of the partition, or more when grown
     written_log: str = ""  # where the view lists, on exit, the blocks it wrote below split
 
 

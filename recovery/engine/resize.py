@@ -4,8 +4,11 @@ The restore writes the fitted table, then every chunk at its partition's new sta
 Windows volume's chunks past a shrunk partition's new end are not written (the next
 partition lies there now); ntfsresize then moves that data through the FUSE view
 (recovery/engine/imageview.py), which reads it from the image and writes only into the
-target. A grown volume is restored as it was and then grown in place. The FAT ESP and every
-partition other than Windows keep their size; partitions after Windows only move.
+target. A grown volume is restored as it was and then grown in place, through the same view
+(all of it the target's). Every block written is read back from the disk: the chunks by the
+restore's read-back (the one straddling a shrunk volume's new end by what was written of
+it), ntfsresize's writes by the view. The FAT ESP and every partition other than Windows
+keep their size; partitions after Windows only move.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
+from recovery.engine.chunking import _zero_unused, digest
 from recovery.engine.fit import FitRequest, FittedLayout, LayoutMode, fit_layout
 from recovery.engine.imageview import ViewSpec, partition_view
 from recovery.engine.placed import PlacedChunk
@@ -110,9 +114,19 @@ def place(chunks: Iterator[PlacedChunk], layout: FittedLayout) -> Iterator[Place
 
 
 def is_clipped(chunk: PlacedChunk, layout: FittedLayout) -> bool:
-    """A chunk written only in part: its BLAKE3 cannot be checked on the disk."""
+    """A chunk written only in part (it straddles a shrunk partition's new end): the
+    image's BLAKE3 of it cannot be checked on the disk, see as_written."""
     change = layout.change_of(chunk.partition)
     return change is not None and chunk.span.start + chunk.span.length > change.new_size
+
+
+def as_written(chunk: PlacedChunk, content: memoryview) -> PlacedChunk:
+    """A clipped chunk whose used ranges (below the new end) were just written from
+    `content`: the same chunk with the BLAKE3 of what a read-back of it must find (those
+    ranges, zeros elsewhere), so its written part is read back like every other chunk.
+    `content` is the writer's buffer, done with: its unused bytes are zeroed in place."""
+    _zero_unused(content, chunk.span)
+    return replace(chunk, ref=chunk.ref._replace(digest=digest(content)))
 
 
 def resize_system(target: Path, store: Path, manifest: ImageManifest, layout: FittedLayout,
@@ -130,15 +144,14 @@ def resize_system(target: Path, store: Path, manifest: ImageManifest, layout: Fi
     sector = manifest.table.sector_size
     verb = "Shrinking" if change.new_size < change.old_size else "Growing"
     with phase(events, "resize", f"{verb} Windows to {change.new_size // 10**6} MB", 1) as step:
-        if change.new_size < change.old_size:
-            spec = ViewSpec(str(store), manifest.name, part.number, str(target),
-                            change.new_start, change.new_size, change.old_size)
-            with partition_view(spec) as volume:
-                ntfsresize.resize(volume, change.new_size)
-        else:
-            with ntfs3g.volume_device(target, change.new_start, change.new_size,
-                                      read_only=False, sector_size=sector) as volume:
-                ntfsresize.resize(volume, change.new_size)
+        # Shrinking: the view's old-size volume reads past the new end from the image.
+        # Growing: the new-size volume is all target. Either way ntfsresize writes only
+        # through the view, which reads every block it wrote back from the disk.
+        length = max(change.old_size, change.new_size)
+        spec = ViewSpec(str(store), manifest.name, part.number, str(target),
+                        change.new_start, change.new_size, length)
+        with partition_view(spec) as volume:
+            ntfsresize.resize(volume, change.new_size)
         with ntfs3g.volume_device(target, change.new_start, change.new_size,
                                   sector_size=sector) as volume:
             ntfsresize.check(volume)

@@ -41,7 +41,14 @@ from recovery.engine.health import with_health
 from recovery.engine.pipeline import ordered_map
 from recovery.engine.placed import PlacedChunk, all_placed
 from recovery.engine.readback import WaveReadBack
-from recovery.engine.resize import LayoutChoice, is_clipped, place, plan_layout, resize_system
+from recovery.engine.resize import (
+    LayoutChoice,
+    as_written,
+    is_clipped,
+    place,
+    plan_layout,
+    resize_system,
+)
 from recovery.engine.table import compare_tables, read_table, write_table
 from recovery.engine.verify import check_boot_areas
 from recovery.errors import (
@@ -308,6 +315,8 @@ def _write_partitions(device: BlockDevice, plan: RestorePlan, store: ChunkStore,
                       cancel: threading.Event | None,
                       on_written: Callable[[PlacedChunk], None]) -> None:
     """Write each chunk's used ranges; `on_written` hears of each chunk written."""
+    layout = plan.layout
+
     def work(chunk: PlacedChunk) -> tuple[PlacedChunk, int]:
         offset, span = chunk.partition_offset, chunk.span
         if delta and digest(chunk.read_from(chunk_io)) == chunk.ref.digest:
@@ -317,12 +326,14 @@ def _write_partitions(device: BlockDevice, plan: RestorePlan, store: ChunkStore,
             content[:] = zeros(span.length)
         else:
             store.get_into(chunk.ref.digest, content)
-        return chunk, chunk_io.write_used(offset, span, content)
+        written = chunk_io.write_used(offset, span, content)
+        if layout is not None and is_clipped(chunk, layout):
+            chunk = as_written(chunk, content)  # read back against what it now holds
+        return chunk, written
 
     total = sum(p.used_bytes for p in plan.written_partitions)
     with phase(events, "restore", f"Restoring to {plan.target.node.name}",
                total) as tracker:
-        layout = plan.layout
         chunks: Iterator[PlacedChunk] = (chunk for chunk in all_placed(plan.manifest, plan.index)
                                          if chunk.partition in plan.partitions)
         if layout is not None:
@@ -331,8 +342,7 @@ def _write_partitions(device: BlockDevice, plan: RestorePlan, store: ChunkStore,
             for chunk, nbytes in ordered_map(work, chunks, cancel=cancel):
                 tracker.advance(chunk.span.used_bytes)
                 if nbytes:
-                    if not (layout and is_clipped(chunk, layout)):
-                        on_written(chunk)
+                    on_written(chunk)
                     summary.bytes_written += nbytes
                     summary.chunks_written += 1
                 else:

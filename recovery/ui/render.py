@@ -78,6 +78,8 @@ CLI_HINTS = {
     Hint.NO_DELTA: "Run the restore without --delta.",
     Hint.LAYOUT_SAME: "Use --layout same.",
     Hint.FIT_LAYOUT: "Leaving out --layout same lets Windows be shrunk to fit.",
+    Hint.SYSTEM_SIZE: "Give that size with --system-size (e.g. --system-size 200G), or leave "
+                      "it out to fill the disk.",
     Hint.LIST_DISKS: "`recovery disks` lists the disks with their partitions and ids.",
     Hint.LIST_IMAGES: "`recovery images --store STORE` lists the images and what each holds.",
     Hint.VERIFY_IMAGE: "`recovery verify --store STORE IMAGE` checks the image.",

@@ -5,6 +5,7 @@ the partition identifiers and ntfsclone hashes of the moved volume."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -15,20 +16,23 @@ from pathlib import Path
 import pytest
 
 from recovery.demo.disk import DemoDisk, DiskSpec, build_windows_disk
+from recovery.engine import imageview
 from recovery.engine.capture import CaptureRequest, capture
+from recovery.engine.chunking import ChunkIO, ChunkSpan
 from recovery.engine.filetree import compare_trees, file_tree
 from recovery.engine.imageview import PartitionView, ViewSpec, read_back_written
+from recovery.engine.placed import all_placed
 from recovery.engine.resize import LayoutChoice
 from recovery.engine.restore import RestoreRequest, plan_restore, restore
 from recovery.engine.table import compare_tables, read_table
 from recovery.engine.verify import verify
-from recovery.errors import TargetTooSmallError, VerificationError
+from recovery.errors import TargetTooSmallError, UsageError, VerificationError
 from recovery.model.layout import TablePartition
 from recovery.sys import ntfs3g, ntfsresize
 from recovery.sys.blockdev import BlockDevice
 from recovery.sys.slice import DeviceSlice
 from recovery.ui import text
-from recovery.units import MiB
+from recovery.units import MiB, align_up
 from tests.engine.helpers import place_files_high
 
 SPEC = DiskSpec(size=1200 * MiB, windows_size=640 * MiB, data_bytes=40 * MiB, seed=11)
@@ -129,6 +133,80 @@ def test_blocks_the_shrink_view_writes_are_read_back_from_the_target(
     first = MiB + 8 * MiB + 17 * 4096  # the block holding the lost byte
     assert refused.value.problems == [f"bytes {first}-{first + 4095} of the target differ "
                                       "from what ntfsresize wrote"]
+
+
+def _holds_data(path: Path, offset: int, length: int) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        return bool(handle.read(length).strip(b"\0"))
+
+
+def test_the_chunk_straddling_the_new_end_is_read_back(
+        resize_source: tuple[DemoDisk, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the part of that chunk below the new end is written; a disk that acknowledges
+    it and keeps nothing must fail the read-back like any other lost chunk."""
+    disk, store = resize_source
+    target = _target(tmp_path, disk.windows.start + 680 * MiB)
+    plan = plan_restore(RestoreRequest(store, "pc", target, confirmed=True))
+    # A Windows size ending inside a chunk just after data that is not all zeros: that
+    # chunk is written only in part, and what is written would be missed if lost.
+    ends = sorted((align_up(start + 1, MiB) for chunk in all_placed(plan.manifest, plan.index)
+                   if chunk.partition == disk.windows.number
+                   for start, length in chunk.span.used[:1]
+                   if align_up(start + 1, MiB) % plan.manifest.chunk_size
+                   and _holds_data(disk.path, disk.windows.start + start,
+                                   min(length, align_up(start + 1, MiB) - start))),
+                  reverse=True)
+    for size in ends:
+        choice = LayoutChoice(system_size=size)
+        with contextlib.suppress(UsageError, TargetTooSmallError):
+            plan = plan_restore(RestoreRequest(store, "pc", target, confirmed=True,
+                                               layout=choice))
+            break
+    assert plan.layout is not None and plan.layout.resized is not None and not plan.refusals
+    assert plan.layout.resized.new_size == size
+    change = plan.layout.resized
+    real_write = ChunkIO.write_used
+    dropped: list[int] = []
+
+    def drop_the_straddling_chunk(self: ChunkIO, offset: int, span: ChunkSpan,
+                                  content: memoryview) -> int:
+        if offset == change.new_start and span.start + span.length > change.new_size:
+            dropped.append(offset + span.start)
+            return span.used_bytes
+        return real_write(self, offset, span, content)
+
+    monkeypatch.setattr(ChunkIO, "write_used", drop_the_straddling_chunk)
+    with pytest.raises(VerificationError) as caught:
+        restore(RestoreRequest(store, "pc", target, confirmed=True, layout=choice))
+    assert dropped and f"disk offset {dropped[0]}," in caught.value.title
+
+
+def test_ntfsresize_writes_of_a_grow_are_read_back(
+        resize_source: tuple[DemoDisk, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """ntfsresize grows the volume through the view, which records every block it wrote;
+    a disk that loses one of them after the sync fails the read-back."""
+    _disk, store = resize_source
+    target = _target(tmp_path, 2000 * MiB)
+    real_read_back = imageview.read_back_written
+    lost: list[int] = []
+
+    def lose_a_block_then_read_back(spec: ViewSpec) -> None:
+        records = Path(spec.written_log).read_bytes()
+        first = int.from_bytes(records[:8], "little") * 4096 + spec.target_offset
+        with open(spec.target, "r+b") as handle:
+            handle.seek(first)
+            handle.write(bytes(b ^ 0xFF for b in handle.read(512)))
+        lost.append(first)
+        real_read_back(spec)
+
+    monkeypatch.setattr(imageview, "read_back_written", lose_a_block_then_read_back)
+    with pytest.raises(VerificationError) as caught:
+        restore(RestoreRequest(store, "pc", target, confirmed=True))
+    assert lost and f"bytes {lost[0]}-{lost[0] + 4095} of the target differ" in \
+        caught.value.title
 
 
 def test_grow_onto_a_larger_disk(resize_source: tuple[DemoDisk, Path], tmp_path: Path) -> None:

@@ -121,6 +121,9 @@ async def test_fitted_plan_table_bars_size_choice_and_refusal(
         await wait_for(pilot, lambda: "Refused" in _shown(wizard, "#system-size-refusal"),
                        "the refusal of a size below what Windows needs")
         assert human_size(floor) in _shown(wizard, "#system-size-refusal")
+        # The engine's hint, as the TUI words it: the field, not the CLI's --system-size.
+        assert "'Windows size' field" in " ".join(_shown(wizard, "#system-size-refusal").split())
+        assert "--" not in _shown(wizard, "#system-size-refusal")
         assert _shown(wizard, "#lost").splitlines() == lines  # the plan is unchanged
 
         size_input.focus()

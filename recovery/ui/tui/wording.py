@@ -18,6 +18,8 @@ TUI_HINTS = {
     Hint.LAYOUT_SAME: "Choose a disk at least as large as the original: its layout is then "
                       "kept as it is.",
     Hint.FIT_LAYOUT: "The restore wizard shrinks Windows to fit when the image allows it.",
+    Hint.SYSTEM_SIZE: "Type that size in the 'Windows size' field (e.g. 300M) and Enter, or "
+                      "empty it to fill the disk.",
     Hint.LIST_DISKS: "The home screen lists the disks (F5 refreshes).",
     Hint.LIST_IMAGES: "Open the store (Enter on it on the home screen) to see its images.",
     Hint.VERIFY_IMAGE: "Verify the image (v on the home screen).",
@@ -38,3 +40,9 @@ def tui_action(error: RecoveryError) -> str:
     """The engine's advice, with the key or switch that carries it out in the TUI."""
     hint = TUI_HINTS.get(error.hint) if error.hint is not None else None
     return " ".join(part for part in (error.action, hint) if part)
+
+
+def tui_message(error: RecoveryError) -> str:
+    """The whole message as the TUI shows it inline: the problem, then tui_action's advice
+    (str(error) would leave the hint out, and a hint is the step to take)."""
+    return " ".join(part for part in (error.title, tui_action(error)) if part)

@@ -43,6 +43,7 @@ from recovery.ui.tui.screens.wizard import Wizard
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.images import describe_image, source_id
 from recovery.ui.tui.widgets.plain import PlainOption
+from recovery.ui.tui.wording import tui_message
 from recovery.units import human_size, parse_size
 
 
@@ -89,7 +90,7 @@ def _candidate(disk: Disk, plan: RestorePlan) -> Candidate:
     """The technician confirms later in this wizard and is asked about a failing disk; the
     other refusals rule the disk out."""
     failing = next((r.title for r in plan.refusals if isinstance(r, FailingTargetError)), "")
-    reasons = tuple(str(r) for r in plan.refusals
+    reasons = tuple(tui_message(r) for r in plan.refusals
                     if not isinstance(r, NotConfirmedError | FailingTargetError))
     if reasons and failing:
         reasons += (failing,)
@@ -190,7 +191,7 @@ class RestoreWizard(Wizard):
             try:
                 plan = backend.plan_restore(request)
             except RecoveryError as error:
-                candidates.append(Candidate(disk, None, (str(error),)))
+                candidates.append(Candidate(disk, None, (tui_message(error),)))
             else:
                 candidates.append(_candidate(disk, plan))
             self.app.call_from_thread(self.show_targets, list(candidates), len(offered))
@@ -308,7 +309,7 @@ class RestoreWizard(Wizard):
         try:
             candidate = _candidate(disk, tui_app(self.app).backend.plan_restore(request))
         except RecoveryError as error:
-            candidate = Candidate(disk, None, (str(error),))
+            candidate = Candidate(disk, None, (tui_message(error),))
         self.app.call_from_thread(self.replanned, candidate)
 
     def replanned(self, candidate: Candidate) -> None:
