@@ -36,6 +36,7 @@ class Hint(enum.Enum):
     POINTS_UNDO = "points-undo"  # undo the rollback
     UNMOUNT_IMAGE = "unmount-image"  # take down an image mounted earlier
     NETWORK_PORT = "network-port"  # name the Ethernet port a static address goes to
+    RESUME_CAPTURE = "resume-capture"  # capture the same disk into the same store again
 
 
 class RecoveryError(Exception):

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from recovery import __version__
@@ -65,8 +66,10 @@ from recovery.model.manifest import (
     RawArea,
     SourceIdentity,
 )
-from recovery.registry.identity import computer_name
+from recovery.registry.identity import computer_name, image_computer_name
+from recovery.registry.volume import WindowsVolume
 from recovery.store.images import default_image_name
+from recovery.store.imageview import ImageView
 from recovery.store.index import ChunkRef, ImageIndex, PartitionIndex
 from recovery.store.objects import ChunkStore
 from recovery.sys.blockdev import BlockDevice
@@ -182,7 +185,7 @@ def plan_capture(request: CaptureRequest) -> CapturePlan:
         _check_numbers(disk, table, request.numbers or frozenset())
         planned = []
         for partition in table.data_partitions():
-            volume = probe_volume(device, partition.start, partition.size)
+            volume = probe_volume(device, partition.start, partition.size, request.rescue)
             role = classify(partition, table.scheme, volume)
             planned.append(PlannedPartition(partition, role, volume,
                                             request.selects(partition.number, role)))
@@ -290,20 +293,34 @@ def _capture_locked(plan: CapturePlan, store: ChunkStore, device: BlockDevice,
         stats = replace(stats, good_read_seconds=round(found.good_read_seconds, 3),
                         bad_read_seconds=round(found.bad_read_seconds, 3),
                         reads_failed=found.reads_failed, reads_retried=found.reads_retried)
-    manifest = ImageManifest.build(
-        name=name, created=datetime.now(UTC), tool_version=__version__,
+    build = partial(
+        ImageManifest.build, name=name, created=datetime.now(UTC), tool_version=__version__,
         host=socket.gethostname(), chunk_size=request.chunk_size, source=identity,
-        # A rescue does not read the dying disk again for a name: every extra read there
-        # can be the one that finishes it (the name is only a help for finding images).
-        computer="" if request.rescue else _computer_name(request.source, plan),
         table=plan.table, table_copy=areas.table_copy if areas else "",
         disk_unreadable=area_lost,
         raw_areas=tuple(raw_areas), partitions=tuple(parts_meta), stats=stats)
+    # A rescue does not read the dying disk again for the name: every extra read there can
+    # be the one that finishes it. It reads the SYSTEM hive from the chunks just stored.
+    manifest = build(computer=_image_computer_name(store, build(), parts_index)
+                     if request.rescue else _computer_name(request.source, plan))
     writer.commit(manifest, ImageIndex(partitions=tuple(parts_index)))
-    partitions = [CapturedPartition.of(meta, read)
+    partitions = [CapturedPartition(meta, read)
                   for meta, read in zip(parts_meta, parts_read, strict=True)]
     return CaptureSummary(name, str(request.store), partitions, stats, plan.warnings,
                           list(area_lost), manifest.table_copy)
+
+
+def _image_computer_name(store: ChunkStore, draft: ImageManifest,
+                         parts: list[PartitionIndex]) -> str:
+    """The computer name from the captured system volume (through the image view, which
+    refuses the bytes a rescue could not read); "" when no system volume was captured."""
+    chunks = {part.number: part.chunks for part in parts}
+    for part in draft.captured_partitions:
+        if part.role == "system" and part.number in chunks:
+            volume = WindowsVolume(Path(draft.name), 0, part.size, part.number)
+            view = partial(ImageView, store, draft.name, draft, part, chunks[part.number])
+            return image_computer_name(volume, view)
+    return ""
 
 
 def _computer_name(source: Path, plan: CapturePlan) -> str:
@@ -344,12 +361,19 @@ def _used_map_changes(plan: CapturePlan, device: BlockDevice) -> str:
     out and freed ones stored, an image of no moment the volume was ever in."""
     for planned in plan.selected:
         part, then = planned.partition, planned.volume
-        try:
-            now = probe_volume(device, part.start, part.size)
-        except DeviceIOError:
-            if plan.request.rescue:  # a failing disk: the rescue read maps what it can
-                continue
-            raise
+        if then.probe_error:
+            # A plan that could not read this volume's map (a read error) captures all of it:
+            # nothing allocated since can be left out, so there is no map to re-check. A
+            # probe that reads now is no sign of a write, only of a weak sector that read.
+            continue
+        now = probe_volume(device, part.start, part.size, plan.request.rescue)
+        if now.probe_error:
+            raise DiskChangedError(
+                f"The used blocks of partition {part.number} could not be read again "
+                f"({now.probe_error}), so whether it was written since the plan cannot be "
+                "checked; the disk is getting worse.",
+                "Nothing was captured: plan the capture again. A plan that cannot read a "
+                "volume's used blocks captures all of it.")
         if now.fs_type != then.fs_type:
             return f"partition {part.number} was {then.fs_type}, is now {now.fs_type}"
         if now.used != then.used:

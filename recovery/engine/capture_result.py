@@ -17,55 +17,67 @@ from recovery.model.manifest import (
 
 @dataclass(frozen=True)
 class CapturedPartition:
-    """One partition of the source disk as this capture left it in the image."""
+    """One partition of the source disk as this capture left it in the image: its entry in
+    the manifest, and the used bytes read from the disk for it (0 for a reused volume)."""
 
-    number: int
-    role: Role
-    fs_type: str
-    label: str
-    start: int
-    size: int
-    used_bytes: int
-    selected: bool  # False: the technician left it out, nothing was read
-    warnings: tuple[str, ...] = ()
-    bytes_read: int = 0  # used bytes read from the disk (0 for a reused volume)
-    bytes_stored: int = 0  # compressed bytes this capture added to the store
-    chunks: int = 0  # chunks in the image, zero chunks included
-    reused_from: str = ""  # the image whose chunks an unchanged volume reused, unread
-    reuse_check: str = ""  # its spot check: "4 of 4 sampled chunks matched" (or differed)
-    # A rescue capture: used bytes that could not be read (stored as zeros), and what
-    # they belonged to.
-    unreadable: tuple[ByteRange, ...] = ()
-    damaged: tuple[DamagedItem, ...] = ()
+    meta: PartitionImage
+    bytes_read: int = 0
+
+    # What the shells read, by the names --json has always used.
+    @property
+    def number(self) -> int:
+        return self.meta.number
+
+    @property
+    def role(self) -> Role:
+        return self.meta.role
+
+    @property
+    def fs_type(self) -> str:
+        return self.meta.fs_type
+
+    @property
+    def used_bytes(self) -> int:
+        return self.meta.used_bytes
+
+    @property
+    def selected(self) -> bool:  # False: the technician left it out, nothing was read
+        return self.meta.captured
+
+    @property
+    def reused_from(self) -> str:
+        return self.meta.reused_from
+
+    @property
+    def reuse_check(self) -> str:
+        return self.meta.reuse_check
+
+    @property
+    def unreadable(self) -> tuple[ByteRange, ...]:
+        return self.meta.unreadable
+
+    @property
+    def damaged(self) -> tuple[DamagedItem, ...]:
+        return self.meta.damaged
 
     @property
     def unreadable_bytes(self) -> int:
-        return sum(piece.length for piece in self.unreadable)
-
-    @classmethod
-    def of(cls, meta: PartitionImage, bytes_read: int) -> CapturedPartition:
-        """The result of one partition from its manifest entry."""
-        return cls(number=meta.number, role=meta.role, fs_type=meta.fs_type,
-                   label=meta.label, start=meta.start, size=meta.size,
-                   used_bytes=meta.used_bytes, selected=meta.captured,
-                   warnings=meta.warnings, bytes_read=bytes_read,
-                   bytes_stored=meta.stored_bytes, chunks=meta.chunk_count,
-                   reused_from=meta.reused_from, reuse_check=meta.reuse_check,
-                   unreadable=meta.unreadable, damaged=meta.damaged)
+        return self.meta.unreadable_bytes
 
     def to_dict(self) -> dict[str, object]:
         # The keys --json always had; the rescue facts only where bytes were lost.
+        meta = self.meta
         found: dict[str, object] = {
-            "number": self.number, "role": self.role, "fs_type": self.fs_type,
-            "label": self.label, "start": self.start, "size": self.size,
-            "used_bytes": self.used_bytes, "selected": self.selected,
-            "warnings": list(self.warnings), "bytes_read": self.bytes_read,
-            "bytes_stored": self.bytes_stored, "chunks": self.chunks,
-            "reused_from": self.reused_from or None, "reuse_check": self.reuse_check or None}
-        if self.unreadable:
-            found |= {"unreadable_bytes": self.unreadable_bytes,
-                      "unreadable": [asdict(r) for r in self.unreadable],
-                      "damaged": [asdict(d) for d in self.damaged]}
+            "number": meta.number, "role": meta.role, "fs_type": meta.fs_type,
+            "label": meta.label, "start": meta.start, "size": meta.size,
+            "used_bytes": meta.used_bytes, "selected": meta.captured,
+            "warnings": list(meta.warnings), "bytes_read": self.bytes_read,
+            "bytes_stored": meta.stored_bytes, "chunks": meta.chunk_count,
+            "reused_from": meta.reused_from or None, "reuse_check": meta.reuse_check or None}
+        if meta.unreadable:
+            found |= {"unreadable_bytes": meta.unreadable_bytes,
+                      "unreadable": [asdict(r) for r in meta.unreadable],
+                      "damaged": [asdict(d) for d in meta.damaged]}
         return found
 
 

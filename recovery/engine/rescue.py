@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from recovery.engine.chunking import ChunkSpan, _zero_unused, chunk_spans
 from recovery.engine.pipeline import default_workers, ordered_map
-from recovery.errors import CancelledError, DeviceIOError
+from recovery.errors import CancelledError, DeviceIOError, Hint
 from recovery.events import EventSink, Notice
 from recovery.model.extents import Extent, clip, normalise, total
 from recovery.store.index import ChunkRef
@@ -298,8 +298,8 @@ class Rescuer:
             self._pass(max(size, self.sector), deadline)
         if self.stats.stopped_by_time:
             self.events(Notice(f"The rescue time limit ({options.time_limit:g} s) is reached: "
-                               "what is still unread is listed as unreadable. Run the same "
-                               "capture again to go on retrying it.", "warning"))
+                               "what is still unread is listed as unreadable. A rescue "
+                               "capture of the disk again retries only that.", "warning"))
 
     def _pass(self, size: int, deadline: float | None) -> None:
         """One pass, backwards over the disk. A chunk read whole is stored at once, so only
@@ -320,7 +320,8 @@ class Rescuer:
     def _retry(self, pending: _Pending, piece: Extent, deadline: float | None) -> bool:
         if self.cancel is not None and self.cancel.is_set():
             raise CancelledError("Stopped on request.", "Nothing half-done is shown as "
-                                 "complete; run the same command again to continue.")
+                                 "complete; capturing again continues.",
+                                 hint=Hint.RESUME_CAPTURE)
         if deadline is not None and time.monotonic() > deadline:
             self.stats.stopped_by_time = True
         if self.stats.stopped_by_time:

@@ -7,6 +7,7 @@ when `CaptureRequest.rescue` is set; chunks, index and manifest are written the 
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,12 +24,14 @@ from recovery.errors import RecoveryError
 from recovery.events import EventSink, Notice
 from recovery.fs.ntfs_map import important_ranges, map_damage
 from recovery.fs.probe import VolumeInfo
-from recovery.model.extents import Extent
+from recovery.model.extents import Extent, clip
 from recovery.model.layout import TablePartition
 from recovery.model.manifest import ByteRange, DamagedItem
+from recovery.registry.shadowcopies import ShadowCopies
 from recovery.store.index import ChunkRef
 from recovery.store.objects import ChunkStore
 from recovery.sys.blockdev import BlockDevice
+from recovery.sys.slice import RandomAccessFile
 from recovery.units import MiB, human_size
 
 
@@ -125,7 +128,26 @@ def _damage(job: RescueJob, target: RescueTarget, volume: VolumeInfo, refs: list
                             f"a {volume.fs_type} volume: which files were hit is not "
                             "mapped")]
     reader = CapturedVolume(job.store, job.chunk_size, target, refs)
-    return map_damage(reader.read, target.size, bad)
+    shadows = ShadowCopies(lambda: _Refusing(reader, bad))
+    try:
+        return map_damage(reader.read, target.size, bad,
+                          shadows.note if shadows.count else None)
+    finally:
+        shadows.close()
+
+
+class _Refusing(RandomAccessFile):
+    """The captured volume as a file that refuses the bytes the rescue could not read: a
+    shadow copy read through them is no good copy (its zeros are not the file)."""
+
+    def __init__(self, volume: CapturedVolume, bad: list[Extent]) -> None:
+        super().__init__(volume.size)
+        self.volume, self.bad = volume, bad
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        if clip(self.bad, offset, offset + length):
+            raise OSError(errno.EIO, f"bytes {offset}-{offset + length - 1} were unreadable")
+        return self.volume.read(offset, length)
 
 
 class CapturedVolume:

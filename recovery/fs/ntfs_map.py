@@ -35,6 +35,9 @@ from recovery.sys.blockdev import BlockDevice
 from recovery.sys.slice import DeviceSlice
 
 Reader = Callable[[int, int], bytes]  # (offset in the volume, length) -> bytes
+# (path, is a registry hive) -> which shadow copies hold a readable copy, in words ("" when
+# the volume has none): recovery.registry.shadowcopies, kept out of this layer.
+CopyNote = Callable[[str, bool], str]
 ATTR_FILE_NAME = 0x30
 ATTR_INDEX_ROOT = 0x90
 ATTR_INDEX_ALLOCATION = 0xA0
@@ -145,8 +148,10 @@ class _Volume:
         return "\\" + "\\".join(reversed(parts))
 
 
-def map_damage(read: Reader, size: int, damaged: list[Extent]) -> list[DamagedItem]:
-    """What lived in `damaged` (volume-relative ranges) of the NTFS volume `read` gives."""
+def map_damage(read: Reader, size: int, damaged: list[Extent],
+               copies: CopyNote | None = None) -> list[DamagedItem]:
+    """What lived in `damaged` (volume-relative ranges) of the NTFS volume `read` gives;
+    `copies` says for a lost file which shadow copies can give it back."""
     try:
         volume = _walk(read, size)
     except (RecoveryError, struct.error, ValueError) as exc:
@@ -159,17 +164,26 @@ def map_damage(read: Reader, size: int, damaged: list[Extent]) -> list[DamagedIt
             entry[0] += piece[1]
             entry[1] = min(entry[1], piece[0])
     return [DamagedItem(kind, path, lost, first,
-                        "; ".join(filter(None, (_note(kind), _hive_copies(volume, read, path,
-                                                                          damaged)))))
+                        "; ".join(filter(None, (_note(kind), _copies(volume, read, kind, path,
+                                                                     damaged, copies)))))
             for (kind, path), (lost, first) in sorted(found.items(), key=lambda i: i[1][1])]
 
 
-def _hive_copies(volume: _Volume, read: Reader, path: str, damaged: list[Extent]) -> str:
-    """For a registry hive: whether a restore point on the volume holds a copy of it (the
-    RegBack copy is checked here, from the captured data; shadow copies only noted)."""
+def _copies(volume: _Volume, read: Reader, kind: DamageKind, path: str,
+            damaged: list[Extent], copies: CopyNote | None) -> str:
     folder, _, name = path.rpartition("\\")
-    if folder.lower() != CONFIG_DIR.lower() or name.upper() not in HIVE_NAMES:
+    if folder.lower() == CONFIG_DIR.lower() and name.upper() in HIVE_NAMES:
+        return _hive_copies(volume, read, path, damaged, copies)
+    if copies is None or kind not in ("file-data", "mft-record"):
         return ""
+    return copies(path, False)
+
+
+def _hive_copies(volume: _Volume, read: Reader, path: str, damaged: list[Extent],
+                 copies: CopyNote | None) -> str:
+    """For a registry hive: whether a restore point on the volume holds a good copy of it
+    (RegBack and, through `copies`, each shadow copy, read from the captured data)."""
+    name = path.rpartition("\\")[2]
     found = []
     regback = volume.find(f"{CONFIG_DIR}\\RegBack\\{name}")
     if regback is not None:
@@ -179,7 +193,11 @@ def _hive_copies(volume: _Volume, read: Reader, path: str, damaged: list[Extent]
                                           for s, n in extents)
         good = whole and read(extents[0][0], 4) == b"regf"
         found.append(f"RegBack holds {'a good' if good else 'a damaged or empty'} copy")
-    if any(VSS_STORE in record.name.lower() for record in volume.records.values()):
+    shadows = copies(path, True) if copies is not None else ""
+    if shadows:
+        found.append(shadows)
+    elif copies is None and any(VSS_STORE in record.name.lower()
+                                for record in volume.records.values()):
         found.append("the volume has shadow copies, which may hold older copies")
     if not found:
         return "no RegBack copy and no shadow copy of this hive on the volume"

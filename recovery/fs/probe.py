@@ -12,7 +12,7 @@ from typing import Literal
 
 import pyfsntfs
 
-from recovery.errors import RecoveryError
+from recovery.errors import DeviceIOError, RecoveryError
 from recovery.fs.fat import looks_like_fat, read_fat
 from recovery.fs.ntfs import is_ntfs, read_ntfs
 from recovery.model.extents import Extent
@@ -52,6 +52,9 @@ class VolumeInfo:
     windows_version: str = ""
     warnings: tuple[str, ...] = ()
     serial: str = ""
+    # The read error that left the used blocks unknown (all of the volume is captured);
+    # "" when they were read, or are unknown for another reason (BitLocker, damage).
+    probe_error: str = ""
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready facts (the extents themselves are left to the manifest)."""
@@ -70,16 +73,23 @@ class WindowsFacts:
     problem: str = ""
 
 
-def probe_volume(device: BlockDevice, offset: int, size: int) -> VolumeInfo:
+def probe_volume(device: BlockDevice, offset: int, size: int,
+                 read_errors_ok: bool = False) -> VolumeInfo:
     """Identify the volume at `offset` (`size` bytes) of `device` and map its used bytes.
 
     A damaged file system is not an error here: it is captured in full, with a warning,
-    because a recovery tool must still be able to image a broken disk.
+    because a recovery tool must still be able to image a broken disk. `read_errors_ok`
+    (a rescue capture): an unreadable boot sector is such damage too, not an error.
     """
     whole: list[Extent] = [(0, size)] if size > 0 else []
     if size < 512:
         return VolumeInfo("unknown", used=whole, used_bytes=size)
-    boot = device.read_at(offset, 512)
+    try:
+        boot = device.read_at(offset, 512)
+    except DeviceIOError as exc:
+        if not read_errors_ok or exc.gone:
+            raise
+        return _damaged("unknown", size, exc)
     if boot[3:11] == BITLOCKER_OEM_ID:
         return VolumeInfo("bitlocker", used=whole, used_bytes=size, bitlocker=True,
                           warnings=(WARN_BITLOCKER,))
@@ -121,7 +131,8 @@ def _probe_fat(device: BlockDevice, offset: int, size: int) -> VolumeInfo:
 def _damaged(fs_type: FsType, size: int, exc: RecoveryError) -> VolumeInfo:
     warning = (f"{exc.title} Its used blocks are unknown, so all {size} bytes will be "
                "captured.")
-    return VolumeInfo(fs_type, used=[(0, size)], used_bytes=size, warnings=(warning,))
+    return VolumeInfo(fs_type, used=[(0, size)], used_bytes=size, warnings=(warning,),
+                      probe_error=exc.title if isinstance(exc, DeviceIOError) else "")
 
 
 def windows_facts(device: BlockDevice, offset: int, size: int) -> WindowsFacts:

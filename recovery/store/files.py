@@ -14,7 +14,7 @@ import shutil
 import threading
 from pathlib import Path
 
-from recovery.errors import StoreError, StoreFullError
+from recovery.errors import Hint, StoreError, StoreFullError
 from recovery.sys.directio import write_file_direct
 from recovery.units import human_size
 
@@ -43,8 +43,8 @@ def full_error(root: Path, needed: int | None = None) -> StoreFullError:
     need = f", {human_size(needed)} more is needed" if needed else ""
     return StoreFullError(
         f"The store {root} is full: {human_size(free)} free{need}.",
-        "Free space on the store drive (delete old images) or use a larger drive, then run "
-        "the same capture command again: chunks already stored are reused.")
+        "Free space on the store drive (delete old images) or use a larger drive, then "
+        "capture again: chunks already stored are reused.", hint=Hint.RESUME_CAPTURE)
 
 
 def write_error(path: Path, root: Path, exc: OSError) -> StoreError:

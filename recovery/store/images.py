@@ -87,7 +87,7 @@ class ImageInfo:
         if self.manifest is not None:
             plain = manifest_codec.to_plain(self.manifest)
             for key in ("source", "chunk_size", "host", "tool_version", "partitions",
-                        "stats"):
+                        "stats", "table_copy", "disk_unreadable"):
                 out[key] = plain[key]
             out["unreadable_bytes"] = self.manifest.unreadable_bytes
             out["disk_size"] = self.manifest.table.disk_size
@@ -267,7 +267,8 @@ def _complete_folder(images_dir: Path, name: str) -> Path:
     if (images_dir / f"{name}{PARTIAL}").is_dir():
         raise ImageIncompleteError(
             f"The capture of image {name} was interrupted; it is not a usable image.",
-            "Run the same capture command again to resume it.")
+            "A capture of the same disk into this store resumes it.",
+            hint=Hint.RESUME_CAPTURE)
     names = image_names(images_dir)
     available = ", ".join(names) if names else "none"
     raise ImageNotFoundError(f"There is no image named {name} in {images_dir.parent}.",
@@ -328,7 +329,8 @@ def _check_chunks_present(store: StoreAccess, manifest: ImageManifest, index: Im
             raise ImageDamagedError(
                 f"Image {manifest.name} cannot be completed: chunk {digest.hex()} is not in "
                 f"the store {store.root}.",
-                "Run the same capture command again; it stores the missing chunks.")
+                "A capture of the same disk into this store stores the missing chunks.",
+                hint=Hint.RESUME_CAPTURE)
 
 
 def stored_area_digests(manifest: ImageManifest) -> set[bytes]:

@@ -93,6 +93,8 @@ CLI_HINTS = {
     Hint.POINTS_UNDO: "Run `recovery restore-points undo VOLUME RECORD`.",
     Hint.UNMOUNT_IMAGE: "`recovery unmount MOUNTPOINT` takes an image down.",
     Hint.NETWORK_PORT: "Name it with --interface (`recovery network` lists the ports).",
+    Hint.RESUME_CAPTURE: "Run the same `recovery capture SOURCE --store STORE` command "
+                         "again (with --rescue if it had it): it resumes.",
 }
 
 

@@ -88,8 +88,8 @@ def damage_report(partitions: list[CapturedPartition],
             lines.append(f"    {item.kind:<13} {human_size(item.bytes_lost):>9}  {what}"
                          + (f"  - {item.note}" if item.note else ""))
     if lines:
-        lines.insert(0, "Complete, with unreadable areas (exit 14): run the same command "
-                        "again to retry only them.")
+        lines.insert(0, "Complete, with unreadable areas (exit 14): run the same "
+                        "`recovery capture --rescue` command again to retry only them.")
     return lines
 
 

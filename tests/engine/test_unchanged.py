@@ -74,7 +74,7 @@ def test_unchanged_volume_reuses_chunks_by_default_and_restores_exactly(
     first_manifest = ChunkStore.open(store).load_image("a")[0]
     # The typed result: every used byte of each captured partition read, its chunks listed.
     for part in first.partitions:
-        assert (part.bytes_read, part.chunks, part.reused_from) == \
+        assert (part.bytes_read, part.meta.chunk_count, part.reused_from) == \
             ((part.used_bytes, len(_index(store, "a", part.number).chunks), "")
              if part.selected else (0, 0, ""))
     listed = subprocess.run([sys.executable, "-m", "recovery", "capture", str(small_disk.path),

@@ -26,6 +26,7 @@ from recovery.engine.capture import CaptureRequest, capture
 from recovery.engine.rescue import RescueOptions
 from recovery.fs.probe import probe_volume
 from recovery.model.extents import Extent, clip
+from recovery.registry.identity import UNREADABLE_NAME
 from recovery.store.objects import ChunkStore
 from recovery.sys import losetup, ntfs3g
 from recovery.sys.blockdev import BlockDevice
@@ -162,6 +163,8 @@ def test_rescue_capture_of_a_failing_disk(small_disk: DemoDisk, mount_faulty: Mo
     listed = _cli("images", "--store", str(store))
     assert f"complete, {summary['unreadable_bytes']} bytes unreadable" in listed.stdout
     assert DATA_FILE in listed.stdout and HIVE in listed.stdout
+    # The name comes from the image, not from the dying disk: its SYSTEM hive is damaged.
+    assert f"  {UNREADABLE_NAME}  " in listed.stdout
     checked = _cli("verify", "--store", str(store), image)
     assert checked.returncode == 0, checked.stdout  # zeros where unread are not corruption
     assert f"complete, {summary['unreadable_bytes']} bytes unreadable" in checked.stdout
@@ -190,7 +193,12 @@ def test_rescue_capture_of_a_failing_disk(small_disk: DemoDisk, mount_faulty: Mo
     last = _cli("capture", str(source), "--store", str(store), "--rescue", "--json")
     assert last.returncode == 0, last.stdout + last.stderr
     newest = ChunkStore.open(store).load_image(json.loads(last.stdout)["image"])[0]
-    assert newest.unreadable_bytes == 0 and newest.format == 1
+    assert newest.unreadable_bytes == 0 and newest.format == 2
+    # Read from the image's own chunks: the whole hive made it this time.
+    assert small_disk.hives_from_fixtures and newest.computer == "WKS-WIN732BITA"
+    found = json.loads(_cli("images", "--store", str(store), "--computer", "wks-win7*",
+                            "--json").stdout)["images"]
+    assert [image["name"] for image in found] == [newest.name]
     assert _cli("verify", "--store", str(store), newest.name, "--target",
                 str(backing)).returncode == 0
     assert _sha256(backing) == before

@@ -83,3 +83,24 @@ def test_rescue_is_preselected_for_a_disk_in_warning_or_failing_health() -> None
     assert is_failing(replace(disk, health=Health("warning")))
     assert not is_failing(replace(disk, health=Health("ok")))
     assert not is_failing(disk)  # not checked yet
+
+
+@asynctest
+async def test_unreadable_table_sectors_plan_a_rescue_that_uses_the_backup_gpt(
+        failing_loop: tuple[DemoDisk, FaultyMount, Path], tmp_path: Path) -> None:
+    # LBA 0 and the primary GPT do not read: the wizard plans as a rescue does (the table
+    # from the backup GPT), ticks rescue mode, and the result names the lost disk areas.
+    _disk, faulty, source = failing_loop
+    faulty.arm(Fault("read", 0, 34 * 512))
+    store = tmp_path / "store"
+    ChunkStore.open(store, create=True)
+    app = RecoveryApp(Backend(opened_stores=[store]), ActionLog(tmp_path / "tui.log"))
+    async with app.run_test(size=SIZE) as pilot:
+        await _capture(app, pilot, source, store, wait_result=False)
+        await wait_for(pilot, lambda: showing_result(app), "rescue result", attempts=600)
+        result = str(app.screen.query_one("#result-lines").render())
+        assert "disk area primary-gpt" in result and "the backup GPT was used" in result, \
+            result
+    assert "rescue mode" in (tmp_path / "tui.log").read_text()
+    manifest = ChunkStore.open(store).load_image("win10-before-repair")[0]
+    assert manifest.table_copy == "backup" and manifest.unreadable_bytes == 34 * 512

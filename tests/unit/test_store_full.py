@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recovery.errors import ImageIncompleteError, StoreFullError
+from recovery.errors import Hint, ImageIncompleteError, StoreFullError
 from recovery.store import ChunkRef, ChunkStore, ImageIndex, PartitionIndex
 from recovery.sys import ntfs3g
 from tests.conftest import ext4_mounted
@@ -62,7 +62,7 @@ def test_full_store_stops_with_clear_error_and_no_image(small_drive: Path) -> No
     assert len(stored) > 10
     assert "is full" in error.title and "free" in error.title
     assert str(small_drive / "images-store") in error.title
-    assert "run the same capture command again" in error.action
+    assert "capture again" in error.action and error.hint is Hint.RESUME_CAPTURE
     assert leftover_temp_files(small_drive) == []
     assert all(store.has(digest) for digest in stored)
 

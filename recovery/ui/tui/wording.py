@@ -33,6 +33,8 @@ TUI_HINTS = {
     Hint.POINTS_UNDO: "Undo it on the restore points screen (u).",
     Hint.UNMOUNT_IMAGE: "Use the shell (s) to unmount it.",
     Hint.NETWORK_PORT: "Type its name (e.g. enp3s0) in the network dialog's port field.",
+    Hint.RESUME_CAPTURE: "Capture the same disk into the same store again (c on the home "
+                         "screen, 'Rescue mode' as before): it resumes.",
 }
 
 

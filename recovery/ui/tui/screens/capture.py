@@ -204,7 +204,7 @@ class CaptureWizard(Wizard):
         request = CaptureRequest(source=disk.node, store=None)
         backend = tui_app(self.app).backend
         try:
-            plan = backend.plan_capture(request)
+            plan = self.plan_or_rescue_plan(request)
         except RecoveryError as error:
             self.app.call_from_thread(tui_app(self.app).show_error, error)
             return
@@ -215,10 +215,23 @@ class CaptureWizard(Wizard):
         plan = replace(plan, disk=replace(plan.disk, health=disk.health))
         self.app.call_from_thread(self.show_plan, plan)
 
+    def plan_or_rescue_plan(self, request: CaptureRequest) -> CapturePlan:
+        """The plan; after a read error (in LBA 0, a GPT copy, a volume's boot sector) the
+        plan a rescue makes, which goes past it, with rescue mode then ticked."""
+        backend = tui_app(self.app).backend
+        try:
+            return backend.plan_capture(request)
+        except DeviceIOError as error:
+            if error.gone:
+                raise
+            return backend.plan_capture(replace(request, rescue=True))
+
     def show_plan(self, plan: CapturePlan) -> None:
         self.plan = plan
-        # A disk whose SMART data says it is going: the gentle read, before anything else.
-        self.query_one("#rescue", Checkbox).value = is_failing(plan.disk)
+        # A disk whose SMART data says it is going, or that failed a read while planning:
+        # the gentle read, before anything else.
+        self.query_one("#rescue", Checkbox).value = is_failing(plan.disk) or \
+            plan.request.rescue
         selection = self.query_one("#partitions", SelectionList)
         selection.clear_options()
         for planned in plan.partitions:
