@@ -60,12 +60,15 @@ def test_images_filtered_by_computer(small_store: Path, pattern: str, found: lis
 
 def test_format_1_manifest_without_computer_still_loads(small_store: Path, tmp_path: Path
                                                         ) -> None:
-    """An image captured by the previous version: format 1, no `computer` key."""
+    """An image captured by an older version: format 1, no `computer` key (format 2)
+    and no `table_copy` / `disk_unreadable` keys (format 3)."""
     manifest, _ = ChunkStore.open(small_store).load_image("base")
     document = codec.to_plain(dataclasses.replace(manifest, manifest_blake3=""))
-    del document["computer"]
+    for newer in ("computer", "table_copy", "disk_unreadable"):
+        del document[newer]
     document["format"] = 1
     document["manifest_blake3"] = codec.content_hash(document)
     old = codec.load(yaml.safe_dump(document, sort_keys=False).encode(), "old")
     assert old.format == 1 and old.computer == ""
+    assert old.table_copy == "" and old.disk_unreadable == () and old.unreadable_bytes == 0
     assert old.source == manifest.source and old.partitions == manifest.partitions
