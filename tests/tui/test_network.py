@@ -19,7 +19,8 @@ from typing import Any, ParamSpec
 import pytest
 from textual.widgets import Button, Input, Static
 
-from recovery.store.objects import MARKER
+from recovery.demo.disk import DemoDisk
+from recovery.store.objects import MARKER, ChunkStore
 from recovery.store.remote import NET_ROOT
 from recovery.sys.network import Link, StaticAddress, wired_links
 from recovery.sys.udev import RecordedUdev
@@ -31,6 +32,7 @@ from recovery.ui.tui.screens.home import HomeScreen
 from recovery.ui.tui.screens.network import NetworkScreen, PasswordPrompt, network_line
 from tests.netstore.servers import TEST_USER, SshServer, make_ssh_server, served
 from tests.tui.conftest import HANDMADE, SIZE, asynctest, wait_for
+from tests.tui.test_flows import _capture, windows_loop  # noqa: F401
 
 SECRETS = Path("/run/recovery/secrets")
 P = ParamSpec("P")
@@ -212,9 +214,10 @@ def fingerprint(server: SshServer) -> str:
     return out.split()[1]  # SHA256:...
 
 
-async def to_host_key_question(pilot: Any, app: RecoveryApp, sshd: SshServer) -> None:
+async def to_host_key_question(pilot: Any, app: RecoveryApp, sshd: SshServer,
+                               path: str = "shop") -> None:
     """The SSH store's URL typed, its password given: the unknown host key is asked about."""
-    await type_store_url(pilot, app, sshd.url("shop"))
+    await type_store_url(pilot, app, sshd.url(path))
     await wait_for(pilot, lambda: isinstance(app.screen, PasswordPrompt), "password")
     await pilot.press(*sshd.password, "enter")
     await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog),
@@ -262,3 +265,48 @@ async def test_ssh_host_key_refused_opens_nothing(sshd: SshServer,
     finally:
         app.close_backend()
     assert not (Path(os.environ["HOME"]) / ".ssh" / "known_hosts").exists()
+
+
+def asking(app: RecoveryApp, words: str) -> bool:
+    return isinstance(app.screen, ConfirmDialog) and words in app.screen.question
+
+
+@server_test
+async def test_new_store_on_a_share_is_made_only_when_confirmed_then_captured_into(
+        sshd: SshServer, windows_loop: tuple[DemoDisk, Path],  # noqa: F811
+        tmp_path: Path) -> None:
+    """As for a new USB drive: a share's folder with no store is offered as a new store;
+    No leaves the server untouched, Yes creates it there and the capture wizard uses it."""
+    _, source = windows_loop
+    url, folder = sshd.url("customers/new"), sshd.root / "customers" / "new"
+    app = RecoveryApp(Backend(), ActionLog(tmp_path / "tui.log"))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await to_host_key_question(pilot, app, sshd, "customers/new")
+            await pilot.press("y")  # trust the host key
+            await wait_for(pilot, lambda: asking(app, "no image store"), "the new-store "
+                           "question", attempts=2400)
+            assert url in app.screen.question  # type: ignore[attr-defined]
+            await pilot.press("n")
+            await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen), "home")
+            assert not folder.parent.exists() and mount_of(sshd.root) is None
+            await type_store_url(pilot, app, url)
+            await wait_for(pilot, lambda: isinstance(app.screen, PasswordPrompt), "password")
+            await pilot.press(*sshd.password, "enter")
+            await wait_for(pilot, lambda: asking(app, "no image store"), "the question again",
+                           attempts=2400)
+            await pilot.press("y")
+            home = app.screen_stack[1]
+            assert isinstance(home, HomeScreen)
+            await wait_for(pilot, lambda: any(s.disk == url for s in home.stores),
+                           "the new store in the list", attempts=2400)
+            assert (folder / MARKER).is_file()  # on the server's disk
+            store = next(s for s in home.stores if s.disk == url)
+            await _capture(app, pilot, source, store.path)
+            images = ChunkStore.open(store.path).list_images()
+            assert [(i.name, i.complete) for i in images] == [("win10-before-repair", True)]
+    finally:
+        app.close_backend()
+    assert (folder / "images" / "win10-before-repair" / "manifest.yaml").is_file()
+    logged = app.log_file.text()
+    assert f"store created: {url}" in logged and sshd.password not in logged

@@ -215,9 +215,11 @@ class Backend:
         use_dhcp(interface)
 
     def open_url(self, url: StoreURL, credentials: Credentials,
-                 ask_host_key: Callable[[str, str], bool] | None) -> Path:
-        """Mount a network store for the rest of the session and list it."""
-        path = self.remote.open(url, credentials, ask_host_key)
+                 ask_host_key: Callable[[str, str], bool] | None, create: bool = False
+                 ) -> Path:
+        """Mount a network store for the rest of the session and list it (`create`: a new
+        store in the URL's folder, which the technician confirmed)."""
+        path = self.remote.open(url, credentials, ask_host_key, create)
         if path not in self.opened_stores:
             self.opened_stores.append(path)
         return path

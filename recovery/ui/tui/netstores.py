@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recovery.engine.storescan import StoreLocation, is_store
-from recovery.errors import StoreError
+from recovery.errors import Hint, StoreError
 from recovery.model.netstore import Credentials, StoreURL
 from recovery.store.objects import ChunkStore
 from recovery.store.remote import HostKeyPrompt, mounted_store
@@ -27,22 +27,28 @@ class RemoteStores:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def open(self, url: StoreURL, credentials: Credentials,
-             ask_host_key: HostKeyPrompt | None) -> Path:
-        """Mount the share and check a store is there; returns its local path."""
+             ask_host_key: HostKeyPrompt | None, create: bool = False) -> Path:
+        """Mount the share and check a store is there (`create`: make one in the URL's
+        folder, which may not exist yet); returns its local path. A folder that is missing
+        or empty raises StoreError with Hint.NEW_STORE: the TUI offers to create it."""
         for path, name in self.names.items():
             if name == url.display():
                 return path  # opened already
         with contextlib.ExitStack() as attempt:
             store = attempt.enter_context(mounted_store(url, credentials, job="session",
                                                         ask_host_key=ask_host_key))
-            if not store.path.is_dir():
-                raise StoreError(f"The store {url.display()} does not exist: {url.server} "
-                                 f"has no folder {'/'.join(url.path)}.",
-                                 "Check the path in the URL. A new store on a share is "
-                                 "made by a first capture from the command line "
-                                 "(recovery capture --store URL).")
-            if not is_store(store.path):
-                ChunkStore.open(store.path)  # raises the store's own explanation
+            if create:
+                ChunkStore.open(store.path, create=True)
+            elif _missing_or_empty(store.path):
+                raise StoreError(f"There is no image store at {url.display()} yet: "
+                                 f"{url.server} has no store in {'/'.join(url.path)}.",
+                                 "Create a new store there, or check the path in the URL.",
+                                 hint=Hint.NEW_STORE)
+            elif not is_store(store.path):
+                # Not offered as a new store: it would mix with what is there.
+                raise StoreError(f"{url.display()} is a folder with other files in it, not "
+                                 "an image store.", "Check the path in the URL; a new store "
+                                 "goes into a new or empty folder.")
             with self.lock:
                 self.mounts.push(attempt.pop_all())
                 self.names[store.path] = url.display()
@@ -57,3 +63,11 @@ class RemoteStores:
         with self.lock:
             self.names.clear()
             self.mounts.close()
+
+
+def _missing_or_empty(path: Path) -> bool:
+    """A folder a new store may go into without mixing with anything already there."""
+    try:
+        return not path.exists() or (path.is_dir() and not any(path.iterdir()))
+    except OSError:
+        return False  # the share's own error comes from opening it

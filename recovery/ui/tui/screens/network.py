@@ -20,7 +20,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label, Static
 
-from recovery.errors import RecoveryError
+from recovery.errors import Hint, RecoveryError
 from recovery.model.netstore import Credentials, Secret, StoreURL, is_url, parse_url
 from recovery.ui.tui.screens.dialogs import ConfirmDialog
 from recovery.ui.tui.tuiapp import tui_app
@@ -121,21 +121,38 @@ class OpenStoreByURL:
             PasswordPrompt(f"Password for {url.user} on {url.server}:", note), typed)
         return True
 
-    def mount(self, url: StoreURL, credentials: Credentials) -> None:
-        tui_app(self.screen.app).log_file.write(f"opening store {url.display()}")
-        self.screen.run_worker(lambda: self._mount(url, credentials), thread=True,
+    def mount(self, url: StoreURL, credentials: Credentials, create: bool = False) -> None:
+        what = "creating a store at" if create else "opening store"
+        tui_app(self.screen.app).log_file.write(f"{what} {url.display()}")
+        self.screen.run_worker(lambda: self._mount(url, credentials, create), thread=True,
                                group="open-url")
 
-    def _mount(self, url: StoreURL, credentials: Credentials) -> None:
+    def _mount(self, url: StoreURL, credentials: Credentials, create: bool) -> None:
         """In a worker thread: a mount can wait for a slow server, a host key, a timeout."""
         app = tui_app(self.screen.app)
         try:
-            path = app.backend.open_url(url, credentials, self.ask_host_key)
+            path = app.backend.open_url(url, credentials, self.ask_host_key, create)
         except RecoveryError as error:
-            app.call_from_thread(app.show_error, error)
+            if error.hint is Hint.NEW_STORE and not create:
+                app.call_from_thread(self.offer_new_store, url, credentials, error)
+            else:
+                app.call_from_thread(app.show_error, error)
             return
-        app.call_from_thread(app.log_file.write, f"store opened: {url.display()} on {path}")
+        done = "store created" if create else "store opened"
+        app.call_from_thread(app.log_file.write, f"{done}: {url.display()} on {path}")
         app.call_from_thread(self.done, path)
+
+    def offer_new_store(self, url: StoreURL, credentials: Credentials,
+                        error: RecoveryError) -> None:
+        """As for a new USB drive: the technician confirms, then the store is made there
+        (its folder too) and listed; the capture wizard then offers it."""
+        question = (f"{error.title}\nCreate a new image store in that folder (the folder is "
+                    "created if needed)?")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.mount(url, credentials, create=True)
+        self.screen.app.push_screen(ConfirmDialog(question, yes_label="Create"), answered)
 
     def ask_host_key(self, server: str, fingerprint: str) -> bool:
         """Called in the worker: show the key on the UI thread and wait for the answer."""
