@@ -8,7 +8,7 @@ APT_PACKAGES=(
   libparted-dev pkg-config libvshadow-utils qemu-utils xz-utils zstd fuse3 python3-hivex smartmontools
   exfat-fuse exfatprogs  # a customer's exFAT stick as an extraction target (tests)
   # the live ISO build (image-build/build.sh) and the QEMU end-to-end tests (qemu/)
-  mmdebstrap squashfs-tools xorriso grub-pc-bin grub-efi-amd64-bin grub-efi-amd64-signed
+  mmdebstrap squashfs-tools xorriso binutils grub-pc-bin grub-efi-amd64-bin grub-efi-amd64-signed
   shim-signed ovmf qemu-system-x86 e2fsprogs
   # network image stores: servers the tests start on 127.0.0.1 (tests/netstore/servers.py),
   # the SSH store's client (the host kernel has no cifs or NFS client: those run in QEMU);

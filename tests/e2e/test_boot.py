@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,32 @@ def test_iso_boots_to_the_recovery_console(live_image: LiveImage, tmp_path: Path
         # The TUI (or, if it exits, the prompt in front of the shell) owns the console:
         # no login prompt anywhere on the serial line.
         assert "login:" not in vm.output
+
+
+ISO_BUDGET = 160 * MiB  # docs/live-image.md: what each part costs
+
+
+def test_iso_fits_the_budget_and_keeps_what_networking_needs(live_image: LiveImage,
+                                                             tmp_path: Path) -> None:
+    """No boot: the ISO's size, and the squashfs's list of files (unsquashfs -l)."""
+    size = live_image.iso.stat().st_size
+    print(f"ISO {size / MiB:.1f} MiB (budget {ISO_BUDGET // MiB} MiB)")
+    assert size <= ISO_BUDGET, f"the ISO is {size / MiB:.1f} MiB, over the budget"
+    subprocess.run(["xorriso", "-osirrox", "on", "-indev", str(live_image.iso), "-extract",
+                    "/live/filesystem.squashfs", str(tmp_path / "fs.squashfs")],
+                   check=True, capture_output=True)
+    listing = subprocess.run(["unsquashfs", "-l", str(tmp_path / "fs.squashfs")], check=True,
+                             capture_output=True, text=True).stdout
+    kernel = "/kernel/"
+    for needed in (f"{kernel}drivers/net/ethernet/intel/e1000e/e1000e.ko",
+                   f"{kernel}drivers/net/ethernet/realtek/r8169.ko",
+                   f"{kernel}drivers/net/usb/r8152.ko", f"{kernel}drivers/net/usb/ax88179_178a.ko",
+                   f"{kernel}fs/smb/client/cifs.ko", f"{kernel}fs/nfs/nfsv4.ko",
+                   f"{kernel}fs/nfs/nfsv3.ko", "/firmware/rtl_nic/rtl8168h-2.fw",
+                   "/sbin/mount.cifs", "/sbin/mount.nfs", "/bin/sshfs", "/lib/udev/hwdb.bin"):
+        assert needed in listing, f"{needed} is not in the image"
+    for gone in ("/usr/share/perl/", "/lib/udev/hwdb.d/20-OUI.hwdb", "/kernel/lib/test_bpf.ko"):
+        assert gone not in listing, f"{gone} is in the image again"
 
 
 def captured_store_stick(tmp_path: Path) -> tuple[Path, dict[str, str]]:
