@@ -80,11 +80,13 @@ class VM:
     def __init__(self, machine: Machine, medium: BootMedium, workdir: Path,
                  disks: Mapping[str, Path] | None = None, *, timeout: float = 600,
                  log_name: str = "serial.log",
-                 guestfwd: Mapping[str, int] | None = None) -> None:
+                 guestfwd: Mapping[str, int] | None = None, mac: str = "") -> None:
         """`guestfwd`: {"10.0.2.100:445": host port}: the guest gets an Intel e1000e NIC on
         user-mode networking with restrict=on (DHCP from QEMU, nothing else reachable) and
-        reaches only these servers, all on the host's 127.0.0.1."""
+        reaches only these servers, all on the host's 127.0.0.1. `mac`: the NIC's address
+        (QEMU's default when empty): two guests at once are two PCs, two addresses."""
         self.guestfwd = dict(guestfwd) if guestfwd is not None else None
+        self.mac = mac
         self.machine = machine
         self.medium = medium
         self.workdir = Path(workdir)
@@ -326,8 +328,9 @@ class VM:
             # booted, and mount.cifs then met a dead stream (error 112, EHOSTDOWN).
             rules = "".join(f",guestfwd=tcp:{guest}-cmd:socat STDIO TCP:127.0.0.1:{port}"
                             for guest, port in self.guestfwd.items())
+            mac = f",mac={self.mac}" if self.mac else ""
             argv += ["-netdev", f"user,id=net0,restrict=on{rules}",
-                     "-device", "e1000e,netdev=net0"]
+                     "-device", f"e1000e,netdev=net0{mac}"]
         return argv
 
     def _firmware_args(self) -> list[str]:

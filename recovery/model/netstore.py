@@ -1,7 +1,8 @@
 """Network image stores: the URL a technician types and the secrets that go with it.
 
     smb://[DOMAIN;]USER@SERVER[:PORT]/SHARE/PATH[?vers=2.1]
-    nfs://SERVER[:PORT]/EXPORT/PATH
+    nfs://SERVER[:PORT]/EXPORT/PATH[?mountport=N]   (NFS 4, else 3; mountport: NFS 3's
+                                                    mount service, when no portmapper answers)
     ssh://USER@SERVER[:PORT]/PATH
 
 A password is never part of a URL (it would end up in logs, shell history and process
@@ -57,6 +58,7 @@ class StoreURL:
     domain: str = ""
     port: int | None = None
     smb_version: str = ""  # forced `vers=`; "" tries SMB 3, then 2.1
+    mount_port: int | None = None  # NFS 3's mountd port, when the portmapper is not reachable
 
     @property
     def port_or_default(self) -> int:
@@ -68,7 +70,8 @@ class StoreURL:
             f"{self.user}@" if self.user else "")
         host = f"[{self.server}]" if ":" in self.server else self.server
         port = f":{self.port}" if self.port else ""
-        query = f"?vers={self.smb_version}" if self.smb_version else ""
+        query = f"?vers={self.smb_version}" if self.smb_version else (
+            f"?mountport={self.mount_port}" if self.mount_port else "")
         return f"{self.scheme}://{user}{host}{port}/{'/'.join(self.path)}{query}"
 
     def mount_name(self) -> str:
@@ -116,8 +119,13 @@ def parse_url(value: str) -> StoreURL:
         raise _bad(value, "an SMB store needs a user (smb://USER@SERVER/SHARE/PATH)")
     if scheme == "ssh" and not user:
         raise _bad(value, "an SSH store needs a user (ssh://USER@SERVER/PATH)")
-    if scheme != "smb" and (domain or parts.query):
-        raise _bad(value, "a domain and ?vers= are for smb:// only")
+    if scheme != "smb" and domain:
+        raise _bad(value, "a domain is for smb:// only")
+    if scheme == "nfs":
+        return StoreURL(scheme, server, path, user, domain, _port(parts, value),
+                        mount_port=_mount_port(parts.query, value))
+    if scheme != "smb" and parts.query:
+        raise _bad(value, "?vers= is for smb:// only (and ?mountport= for nfs://)")
     return StoreURL(scheme, server, path, user, domain, _port(parts, value),
                     _smb_version(parts.query, value))
 
@@ -155,6 +163,17 @@ def _smb_version(query: str, value: str) -> str:
     if options or len(versions) != 1 or versions[0] not in SMB_VERSIONS:
         raise _bad(value, f"the only option is ?vers= with one of {', '.join(SMB_VERSIONS)}")
     return versions[0]
+
+
+def _mount_port(query: str, value: str) -> int | None:
+    if not query:
+        return None
+    options = parse_qs(query, keep_blank_values=True)
+    ports = options.pop("mountport", [])
+    if options or len(ports) != 1 or not ports[0].isdigit() or not 0 < int(ports[0]) < 65536:
+        raise _bad(value, "the only option of nfs:// is ?mountport= with a port number (NFS "
+                          "3's mount service)")
+    return int(ports[0])
 
 
 def _masked(value: str) -> str:

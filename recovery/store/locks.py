@@ -12,7 +12,8 @@ two jobs that start together, the later one always sees the earlier); a conflict
 the file again and the job is refused, naming the job, host and process in the way.
 
 A lock is stale, and is removed by whoever finds it, when its process has ended (same host
-and boot: the pid is gone or belongs to a process started at another time) or when it has
+and boot: the pid is gone or belongs to a process started at another time; or the same PC,
+by its network cards' hardware addresses, has been restarted since) or when it has
 not been refreshed for STALE_SECONDS, judged by the store's own clock (the file's mtime
 against that of the lock just written: PCs booted from a stick often have wrong clocks).
 A running job rewrites its lock every REFRESH_SECONDS.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import random
 import secrets
@@ -57,6 +59,9 @@ class LockInfo:
     pid: int
     process_start: int  # /proc/PID/stat start time: a reused pid is another process
     created: str
+    # The PC's network hardware addresses (hashed): a lock of another boot of this same PC
+    # belongs to a job that ended when the PC restarted. "" when the PC has no NIC.
+    machine: str = ""
 
     def describe(self) -> str:
         what = f"{self.job} of image {self.image}" if self.image else self.job
@@ -175,6 +180,10 @@ def stale_reason(info: LockInfo, mtime: float, now: float,
         if _process_start(info.pid) != info.process_start:
             return f"process {info.pid} on this PC has ended"
         return ""
+    if info.machine and info.machine == _machine_id() and info.boot_id != _boot_id():
+        # A stick-booted PC that failed mid-job (its share went away) and was restarted
+        # to run the same job again: without this its own capture would be refused.
+        return "this PC has been restarted since"
     if now - mtime > stale_seconds:
         return f"not refreshed for {(now - mtime) / 60:.0f} minutes"
     return ""
@@ -213,7 +222,9 @@ def _read_all(root: Path) -> list[_Found]:
 def _parse(document: Any) -> LockInfo:
     if not isinstance(document, dict):
         raise TypeError("not a mapping")
-    values = {name: document[name] for name in LockInfo.__dataclass_fields__}
+    values = {name: document[name] for name in LockInfo.__dataclass_fields__
+              if name != "machine"}
+    values["machine"] = str(document.get("machine", ""))  # not in older lock files
     info = LockInfo(**values)
     if not isinstance(info.pid, int) or not isinstance(info.exclusive, bool):
         raise ValueError("bad lock")
@@ -247,7 +258,8 @@ def _own_info(job: str, exclusive: bool, image: str) -> LockInfo:
     pid = os.getpid()
     return LockInfo(id=secrets.token_hex(8), exclusive=exclusive, job=job, image=image,
                     host=socket.gethostname(), boot_id=_boot_id(), pid=pid,
-                    process_start=_process_start(pid), created=utc_timestamp())
+                    process_start=_process_start(pid), created=utc_timestamp(),
+                    machine=_machine_id())
 
 
 def _boot_id() -> str:
@@ -255,6 +267,28 @@ def _boot_id() -> str:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
         return ""
+
+
+def _machine_id(net: Path = Path("/sys/class/net")) -> str:
+    """A hash of the burnt-in hardware addresses of this PC's network cards, "" if none.
+
+    Not the DMI UUID or serial: cheap boards often share placeholder values, and two PCs
+    taken for one would remove each other's live locks. A MAC address is unique by design
+    (addr_assign_type 0: the card's own, not a random or a typed one)."""
+    addresses = []
+    with contextlib.suppress(OSError):
+        for link in sorted(net.iterdir()):
+            with contextlib.suppress(OSError):
+                if not (link / "device").exists():
+                    continue  # virtual: bridges, tunnels, the loopback
+                if (link / "addr_assign_type").read_text().strip() != "0":
+                    continue
+                address = (link / "address").read_text().strip()
+                if address and address != "00:00:00:00:00:00":
+                    addresses.append(address)
+    if not addresses:
+        return ""
+    return hashlib.sha256(" ".join(addresses).encode()).hexdigest()[:16]
 
 
 def _process_start(pid: int) -> int:

@@ -111,7 +111,8 @@ def _mount(url: StoreURL, credentials: Credentials, mountpoint: Path,
         return f"SMB {version}", url.path[1:]
     if url.scheme == "nfs":
         def mount_nfs(remote: str) -> str:
-            return "NFS " + nfs.mount(url.server, remote, mountpoint, port=url.port)
+            return "NFS " + nfs.mount(url.server, remote, mountpoint, port=url.port,
+                                      mount_port=url.mount_port)
         return _mount_longest(url, mount_nfs)
     known_hosts = credentials.known_hosts or Path.home() / ".ssh" / "known_hosts"
     _check_host_key(url, known_hosts, ask_host_key)

@@ -4,6 +4,13 @@ SMB 3 is tried first, then 2.1 (older NAS firmware), unless a version is forced.
 domain and password go to mount.cifs in a `credentials=` file created with mode 0600 in a
 private folder of the RAM-backed /run and deleted as soon as the mount returns: they never
 appear on a command line (readable by anyone in /proc), in a log or on a disk.
+
+Mounted `soft` with `echo_interval=10`: when the server goes away mid-job, the kernel
+notices within about three echo intervals (a cut connection at once) and, on a soft mount,
+fails the job's reads and writes with an I/O error after one reconnect attempt, so the job
+ends with the server named. A `hard` mount would retry for ever and hang the PC (and the
+unmount) until the server returns. A failed capture resumes when run again (chunks are
+written under temporary names and renamed; the image is listed only once complete).
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ def mount(server: str, share: str, mountpoint: Path, *, port: int, username: str
     for vers in (version,) if version else VERSIONS:
         with _credentials_file(username, password, domain) as credentials:
             options = (f"credentials={credentials},vers={vers},port={port},uid=0,gid=0,"
-                       "file_mode=0644,dir_mode=0755,noperm,echo_interval=15")
+                       "file_mode=0644,dir_mode=0755,noperm,soft,echo_interval=10")
             result = run(["mount.cifs", unc, str(mountpoint), "-o", options], check=False)
         if result.returncode == 0:
             return vers

@@ -14,12 +14,16 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from qemu import VM, BootMedium, load_machine
+from recovery.errors import NetworkError
 from recovery.store.objects import ChunkStore
 from tests.e2e.conftest import BOOT_TIMEOUT, LiveImage
 from tests.e2e.windisk import fingerprint, make_gpt_disk, make_store_disk, mounted_store_disk
@@ -37,6 +41,7 @@ GiB = 1 << 30
 MiB = 1 << 20
 RESULT = re.compile(r"RECOVERY-RESULT: (PASS|FAIL) (\{.*\})\r?\n")
 NAS = "10.0.2.100"  # every server, each on its usual port
+NFS3_PORT, MOUNT_PORT = 20490, 20048  # a second NFS server, NFS 3 only, and its mountd
 
 
 @pytest.fixture
@@ -53,26 +58,55 @@ def credentials_stick(path: Path, tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_unattended_capture_to_smb_share(live_image: LiveImage, smb_server: SambaServer,
-                                         tmp_path: Path) -> None:
+def test_unattended_capture_to_smb_share_resumes_after_the_server_went_away(
+        live_image: LiveImage, smb_server: SambaServer, tmp_path: Path) -> None:
+    """smbd is killed in the middle of an unattended capture: the job ends FAIL naming the
+    server and how to resume, and `images` lists nothing. smbd started again, the PC
+    restarted with the same kernel command line: the capture completes, keeping the chunks
+    the first boot had written, and the image verifies on the host."""
     disk = make_gpt_disk(tmp_path / "windows.img", 2 * GiB, tmp_path / "build")
     stick = credentials_stick(tmp_path / "creds.img", tmp_path,
                               f"username=recoverytest\npassword={smb_server.password}\n")
     options = (f"recovery.run=capture recovery.source=NVME-SYS-0001 recovery.image=win-smb "
                f"recovery.store=smb://recoverytest@{NAS}/images/shop "
                "recovery.credentials=CREDS:/nas.cred")
-    medium = BootMedium(live_image.iso, mode="kernel", append=options)
-    with VM(load_machine("uefi-nvme-usb"), medium, tmp_path / "capture",
-            {"system": disk.image, "store": stick}, timeout=900,
-            guestfwd={f"{NAS}:445": smb_server.port}) as vm:
+    store = smb_server.share / "shop"
+
+    def boot(name: str) -> VM:
+        return VM(load_machine("uefi-nvme-usb"),
+                  BootMedium(live_image.iso, mode="kernel", append=options), tmp_path / name,
+                  {"system": disk.image, "store": stick}, timeout=900,
+                  guestfwd={f"{NAS}:445": smb_server.port})
+
+    with boot("capture") as vm:
+        written = wait_for_chunks(store / "chunks", count=12, vm=vm)
+        smb_server.stop()
+        stopped = vm.elapsed
         match = vm.wait_for(RESULT)
         verdict, report = match.group(1), json.loads(match.group(2))
-        print(f"capture to SMB: {verdict} after {vm.elapsed:.0f} s")
+        print(f"SMB capture: smbd killed at {stopped:.0f} s with {len(written)} chunks "
+              f"stored, {verdict} {vm.elapsed - stopped:.0f} s later")
+    assert verdict == "FAIL", report
+    error = report["result"]["error"]
+    assert error["code"] == NetworkError.code, report
+    assert f"The server {NAS} stopped answering during the capture" in error["title"], error
+    assert "Run the same capture again" in error["action"], error
+    assert listed_images(store) == []  # the half-written image is not listed
+    kept = {path: path.stat().st_ino for path in written}
+
+    smb_server.start()
+    with boot("resume") as vm:
+        match = vm.wait_for(RESULT)
+        verdict, report = match.group(1), json.loads(match.group(2))
+        print(f"SMB capture run again: {verdict} after {vm.elapsed:.0f} s")
         assert verdict == "PASS", report
         assert vm.wait_exit(timeout=120) == 0
-    serial = (tmp_path / "capture" / "serial.log").read_bytes()
-    assert smb_server.password.encode() not in serial
-    store = smb_server.share / "shop"
+    # The chunks of the first boot were kept, not written again.
+    assert {path: path.stat().st_ino for path in written} == kept
+    assert listed_images(store) == ["win-smb"]
+    for name in ("capture", "resume"):
+        serial = (tmp_path / name / "serial.log").read_bytes()
+        assert smb_server.password.encode() not in serial
     manifest, _ = ChunkStore.open(store).load_image("win-smb")
     assert manifest.source.serial == "NVME-SYS-0001"
     for path in store.rglob("*"):
@@ -80,6 +114,24 @@ def test_unattended_capture_to_smb_share(live_image: LiveImage, smb_server: Samb
             assert smb_server.password.encode() not in path.read_bytes(), path
     from recovery.ui.cli import main as recovery_cli
     assert recovery_cli(["verify", "--store", str(store), "win-smb"]) == 0
+
+
+def wait_for_chunks(folder: Path, count: int, vm: VM, timeout: float = 600) -> list[Path]:
+    """Wait (on the host) until the guest has stored `count` chunks; their paths."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        chunks = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")]
+        if len(chunks) >= count:
+            return chunks
+        assert RESULT.search(vm.output) is None, f"the job ended first:\n{vm.tail()}"
+        time.sleep(0.5)
+    raise AssertionError(f"fewer than {count} chunks in {folder}:\n{vm.tail()}")
+
+
+def listed_images(store: Path) -> list[str]:
+    done = subprocess.run([sys.executable, "-m", "recovery", "images", "--store", str(store),
+                           "--json"], capture_output=True, text=True, check=True)
+    return [image["name"] for image in json.loads(done.stdout)["images"]]
 
 
 def test_dhcp_nfs_capture_restore_and_ssh_verify_in_one_boot(
@@ -91,13 +143,16 @@ def test_dhcp_nfs_capture_restore_and_ssh_verify_in_one_boot(
     original = fingerprint(disk)
     with served(make_ssh_server(tmp_path / "sshd")) as ssh, \
             served(make_ganesha_server(tmp_path / "ganesha", share=ssh.root)) as nfs, \
+            served(make_ganesha_server(tmp_path / "ganesha3", ssh.root, version=3)) as nfs3, \
             served(make_samba_server(tmp_path / "samba", ssh.password, ssh.root)) as smb:
         stick = nas_credentials_stick(tmp_path / "creds.img", tmp_path, ssh)
         medium = BootMedium(live_image.iso, mode="kernel", append="recovery.run=shell")
+        assert nfs3.mount_port is not None
         with VM(load_machine("uefi-nvme-usb"), medium, tmp_path / "vm",
                 {"system": disk.image, "store": stick}, timeout=1800,
                 guestfwd={f"{NAS}:2049": nfs.port, f"{NAS}:22": ssh.port,
-                          f"{NAS}:445": smb.port}) as vm:
+                          f"{NAS}:445": smb.port, f"{NAS}:{NFS3_PORT}": nfs3.port,
+                          f"{NAS}:{MOUNT_PORT}": nfs3.mount_port}) as vm:
             vm.wait_for("Shell: type 'exit'", timeout=BOOT_TIMEOUT)
             vm.wait_for(r"# $", timeout=60)
             check_dhcp_and_nothing_listens(vm)
@@ -109,6 +164,7 @@ def test_dhcp_nfs_capture_restore_and_ssh_verify_in_one_boot(
             job(vm, f"verify --store ssh://{TEST_USER}@{NAS}{ssh.root}/shop "
                     "--credentials /mnt/creds/ssh.cred win-nfs")
             check_smb_errors_then_verify(vm)
+            check_nfs3_fallback(vm)
             vm.shell("umount /mnt/creds; sync")
             check_static_address_and_back_to_dhcp(vm)
         serial = (tmp_path / "vm" / "serial.log").read_bytes()
@@ -145,13 +201,30 @@ def check_smb_errors_then_verify(vm: VM) -> None:
     """A wrong password and a missing share each get their own exit and message; then the
     image captured over NFS verifies over SMB (smbd shares the same folder)."""
     smb = f"smb://{TEST_USER}@{NAS}"
-    wrong = vm.shell(f"python3 -m recovery images --json --store {smb}/images/shop "
-                     "--credentials /mnt/creds/wrong.cred; echo exit=$?", timeout=300)
+    wrong = images_in_guest(vm, f"{smb}/images/shop --credentials /mnt/creds/wrong.cred")
     assert "exit=71" in wrong and "refused the login" in wrong, wrong
-    missing = vm.shell(f"python3 -m recovery images --json --store {smb}/nosuch/shop "
-                       "--credentials /mnt/creds/smb.cred; echo exit=$?", timeout=300)
+    missing = images_in_guest(vm, f"{smb}/nosuch/shop --credentials /mnt/creds/smb.cred")
     assert "exit=20" in missing and "no SMB share nosuch" in missing, missing
     job(vm, f"verify --store {smb}/images/shop --credentials /mnt/creds/smb.cred win-nfs")
+
+
+def images_in_guest(vm: VM, store: str) -> str:
+    """`recovery images --json --store STORE`'s output in the guest, then exit=STATUS."""
+    return vm.shell(f"python3 -m recovery images --json --store {store} </dev/null; "
+                    "echo exit=$?", timeout=300)
+
+
+def check_nfs3_fallback(vm: VM) -> None:
+    """An NFS server that only speaks NFS 3: nfs:// falls back to it (its mount service
+    named with ?mountport=, as there is no portmapper to ask); without the mount port
+    neither version works and the message says both were tried and what to do."""
+    store = f"nfs://{NAS}:{NFS3_PORT}/images/shop"
+    listed = vm.shell(f"python3 -m recovery images --store '{store}?mountport={MOUNT_PORT}' "
+                      "</dev/null 2>&1", timeout=300)
+    assert "(NFS 3)" in listed and "win-nfs" in listed, listed
+    failed = images_in_guest(vm, f"'{store}'")
+    assert "exit=70" in failed and "does not offer NFS 4" in failed, failed
+    assert "NFS 3 failed too" in failed and "?mountport=" in failed, failed
 
 
 def wait_for_address(vm: VM, address: str) -> str:

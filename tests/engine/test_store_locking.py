@@ -222,11 +222,11 @@ def test_capture_refused_while_the_store_is_pruned(store_copy: Path,
     assert [i["name"] for i in cli("images", "--store", store_copy)[1]["images"]] == ["base"]
 
 
-def _foreign_lock(store: Path, age: float, exclusive: bool = True) -> Path:
+def _foreign_lock(store: Path, age: float, exclusive: bool = True, machine: str = "") -> Path:
     """A lock written by another PC (other boot id), its file `age` seconds old."""
     info = locks.LockInfo(id="0123456789abcdef", exclusive=exclusive, job="prune", image="",
                           host="recovery", boot_id="another-boot", pid=os.getpid(),
-                          process_start=1, created="2026-12-01T10:00:00Z")
+                          process_start=1, created="2026-12-01T10:00:00Z", machine=machine)
     path = store / "locks" / f"{info.id}.yaml"
     path.parent.mkdir(exist_ok=True)
     path.write_text(yaml.safe_dump(info.__dict__))
@@ -245,6 +245,32 @@ def test_another_pcs_lock_blocks_until_it_ages_out(store_copy: Path) -> None:
     with store.locked("verify", wait_seconds=0) as lock:
         assert lock is not None and lock.path.exists()
     assert not old.exists() and lock_files(store_copy) == []
+
+
+def test_lock_of_an_earlier_boot_of_this_pc_is_stale_at_once(store_copy: Path) -> None:
+    """A PC restarted after its share went away mid-capture runs the same capture again:
+    its own lock from before the restart (same network cards) must not block it."""
+    machine = locks._machine_id()
+    assert machine, "this test needs a PC with a network card (/sys/class/net/*/device)"
+    store = ChunkStore.open(store_copy)
+    other_pc = _foreign_lock(store_copy, age=60, machine="0123456789abcdef")
+    with (pytest.raises(StoreLockedError), store.locked("verify", wait_seconds=0)):
+        pass
+    assert other_pc.exists()
+    earlier_boot = _foreign_lock(store_copy, age=60, machine=machine)
+    with store.locked("verify", wait_seconds=0) as lock:
+        assert lock is not None
+    assert not earlier_boot.exists() and lock_files(store_copy) == []
+
+
+def test_lock_file_of_an_older_version_without_machine_is_read(store_copy: Path) -> None:
+    path = _foreign_lock(store_copy, age=60)
+    document = yaml.safe_load(path.read_text())
+    del document["machine"]
+    path.write_text(yaml.safe_dump(document))
+    with (pytest.raises(StoreLockedError, match=r"prune \(process"),
+          ChunkStore.open(store_copy).locked("verify", wait_seconds=0)):
+        pass
 
 
 def test_shared_locks_coexist_and_a_lost_lock_stops_the_commit(store_copy: Path) -> None:

@@ -251,28 +251,44 @@ valid users = {TEST_USER}
 
 @dataclass
 class GaneshaServer:
-    """NFS-Ganesha on 127.0.0.1:port: NFSv4 over TCP only (one port, no rpcbind, no mountd,
-    no lock manager), one export `/images` whose files all belong to the test user (so the
-    SSH server can serve the same folder)."""
+    """NFS-Ganesha on 127.0.0.1:port. NFS 4 (the default): one port, no rpcbind, no mountd,
+    no lock manager. NFS 3 only (`version=3`): also its mount service on `mount_port`; it
+    must register both with an rpcbind, so it runs in its own mount namespace (a private
+    /run for rpcbind's socket) beside an rpcbind in an empty network namespace: nothing
+    listens on the host but Ganesha's two ports on 127.0.0.1, and nothing is registered
+    with the host's own rpcbind. One export `/images` whose files all belong to the test
+    user (so the SSH server can serve the same folder)."""
 
     folder: Path
     port: int
     share: Path
+    mount_port: int | None = None
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.process = spawn(["ganesha.nfsd", "-F", "-f", str(self.folder / "ganesha.conf"),
-                              "-L", str(self.folder / "ganesha.log"),
-                              "-p", str(self.folder / "ganesha.pid")],
-                             self.folder / "ganesha.out", self.port)
+        ganesha = ["ganesha.nfsd", "-F", "-f", str(self.folder / "ganesha.conf"),
+                   "-L", str(self.folder / "ganesha.log"),
+                   "-p", str(self.folder / "ganesha.pid")]
+        if self.mount_port:
+            script = ("mount -t tmpfs tmpfs /run && mkdir /run/rpcbind && "
+                      "{ unshare --net rpcbind -f -w & } && "
+                      "for i in $(seq 100); do [ -S /run/rpcbind.sock ] && break; "
+                      'sleep 0.1; done && exec "$@"')
+            ganesha = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                       "ganesha-v3", *ganesha]
+        self.process = spawn(ganesha, self.folder / "ganesha.out", self.port)
+        if self.mount_port:
+            wait_for_port(self.mount_port)
 
     def stop(self) -> None:
         kill_tree(self.process)
         self.process = None
 
 
-def make_ganesha_server(folder: Path, share: Path | None = None) -> GaneshaServer:
-    """`share`: the folder to export (default: a new one in `folder`)."""
+def make_ganesha_server(folder: Path, share: Path | None = None,
+                        version: int = 4) -> GaneshaServer:
+    """`share`: the folder to export (default: a new one in `folder`); `version`: 4, or 3
+    (NFS 3 only: a client asking for NFS 4 is refused)."""
     folder.mkdir(parents=True, exist_ok=True)
     uid, gid = ensure_test_user(None)
     if share is None:
@@ -282,12 +298,15 @@ def make_ganesha_server(folder: Path, share: Path | None = None) -> GaneshaServe
         reachable_by_test_user(folder)
     (folder / "recovery").mkdir()
     port = free_port()
+    mount_port = free_port() if version == 3 else None
+    mount = f"MNT_Port = {mount_port};\n    Mount_Path_Pseudo = true;" if mount_port else ""
     # Every client id is squashed to the test user: what the guest's root writes belongs to
     # the test user on the host. Graceless: a fresh server takes writes at once.
     (folder / "ganesha.conf").write_text(f"""\
 NFS_CORE_PARAM {{
-    Protocols = 4;
+    Protocols = {version};
     NFS_Port = {port};
+    {mount}
     Bind_addr = 127.0.0.1;
     Enable_NLM = false;
     Enable_RQUOTA = false;
@@ -307,12 +326,12 @@ EXPORT {{
     Anonymous_Uid = {uid};
     Anonymous_Gid = {gid};
     SecType = sys;
-    Protocols = 4;
+    Protocols = {version};
     Transports = TCP;
     FSAL {{ Name = VFS; }}
 }}
 LOG {{ Default_Log_Level = EVENT; }}
 """)
-    server = GaneshaServer(folder, port, share)
+    server = GaneshaServer(folder, port, share, mount_port)
     server.start()
     return server

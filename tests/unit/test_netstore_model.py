@@ -29,6 +29,18 @@ def test_nfs_and_ssh_urls_default_ports() -> None:
     assert ssh.display() == "ssh://tech@[fd00::5]/srv/images"
 
 
+def test_nfs_url_with_the_mount_port_of_an_nfs3_server() -> None:
+    url = parse_url("nfs://nas:2049/export/images?mountport=20048")
+    assert (url.port, url.mount_port, url.path) == (2049, 20048, ("export", "images"))
+    assert url.display() == "nfs://nas:2049/export/images?mountport=20048"
+    for bad in ("nfs://nas/x?mountport=0", "nfs://nas/x?mountport=abc", "nfs://nas/x?vers=3",
+                "nfs://nas/x?mountport=1&mountport=2"):
+        with pytest.raises(UsageError, match=r"\?mountport="):
+            parse_url(bad)
+    with pytest.raises(UsageError, match=r"\?vers= is for smb:// only"):
+        parse_url("ssh://tech@nas/x?mountport=1")
+
+
 def test_password_in_url_is_refused_and_never_echoed() -> None:
     with pytest.raises(UsageError) as caught:
         parse_url("smb://tech:Sup3rSecret@nas/images")
