@@ -4,7 +4,7 @@ NFS 3 is mounted `nolock` (a job's own lock files in the store do the locking; t
 service and statd would need more ports and a listening service on this PC). Its mount
 service is found through the server's portmapper (port 111) unless `mount_port` names it
 (`nfs://SERVER/EXPORT?mountport=N`, for a server behind a firewall that opens only the NFS
-and mount ports); both then go over TCP.
+and mount ports).
 
 Mounted `soft` with a 10 s timeout and 3 retries: a server that goes away makes the job
 fail with an I/O error (which a rerun resumes: every store file is written to a temporary
@@ -31,8 +31,10 @@ def mount(server: str, export: str, mountpoint: Path, *, port: int | None,
     port_option = f",port={port}" if port else ""
     # NFS 3: one try (mount.nfs retries for 2 minutes by default), no lock service; with a
     # mount port no portmapper is asked for either port.
-    v3 = ",nolock,retry=0" + (f",mountport={mount_port},mountproto=tcp,proto=tcp,"
-                              f"port={port or 2049}" if mount_port else port_option)
+    # (No proto=/mountproto=: mount.nfs looks those names up in /etc/protocols, which a
+    # minimal system may lack; it tries TCP first anyway.)
+    v3 = ",nolock,retry=0" + (f",mountport={mount_port},port={port or 2049}" if mount_port
+                              else port_option)
     refused_v4 = ""
     for version, extra in (("4", port_option), ("3", v3)):
         options = f"vers={version},{_OPTIONS}{extra}"

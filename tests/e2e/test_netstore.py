@@ -10,6 +10,7 @@ guest sees them all as one NAS at 10.0.2.100.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,11 +20,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from qemu import VM, BootMedium, load_machine
 from recovery.errors import NetworkError
+from recovery.store.images import stored_area_digests
 from recovery.store.objects import ChunkStore
 from tests.e2e.conftest import BOOT_TIMEOUT, LiveImage
 from tests.e2e.windisk import fingerprint, make_gpt_disk, make_store_disk, mounted_store_disk
@@ -60,30 +63,31 @@ def credentials_stick(path: Path, tmp_path: Path, text: str) -> Path:
 
 def test_unattended_capture_to_smb_share_resumes_after_the_server_went_away(
         live_image: LiveImage, smb_server: SambaServer, tmp_path: Path) -> None:
-    """smbd is killed in the middle of an unattended capture: the job ends FAIL naming the
-    server and how to resume, and `images` lists nothing. smbd started again, the PC
-    restarted with the same kernel command line: the capture completes, keeping the chunks
-    the first boot had written, and the image verifies on the host."""
+    """smbd is killed in the middle of an unattended capture of PC A: the job ends FAIL
+    naming the server and how to resume; `images` lists the image as incomplete only.
+    smbd started again, PC A restarted with the same kernel command line and, at the same
+    time, PC B (a clone of A, its own NIC address) captured into the same store: both
+    complete, A keeps the chunks its first boot wrote, B's image shares A's chunks (each
+    stored once), both verify on the host."""
     disk = make_gpt_disk(tmp_path / "windows.img", 2 * GiB, tmp_path / "build")
     stick = credentials_stick(tmp_path / "creds.img", tmp_path,
                               f"username=recoverytest\npassword={smb_server.password}\n")
-    options = (f"recovery.run=capture recovery.source=NVME-SYS-0001 recovery.image=win-smb "
-               f"recovery.store=smb://recoverytest@{NAS}/images/shop "
-               "recovery.credentials=CREDS:/nas.cred")
     store = smb_server.share / "shop"
 
-    def boot(name: str) -> VM:
+    def boot(name: str, image: str, system: Path, creds: Path, mac: str) -> VM:
+        options = (f"recovery.run=capture recovery.source=NVME-SYS-0001 "
+                   f"recovery.image={image} recovery.store=smb://recoverytest@{NAS}/images/shop "
+                   "recovery.credentials=CREDS:/nas.cred")
         return VM(load_machine("uefi-nvme-usb"),
                   BootMedium(live_image.iso, mode="kernel", append=options), tmp_path / name,
-                  {"system": disk.image, "store": stick}, timeout=900,
-                  guestfwd={f"{NAS}:445": smb_server.port})
+                  {"system": system, "store": creds}, timeout=1500,
+                  guestfwd={f"{NAS}:445": smb_server.port}, mac=mac)
 
-    with boot("capture") as vm:
+    with boot("capture", "pc-a", disk.image, stick, PC_A) as vm:
         written = wait_for_chunks(store / "chunks", count=12, vm=vm)
         smb_server.stop()
         stopped = vm.elapsed
-        match = vm.wait_for(RESULT)
-        verdict, report = match.group(1), json.loads(match.group(2))
+        verdict, report = job_result(vm)
         print(f"SMB capture: smbd killed at {stopped:.0f} s with {len(written)} chunks "
               f"stored, {verdict} {vm.elapsed - stopped:.0f} s later")
     assert verdict == "FAIL", report
@@ -91,36 +95,79 @@ def test_unattended_capture_to_smb_share_resumes_after_the_server_went_away(
     assert error["code"] == NetworkError.code, report
     assert f"The server {NAS} stopped answering during the capture" in error["title"], error
     assert "Run the same capture again" in error["action"], error
-    assert listed_images(store) == []  # the half-written image is not listed
+    assert listed_images(store) == [("pc-a", "incomplete")]  # never shown as complete
     kept = {path: path.stat().st_ino for path in written}
+    stale = {path.name for path in (store / "locks").iterdir()}  # left by the gone job
 
     smb_server.start()
-    with boot("resume") as vm:
-        match = vm.wait_for(RESULT)
-        verdict, report = match.group(1), json.loads(match.group(2))
-        print(f"SMB capture run again: {verdict} after {vm.elapsed:.0f} s")
-        assert verdict == "PASS", report
-        assert vm.wait_exit(timeout=120) == 0
+    clone = tmp_path / "pc-b.img"
+    subprocess.run(["cp", "--sparse=always", str(disk.image), str(clone)], check=True)
+    stick_b = tmp_path / "creds-b.img"
+    shutil.copyfile(stick, stick_b)
+    with boot("resume", "pc-a", disk.image, stick, PC_A) as vm_a, \
+            boot("pc-b", "pc-b", clone, stick_b, PC_B) as vm_b:
+        together = watch_locks(store / "locks", stale, (vm_a, vm_b))
+        results = {name: job_result(vm) for name, vm in (("pc-a", vm_a), ("pc-b", vm_b))}
+        print(f"PC A resumed and PC B captured at once ({together} jobs held locks "
+              f"together): A {results['pc-a'][0]} after {vm_a.elapsed:.0f} s, "
+              f"B {results['pc-b'][0]} after {vm_b.elapsed:.0f} s")
+        for name, (verdict, report) in results.items():
+            assert verdict == "PASS", (name, report)
+    assert together == 2
     # The chunks of the first boot were kept, not written again.
     assert {path: path.stat().st_ino for path in written} == kept
-    assert listed_images(store) == ["win-smb"]
-    for name in ("capture", "resume"):
+    assert listed_images(store) == [("pc-a", "complete"), ("pc-b", "complete")]
+    chunk_store = ChunkStore.open(store)
+    digests = {name: needed_chunks(chunk_store, name) for name in ("pc-a", "pc-b")}
+    assert digests["pc-a"] == digests["pc-b"]  # clones: every chunk shared
+    # ... and each stored once: nothing else in the store
+    assert sorted(p.name for p in stored_chunks(store / "chunks")) == sorted(digests["pc-a"])
+    for name in ("capture", "resume", "pc-b"):
         serial = (tmp_path / name / "serial.log").read_bytes()
         assert smb_server.password.encode() not in serial
-    manifest, _ = ChunkStore.open(store).load_image("win-smb")
+    manifest, _ = chunk_store.load_image("pc-a")
     assert manifest.source.serial == "NVME-SYS-0001"
     for path in store.rglob("*"):
         if path.is_file():
             assert smb_server.password.encode() not in path.read_bytes(), path
     from recovery.ui.cli import main as recovery_cli
-    assert recovery_cli(["verify", "--store", str(store), "win-smb"]) == 0
+    for name in ("pc-a", "pc-b"):
+        assert recovery_cli(["verify", "--store", str(store), name]) == 0
+
+
+PC_A, PC_B = "52:54:00:0a:00:01", "52:54:00:0b:00:01"
+
+
+def job_result(vm: VM) -> tuple[str, dict[str, Any]]:
+    match = vm.wait_for(RESULT)
+    return match.group(1), json.loads(match.group(2))
+
+
+def watch_locks(folder: Path, stale: set[str], vms: tuple[VM, ...]) -> int:
+    """Until every guest has its result: the most lock files of these jobs at one time."""
+    most = 0
+    while not all(RESULT.search(vm.output) for vm in vms):
+        with contextlib.suppress(OSError):
+            held = {p.name for p in folder.iterdir() if p.suffix == ".yaml"} - stale
+            most = max(most, len(held))
+        time.sleep(0.2)
+    return most
+
+
+def needed_chunks(store: ChunkStore, name: str) -> set[str]:
+    manifest, index = store.load_image(name)
+    return {digest.hex() for digest in index.stored_digests() | stored_area_digests(manifest)}
+
+
+def stored_chunks(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")]
 
 
 def wait_for_chunks(folder: Path, count: int, vm: VM, timeout: float = 600) -> list[Path]:
     """Wait (on the host) until the guest has stored `count` chunks; their paths."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        chunks = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")]
+        chunks = stored_chunks(folder)
         if len(chunks) >= count:
             return chunks
         assert RESULT.search(vm.output) is None, f"the job ended first:\n{vm.tail()}"
@@ -128,10 +175,10 @@ def wait_for_chunks(folder: Path, count: int, vm: VM, timeout: float = 600) -> l
     raise AssertionError(f"fewer than {count} chunks in {folder}:\n{vm.tail()}")
 
 
-def listed_images(store: Path) -> list[str]:
+def listed_images(store: Path) -> list[tuple[str, str]]:
     done = subprocess.run([sys.executable, "-m", "recovery", "images", "--store", str(store),
                            "--json"], capture_output=True, text=True, check=True)
-    return [image["name"] for image in json.loads(done.stdout)["images"]]
+    return sorted((image["name"], image["state"]) for image in json.loads(done.stdout)["images"])
 
 
 def test_dhcp_nfs_capture_restore_and_ssh_verify_in_one_boot(
@@ -181,7 +228,8 @@ def job(vm: VM, arguments: str) -> None:
     print(f"guest: recovery {arguments.split()[0]}: {vm.elapsed - before:.0f} s")
 
 
-def nas_credentials_stick(path: Path, tmp_path: Path, ssh: SshServer) -> Path:
+def nas_credentials_stick(path: Path, tmp_path: Path, ssh: SshServer,
+                          extra: dict[str, str] | None = None) -> Path:
     """A stick labelled CREDS: an SSH key, the NAS's host key, credentials files naming
     them, the SMB password and a wrong one (ext4 keeps the key's mode 0600, which ssh
     insists on)."""
@@ -194,6 +242,8 @@ def nas_credentials_stick(path: Path, tmp_path: Path, ssh: SshServer) -> Path:
         (root / "ssh.cred").write_text("identity_file=nas_key\nknown_hosts=known_hosts\n")
         (root / "smb.cred").write_text(f"username={TEST_USER}\npassword={ssh.password}\n")
         (root / "wrong.cred").write_text(f"username={TEST_USER}\npassword=not-it\n")
+        for name, text in (extra or {}).items():
+            (root / name).write_text(text)
     return path
 
 

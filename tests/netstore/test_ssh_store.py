@@ -286,3 +286,37 @@ def test_unreadable_ssh_key_is_named(ssh_server: SshServer, tmp_path: Path) -> N
                             creds)
     assert code == UsageError.code, log
     assert "missing_key cannot be read" in result["error"]["title"]
+
+
+def test_server_gone_mid_restore_then_a_delta_restore_completes(
+        ssh_server: SshServer, small_disk: DemoDisk, tmp_path: Path) -> None:
+    creds = credentials(ssh_server, tmp_path, key=True)
+    url = ssh_server.url("images")
+    code, _, log = cli("capture", small_disk.path, "--store", url, "--credentials", creds,
+                       "--name", "pc")
+    assert code == 0, log
+    target = tmp_path / "target.img"
+    with open(target, "wb") as handle:
+        handle.truncate(small_disk.path.stat().st_size)
+    argv = [sys.executable, "-m", "recovery", "restore", "--store", url, "--credentials",
+            str(creds), "pc", str(target), "--yes", "--json"]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 300
+    while target.stat().st_blocks == 0 and process.poll() is None and (
+            time.monotonic() < deadline):
+        time.sleep(0.002)  # until the restore has written something
+    os.kill(process.pid, 19)  # SIGSTOP: the server goes away in the middle of the restore
+    ssh_server.stop()
+    os.kill(process.pid, 18)  # SIGCONT
+    stdout, stderr = process.communicate(timeout=600)
+    result = json.loads(stdout)
+    assert process.returncode == NetworkError.code, stdout + stderr
+    assert "server 127.0.0.1 stopped answering during the restore" in result["error"]["title"]
+    assert "delta restore" in result["error"]["action"]
+    assert target.read_bytes() != small_disk.path.read_bytes()  # only partly restored
+    ssh_server.start()
+    code, _, log = cli("restore", "--store", url, "--credentials", creds, "pc", target,
+                       "--yes", "--delta")
+    assert code == 0, log
+    assert target.read_bytes() == small_disk.path.read_bytes()

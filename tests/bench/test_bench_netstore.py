@@ -1,0 +1,138 @@
+"""Capture to and restore from each kind of network share against `cat` of the same bytes to
+and from the same mount, in the same guest (issue 13: target >= 0.9x cat's throughput).
+
+Run with `flock /work/qemu.lock python3 -m pytest -m bench -s tests/bench/test_bench_netstore.py`
+(it boots the live image in QEMU: one boot, the three servers of tests/e2e/test_netstore.py
+on the host's 127.0.0.1). For each of smb, nfs and ssh: a capture of the 2 GiB test disk
+into a new store on the share (so every chunk is written), then a restore of it onto the
+disk; the stored bytes B are the image's chunk files. The baseline is a script on the
+credentials stick that mounts the share the same way (recovery.store.remote) and times
+`cat` of B bytes from RAM to a file on the share (then sync) and, page caches dropped, from
+that file to /dev/null. Throughput is B / seconds; the capture also reads the disk, hashes
+and compresses, the restore also decompresses, writes the disk and reads it back. The
+ratios go to docs/benchmarks.md with the host's load; nothing is asserted about time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from qemu import VM, BootMedium, load_machine
+from tests.e2e.conftest import BOOT_TIMEOUT, LiveImage, live_image  # noqa: F401
+from tests.e2e.test_netstore import NAS, nas_credentials_stick
+from tests.e2e.windisk import make_gpt_disk
+from tests.netstore.servers import (
+    TEST_USER,
+    make_ganesha_server,
+    make_samba_server,
+    make_ssh_server,
+    served,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+BEGIN, END = "<!-- netstore bench: begin -->", "<!-- netstore bench: end -->"
+GiB = 1 << 30
+CAT_SCRIPT = """\
+import subprocess, sys, time
+from pathlib import Path
+from recovery.model.netstore import Credentials, parse_url, read_credentials
+from recovery.store.remote import mounted_store
+url, creds, size = parse_url(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+credentials = read_credentials(Path(creds)) if creds != "-" else Credentials()
+with mounted_store(url, credentials) as store:
+    store.path.mkdir(parents=True, exist_ok=True)
+    blob = store.path / "cat-blob"
+    start = time.monotonic()
+    subprocess.run(f"head -c {size} /tmp/blob > {blob} && sync -f {blob}", shell=True,
+                   check=True)
+    write = time.monotonic() - start
+    Path("/proc/sys/vm/drop_caches").write_text("3")
+    start = time.monotonic()
+    subprocess.run(f"cat {blob} > /dev/null", shell=True, check=True)
+    read = time.monotonic() - start
+    blob.unlink()
+print(f"CAT-RESULT {write:.3f} {read:.3f}")
+"""
+
+
+@pytest.mark.bench
+def test_bench_network_stores_against_cat(live_image: LiveImage,  # noqa: F811
+                                          tmp_path: Path) -> None:
+    disk = make_gpt_disk(tmp_path / "windows.img", 2 * GiB, tmp_path / "build")
+    rows = []
+    with served(make_ssh_server(tmp_path / "sshd")) as ssh, \
+            served(make_ganesha_server(tmp_path / "ganesha", share=ssh.root)) as nfs, \
+            served(make_samba_server(tmp_path / "samba", ssh.password, ssh.root)) as smb:
+        stick = nas_credentials_stick(tmp_path / "creds.img", tmp_path, ssh,
+                                      {"catbench.py": CAT_SCRIPT})
+        medium = BootMedium(live_image.iso, mode="kernel", append="recovery.run=shell")
+        with VM(load_machine("uefi-nvme-usb"), medium, tmp_path / "vm",
+                {"system": disk.image, "store": stick}, timeout=3600,
+                guestfwd={f"{NAS}:2049": nfs.port, f"{NAS}:22": ssh.port,
+                          f"{NAS}:445": smb.port}) as vm:
+            vm.wait_for("Shell: type 'exit'", timeout=BOOT_TIMEOUT)
+            vm.wait_for(r"# $", timeout=60)
+            vm.shell("mkdir -p /mnt/creds && mount -o ro LABEL=CREDS /mnt/creds")
+            vm.shell("head -c 400M /dev/urandom > /tmp/blob")  # RAM: cat's source
+            kinds = {"smb": (f"smb://{TEST_USER}@{NAS}/images/bench-smb", "smb.cred"),
+                     "nfs": (f"nfs://{NAS}/images/bench-nfs", "-"),
+                     "ssh": (f"ssh://{TEST_USER}@{NAS}{ssh.root}/bench-ssh", "ssh.cred")}
+            for kind, (url, creds) in kinds.items():
+                rows.append(bench_one(vm, kind, url, creds, ssh.root / f"bench-{kind}"))
+    write_results(rows)
+
+
+def bench_one(vm: VM, kind: str, url: str, creds: str, store: Path
+              ) -> tuple[str, int, float, float, float, float]:
+    option = f"--credentials /mnt/creds/{creds}" if creds != "-" else ""
+    capture = timed(vm, f"python3 -m recovery capture --store {url} {option} --name b "
+                        "/dev/nvme0n1 </dev/null >/dev/null 2>&1")
+    stored = sum(p.stat().st_size for p in (store / "chunks").rglob("*") if p.is_file())
+    vm.shell("sync; echo 3 > /proc/sys/vm/drop_caches")
+    restore = timed(vm, f"python3 -m recovery restore --store {url} {option} --yes b "
+                        "/dev/nvme0n1 </dev/null >/dev/null 2>&1")
+    out = vm.shell(f"python3 /mnt/creds/catbench.py {url} "
+                   f"{'/mnt/creds/' + creds if creds != '-' else '-'} {stored}", timeout=900)
+    match = re.search(r"CAT-RESULT ([\d.]+) ([\d.]+)", out)
+    assert match, out
+    cat_write, cat_read = float(match.group(1)), float(match.group(2))
+    print(f"{kind}: {stored / 1e6:.0f} MB stored; capture {capture:.1f} s, cat to the share "
+          f"{cat_write:.1f} s; restore {restore:.1f} s, cat from the share {cat_read:.1f} s")
+    return kind, stored, capture, cat_write, restore, cat_read
+
+
+def timed(vm: VM, command: str) -> float:
+    before = vm.elapsed
+    vm.shell(command, timeout=1800)
+    return vm.elapsed - before
+
+
+def write_results(rows: list[tuple[str, int, float, float, float, float]]) -> None:
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    lines = [f"QEMU TCG guest (2 vCPU, e1000e, user-mode networking with guestfwd to the "
+             f"servers on the host's 127.0.0.1), host load at the end {load}. Throughput = "
+             "stored bytes / seconds. Generated by `python3 -m pytest -m bench -s "
+             "tests/bench/test_bench_netstore.py`.", "",
+             "| share | stored | capture | cat to the share | ratio | restore | "
+             "cat from the share | ratio | target |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for kind, stored, capture, cat_write, restore, cat_read in rows:
+        mb = stored / 1e6
+        lines.append(f"| {kind} | {mb:.0f} MB | {mb / capture:.1f} MB/s | "
+                     f"{mb / cat_write:.1f} MB/s | {cat_write / capture:.2f}x | "
+                     f"{mb / restore:.1f} MB/s | {mb / cat_read:.1f} MB/s | "
+                     f"{cat_read / restore:.2f}x | >= 0.9x |")
+    text = "\n".join(lines) + "\n"
+    doc = ROOT / "docs" / "benchmarks.md"
+    old = doc.read_text()
+    if BEGIN in old and END in old:
+        head, rest = old.split(BEGIN, 1)
+        doc.write_text(f"{head}{BEGIN}\n{text}{END}{rest.split(END, 1)[1]}")
+    else:
+        doc.write_text(f"{old.rstrip()}\n\n## Network stores against cat "
+                       f"(`tests/bench/test_bench_netstore.py`, issue 13)\n\n{BEGIN}\n{text}"
+                       f"{END}\n")
