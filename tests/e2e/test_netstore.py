@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from qemu import VM, BootMedium, load_machine
 from recovery.errors import NetworkError
@@ -106,7 +107,7 @@ def test_unattended_capture_to_smb_share_resumes_after_the_server_went_away(
     shutil.copyfile(stick, stick_b)
     with boot("resume", "pc-a", disk.image, stick, PC_A) as vm_a, \
             boot("pc-b", "pc-b", clone, stick_b, PC_B) as vm_b:
-        together = watch_locks(store / "locks", stale, (vm_a, vm_b))
+        together = watch_locks(store / "locks", stale, {"pc-a": vm_a, "pc-b": vm_b})
         results = {name: job_result(vm) for name, vm in (("pc-a", vm_a), ("pc-b", vm_b))}
         print(f"PC A resumed and PC B captured at once ({together} jobs held locks "
               f"together): A {results['pc-a'][0]} after {vm_a.elapsed:.0f} s, "
@@ -143,15 +144,33 @@ def job_result(vm: VM) -> tuple[str, dict[str, Any]]:
     return match.group(1), json.loads(match.group(2))
 
 
-def watch_locks(folder: Path, stale: set[str], vms: tuple[VM, ...]) -> int:
-    """Until every guest has its result: the most lock files of these jobs at one time."""
-    most = 0
-    while not all(RESULT.search(vm.output) for vm in vms):
-        with contextlib.suppress(OSError):
-            held = {p.name for p in folder.iterdir() if p.suffix == ".yaml"} - stale
-            most = max(most, len(held))
+def watch_locks(folder: Path, stale: set[str], vms: dict[str, VM]) -> int:
+    """Until every guest has its result: the most lock files of these jobs at one time.
+    The guest whose job takes its lock first is paused (QEMU `stop`) until the other's job
+    holds one too, so the two jobs surely run at once, whatever the host's load."""
+    most, paused, done = 0, "", False
+    while not all(RESULT.search(vm.output) for vm in vms.values()):
+        held = lock_images(folder, stale)
+        most = max(most, len(held))
+        if not done and not paused and len(held) == 1 and held[0] in vms:
+            paused = held[0]
+            vms[paused].monitor("stop")
+        elif paused and len(held) >= 2:
+            vms[paused].monitor("cont")
+            paused, done = "", True
         time.sleep(0.2)
     return most
+
+
+def lock_images(folder: Path, stale: set[str]) -> list[str]:
+    """The image each live lock in `folder` names ("" before the job claimed one)."""
+    images = []
+    with contextlib.suppress(OSError):
+        for path in folder.iterdir():
+            if path.suffix == ".yaml" and path.name not in stale:
+                with contextlib.suppress(OSError, yaml.YAMLError, AttributeError):
+                    images.append(str(yaml.safe_load(path.read_text()).get("image", "")))
+    return images
 
 
 def needed_chunks(store: ChunkStore, name: str) -> set[str]:
