@@ -45,7 +45,6 @@ GiB = 1 << 30
 MiB = 1 << 20
 RESULT = re.compile(r"RECOVERY-RESULT: (PASS|FAIL) (\{.*\})\r?\n")
 NAS = "10.0.2.100"  # every server, each on its usual port
-NFS3_PORT, MOUNT_PORT = 20490, 20048  # a second NFS server, NFS 3 only, and its mountd
 
 
 @pytest.fixture
@@ -209,16 +208,13 @@ def test_dhcp_nfs_capture_restore_and_ssh_verify_in_one_boot(
     original = fingerprint(disk)
     with served(make_ssh_server(tmp_path / "sshd")) as ssh, \
             served(make_ganesha_server(tmp_path / "ganesha", share=ssh.root)) as nfs, \
-            served(make_ganesha_server(tmp_path / "ganesha3", ssh.root, version=3)) as nfs3, \
             served(make_samba_server(tmp_path / "samba", ssh.password, ssh.root)) as smb:
         stick = nas_credentials_stick(tmp_path / "creds.img", tmp_path, ssh)
         medium = BootMedium(live_image.iso, mode="kernel", append="recovery.run=shell")
-        assert nfs3.mount_port is not None
         with VM(load_machine("uefi-nvme-usb"), medium, tmp_path / "vm",
                 {"system": disk.image, "store": stick}, timeout=1800,
                 guestfwd={f"{NAS}:2049": nfs.port, f"{NAS}:22": ssh.port,
-                          f"{NAS}:445": smb.port, f"{NAS}:{NFS3_PORT}": nfs3.port,
-                          f"{NAS}:{MOUNT_PORT}": nfs3.mount_port}) as vm:
+                          f"{NAS}:445": smb.port}) as vm:
             vm.wait_for("Shell: type 'exit'", timeout=BOOT_TIMEOUT)
             vm.wait_for(r"# $", timeout=60)
             check_dhcp_and_nothing_listens(vm)
@@ -230,7 +226,6 @@ def test_dhcp_nfs_capture_restore_and_ssh_verify_in_one_boot(
             job(vm, f"verify --store ssh://{TEST_USER}@{NAS}{ssh.root}/shop "
                     "--credentials /mnt/creds/ssh.cred win-nfs")
             check_smb_errors_then_verify(vm)
-            check_nfs3_fallback(vm)
             vm.shell("umount /mnt/creds; sync")
             check_static_address_and_back_to_dhcp(vm)
         serial = (tmp_path / "vm" / "serial.log").read_bytes()
@@ -281,19 +276,6 @@ def images_in_guest(vm: VM, store: str) -> str:
     """`recovery images --json --store STORE`'s output in the guest, then exit=STATUS."""
     return vm.shell(f"python3 -m recovery images --json --store {store} </dev/null; "
                     "echo exit=$?", timeout=300)
-
-
-def check_nfs3_fallback(vm: VM) -> None:
-    """An NFS server that only speaks NFS 3: nfs:// falls back to it (its mount service
-    named with ?mountport=, as there is no portmapper to ask); without the mount port
-    neither version works and the message says both were tried and what to do."""
-    store = f"nfs://{NAS}:{NFS3_PORT}/images/shop"
-    listed = vm.shell(f"python3 -m recovery images --store '{store}?mountport={MOUNT_PORT}' "
-                      "</dev/null 2>&1", timeout=300)
-    assert "(NFS 3)" in listed and "win-nfs" in listed, listed
-    failed = images_in_guest(vm, f"'{store}'")
-    assert "exit=70" in failed and "does not offer NFS 4" in failed, failed
-    assert "NFS 3 failed too" in failed and "?mountport=" in failed, failed
 
 
 def wait_for_address(vm: VM, address: str) -> str:
