@@ -31,8 +31,9 @@ def mount(server: str, export: str, mountpoint: Path, *, port: int | None,
     port_option = f",port={port}" if port else ""
     # NFS 3: one try (mount.nfs retries for 2 minutes by default), no lock service; with a
     # mount port no portmapper is asked for either port.
-    # (No proto=/mountproto=: mount.nfs looks those names up in /etc/protocols, which a
-    # minimal system may lack; it tries TCP first anyway.)
+    # No proto=/mountproto=tcp: mount.nfs looks them up in /etc/protocols, which the live
+    # image lacks (no netbase: "Failed to find 'tcp' protocol"). Without them mount.nfs
+    # may ask the mount service over UDP first (NOT yet proven to work: docs/network-stores.md).
     v3 = ",nolock,retry=0" + (f",mountport={mount_port},port={port or 2049}" if mount_port
                               else port_option)
     refused_v4 = ""

@@ -11,6 +11,8 @@ credentials stick that mounts the share the same way (recovery.store.remote) and
 that file to /dev/null. Throughput is B / seconds; the capture also reads the disk, hashes
 and compresses, the restore also decompresses, writes the disk and reads it back. The
 ratios go to docs/benchmarks.md with the host's load; nothing is asserted about time.
+
+NOT RUN YET: written at the end of a session without a free QEMU slot; no numbers exist.
 """
 
 from __future__ import annotations
