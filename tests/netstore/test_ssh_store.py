@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -195,24 +195,33 @@ def test_malformed_store_urls(url: str, why: str) -> None:
     assert "secret123" not in log
 
 
+def job_losing_its_server(server: SshServer, argv: list[str],
+                          started: Callable[[], bool]) -> tuple[int, dict[str, Any], str]:
+    """Run `recovery ARGV --json`; once `started()` holds, stop the SSH server while the job
+    is held still (SIGSTOP), so the server goes away in the middle of its work; then let the
+    job run on to its end. Returns (exit code, its JSON, stdout + stderr)."""
+    process = subprocess.Popen([sys.executable, "-m", "recovery", *argv], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 300
+    while not started() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    os.kill(process.pid, 19)  # SIGSTOP: the server goes away while the job holds its lock
+    server.stop()
+    os.kill(process.pid, 18)  # SIGCONT
+    stdout, stderr = process.communicate(timeout=600)
+    return process.returncode, json.loads(stdout), stdout + stderr
+
+
 def test_server_gone_mid_capture_then_the_same_capture_completes(
         ssh_server: SshServer, small_disk: DemoDisk, tmp_path: Path) -> None:
     creds = credentials(ssh_server, tmp_path, key=True)
     url = ssh_server.url("images")
-    argv = [sys.executable, "-m", "recovery", "capture", str(small_disk.path), "--store", url,
-            "--credentials", str(creds), "--name", "gone", "--json"]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    argv = ["capture", str(small_disk.path), "--store", url, "--credentials", str(creds),
+            "--name", "gone", "--json"]
     partial = ssh_server.root / "images" / "images" / "gone.partial"
-    deadline = time.monotonic() + 300
-    while not partial.is_dir() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
-    os.kill(process.pid, 19)  # SIGSTOP: the server goes away while the job holds its lock
-    ssh_server.stop()
-    os.kill(process.pid, 18)  # SIGCONT
-    stdout, stderr = process.communicate(timeout=600)
-    result = json.loads(stdout)
-    assert process.returncode == NetworkError.code, stdout + stderr
+    code, result, output = job_losing_its_server(ssh_server, argv, partial.is_dir)
+    assert code == NetworkError.code, output
     assert "server 127.0.0.1 stopped answering during the capture" in result["error"]["title"]
     assert "resumes" in result["error"]["action"]
     ssh_server.start()
@@ -298,20 +307,12 @@ def test_server_gone_mid_restore_then_a_delta_restore_completes(
     target = tmp_path / "target.img"
     with open(target, "wb") as handle:
         handle.truncate(small_disk.path.stat().st_size)
-    argv = [sys.executable, "-m", "recovery", "restore", "--store", url, "--credentials",
-            str(creds), "pc", str(target), "--yes", "--json"]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
-    deadline = time.monotonic() + 300
-    while target.stat().st_blocks == 0 and process.poll() is None and (
-            time.monotonic() < deadline):
-        time.sleep(0.002)  # until the restore has written something
-    os.kill(process.pid, 19)  # SIGSTOP: the server goes away in the middle of the restore
-    ssh_server.stop()
-    os.kill(process.pid, 18)  # SIGCONT
-    stdout, stderr = process.communicate(timeout=600)
-    result = json.loads(stdout)
-    assert process.returncode == NetworkError.code, stdout + stderr
+    argv = ["restore", "--store", url, "--credentials", str(creds), "pc", str(target),
+            "--yes", "--json"]
+    # Once the restore has written something.
+    code, result, output = job_losing_its_server(ssh_server, argv,
+                                                 lambda: target.stat().st_blocks > 0)
+    assert code == NetworkError.code, output
     assert "server 127.0.0.1 stopped answering during the restore" in result["error"]["title"]
     assert "delta restore" in result["error"]["action"]
     assert target.read_bytes() != small_disk.path.read_bytes()  # only partly restored
