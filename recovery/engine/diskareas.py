@@ -8,13 +8,17 @@ the primary is damaged, so the table is taken from the copy that reads (UEFI 2.1
 §5.3.2). The bytes that do not read are stored as zeros and listed per area in the
 manifest (ImageManifest.disk_unreadable): they belong to no partition. A restore writes
 both GPT copies and the protective MBR from the table, so an unreadable copy loses
-nothing; unreadable boot code in the post-MBR gap is restored as zeros.
+nothing; unreadable boot code in the post-MBR gap is restored as zeros. An MBR disk's
+EBR chain is read the same way (recovery.engine.rescue_ebr): a logical partition whose EBR
+does not read is rebuilt from its boot sector and the next EBR, or named as lost.
 """
 
 from __future__ import annotations
 
 import logging
+from functools import partial
 
+from recovery.engine.rescue_ebr import LostEbr, rescue_logical_entries
 from recovery.engine.table import boot_areas, describe, read_table, read_table_raw
 from recovery.errors import DeviceIOError, UnsupportedLayoutError
 from recovery.model import gpt
@@ -47,6 +51,7 @@ class DiskAreaReader:
         self.sector = device.logical_sector_size
         self.bad: list[Extent] = []
         self.table_copy = ""
+        self.lost_ebrs: dict[int, LostEbr] = {}  # by disk offset, set by rescue_table()
         edge = min(EDGE, align_down(device.size // 2, self.sector))
         self._kept = {0: self._read(0, edge),
                       device.size - edge: self._read(device.size - edge, edge)}
@@ -56,6 +61,9 @@ class DiskAreaReader:
             if start <= offset and offset + length <= start + len(data):
                 return data[offset - start: offset - start + length]
         return self._read(offset, length)
+
+    def unreadable(self, offset: int, length: int) -> bool:
+        return bool(clip(self.bad, offset, offset + length))
 
     def _read(self, offset: int, length: int) -> bytes:
         first = align_down(offset, self.sector)
@@ -90,16 +98,30 @@ def rescue_table(reader: DiskAreaReader) -> PartitionTable:
     areas read; otherwise from the raw sectors that do, the other GPT copy standing in for
     an unreadable one. Refuses, saying what to do, when no copy reads."""
     device = reader.device
+    sector = device.logical_sector_size if device.is_block_device else _file_sector(reader)
+    chain = partial(_logical_entries, reader, sector)
+    mbr = gpt.parse_mbr(reader.read_at(0, sector))
+    if mbr.valid and not mbr.protective:  # libparted stops at an EBR that does not read
+        for extended in (e for e in mbr.entries if e.type_id in gpt.EXTENDED_TYPES):
+            chain(extended)
     if not reader.bad:
         return read_table(device)
-    sector = device.logical_sector_size if device.is_block_device else _file_sector(reader)
-    found = read_table_raw(device, reader.read_at, sector)
+    found = read_table_raw(device, reader.read_at, sector, chain)
     if found is None:
         raise _no_readable_table(reader, sector)
     table, reader.table_copy = found
     log.warning("unreadable sectors in the disk areas of %s (%s); table from %s",
                 device.path, reader.bad, reader.table_copy or "the MBR")
     return table
+
+
+def _logical_entries(reader: DiskAreaReader, sector: int, extended: gpt.MbrEntry
+                     ) -> list[gpt.MbrEntry]:
+    """The EBR chain read past bad sectors (recovery.engine.rescue_ebr); the EBRs that did
+    not read are kept for area_damage."""
+    found, lost = rescue_logical_entries(reader.read_at, reader.unreadable, sector, extended)
+    reader.lost_ebrs.update((item.offset, item) for item in lost)
+    return found
 
 
 def _file_sector(reader: DiskAreaReader) -> int:
@@ -137,12 +159,13 @@ def area_damage(reader: DiskAreaReader, table: PartitionTable) -> list[DiskAreaD
     """The unreadable bytes of the disk's own areas, each with what lived there and what a
     restore does; bad sectors outside them (unused gaps) lose nothing and are left out."""
     return [DiskAreaDamage(area, offset, length, what, restore)
-            for area, start, end, what, restore in _areas(table, reader.table_copy)
+            for area, start, end, what, restore in _areas(reader, table)
             for offset, length in clip(reader.bad, start, end)]
 
 
-def _areas(table: PartitionTable, copy: str) -> list[tuple[DiskArea, int, int, str, str]]:
-    sector, size = table.sector_size, table.disk_size
+def _areas(reader: DiskAreaReader, table: PartitionTable
+           ) -> list[tuple[DiskArea, int, int, str, str]]:
+    sector, size, copy = table.sector_size, table.disk_size, reader.table_copy
     if table.scheme == "mbr":  # (an unreadable LBA 0 leaves no MBR table: refused)
         gap: list[tuple[DiskArea, int, int, str, str]] = [
             ("post-mbr-gap", start, start + length,
@@ -151,7 +174,8 @@ def _areas(table: PartitionTable, copy: str) -> list[tuple[DiskArea, int, int, s
              "written as zeros: Windows boots without it; a boot manager that lived there "
              "must be installed again")
             for name, start, length in boot_areas(table) if name == "post-mbr-gap"]
-        return gap
+        return gap + [("ebr", lost.offset, lost.offset + sector, lost.what(sector),
+                       lost.restore()) for lost in reader.lost_ebrs.values()]
     used = {"primary": "the primary GPT was used", "backup": "the backup GPT was used"}
     rewrite = ("both GPT copies and the protective MBR are written from the partition "
                "table, so nothing is lost")

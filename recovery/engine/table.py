@@ -10,7 +10,7 @@ kernel to re-read the table once everything is written (BlockDevice.reread_parti
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -134,18 +134,24 @@ def _disagree(name: str, number: int) -> UnsupportedLayoutError:
         "The table may be damaged; check it with 'sgdisk -v' or 'sfdisk -V' before capturing.")
 
 
-def read_table_raw(device: BlockDevice, read_at: gpt.ReadAt, sector: int
-                   ) -> tuple[PartitionTable, str] | None:
+LogicalEntries = Callable[[gpt.MbrEntry], list[gpt.MbrEntry]]
+
+
+def read_table_raw(device: BlockDevice, read_at: gpt.ReadAt, sector: int,
+                   logical: LogicalEntries | None = None) -> tuple[PartitionTable, str] | None:
     """The table from its raw sectors alone, read through `read_at` (a rescue's reader,
     which gives zeros for unreadable sectors), and which GPT copy it came from ("primary",
     "backup"; "" for MBR); None when no copy of a table is there.
 
     Without libparted: its label probes read sectors all over the start of the disk, and
-    on a failing disk any of them may be one that does not read.
+    on a failing disk any of them may be one that does not read. `logical`: the logical
+    partitions of an extended one (default: its EBR chain read through `read_at`).
     """
     mbr = gpt.parse_mbr(read_at(0, sector))
     if mbr.valid and not mbr.protective:
-        return _raw_mbr_table(device, sector, mbr, read_at), ""
+        chain = logical or (lambda extended: gpt.read_logical_entries(read_at, sector,
+                                                                         extended))
+        return _raw_mbr_table(device, sector, mbr, chain), ""
     found = gpt.read_gpt(read_at, sector, device.size // sector)
     if found is None:
         return None
@@ -208,8 +214,8 @@ def _mbr_table(device: BlockDevice, sector: int, seen: parted.PartedDisk, lba0: 
     return _mbr_layout(device, sector, mbr, partitions)
 
 
-def _raw_mbr_table(device: BlockDevice, sector: int, mbr: gpt.MbrSector, read_at: gpt.ReadAt
-                   ) -> PartitionTable:
+def _raw_mbr_table(device: BlockDevice, sector: int, mbr: gpt.MbrSector,
+                   logical: LogicalEntries) -> PartitionTable:
     """The MBR table from LBA 0 and the EBR chain alone, numbered as libparted numbers it
     (primary slots 1-4, logical partitions from 5 in chain order)."""
     partitions: list[TablePartition] = []
@@ -218,8 +224,8 @@ def _raw_mbr_table(device: BlockDevice, sector: int, mbr: gpt.MbrSector, read_at
         partitions.append(_mbr_partition(entry.slot, entry, sector,
                                          "extended" if extended else "primary"))
         if extended:
-            partitions += [_mbr_partition(logical.slot, logical, sector, "logical")
-                           for logical in gpt.read_logical_entries(read_at, sector, entry)]
+            partitions += [_mbr_partition(found.slot, found, sector, "logical")
+                           for found in logical(entry)]
     return _mbr_layout(device, sector, mbr, partitions)
 
 

@@ -20,7 +20,7 @@ BOOT_CODE_SIZE = 440
 PARTITION_ENTRIES_OFFSET = 446
 EXTENDED_TYPES = frozenset({0x05, 0x0F, 0x85})
 PROTECTIVE_TYPE = 0xEE
-_MAX_LOGICAL = 128  # an EBR chain longer than this is a loop, not a disk
+MAX_LOGICAL = 128  # an EBR chain longer than this is a loop, not a disk
 
 _HEADER = struct.Struct("<8sIIIIQQQQ16sQIII")
 _ENTRY = struct.Struct("<16s16sQQQ72s")
@@ -153,30 +153,40 @@ def parse_mbr(sector: bytes) -> MbrSector:
 
 def read_logical_entries(read_at: ReadAt, sector_size: int, extended: MbrEntry
                          ) -> list[MbrEntry]:
-    """Walk the EBR chain of `extended`: logical partitions numbered 5, 6, ... in order.
-
-    Each EBR's first entry is relative to the EBR itself, its second (the link to the next
-    EBR) relative to the start of the extended partition.
-    """
+    """Walk the EBR chain of `extended`: logical partitions numbered 5, 6, ... in order."""
     logical: list[MbrEntry] = []
-    ebr_lba = extended.start_lba
+    ebr_lba: int | None = extended.start_lba
     seen: set[int] = set()
-    while ebr_lba not in seen and len(logical) < _MAX_LOGICAL:
+    while ebr_lba is not None and ebr_lba not in seen and len(logical) < MAX_LOGICAL:
         seen.add(ebr_lba)
-        sector = read_at(ebr_lba * sector_size, sector_size)
-        if sector[510:512] != b"\x55\xaa":
+        ebr = parse_ebr(read_at(ebr_lba * sector_size, sector_size), ebr_lba, extended,
+                        5 + len(logical))
+        if ebr is None:
             break
-        raw = [_MBR_ENTRY.unpack_from(sector, PARTITION_ENTRIES_OFFSET + 16 * i)
-               for i in range(2)]
-        status, _, type_id, _, start, sectors = raw[0]
-        if type_id and sectors:
-            logical.append(MbrEntry(5 + len(logical), status == 0x80, type_id,
-                                    ebr_lba + start, sectors))
-        _, _, link_type, _, link_start, link_sectors = raw[1]
-        if link_type not in EXTENDED_TYPES or not link_sectors:
-            break
-        ebr_lba = extended.start_lba + link_start
+        if ebr.logical is not None:
+            logical.append(ebr.logical)
+        ebr_lba = ebr.next_lba
     return logical
+
+
+@dataclass(frozen=True)
+class Ebr:
+    logical: MbrEntry | None  # its logical partition, with an absolute start
+    next_lba: int | None  # the next EBR of the chain
+
+
+def parse_ebr(sector: bytes, ebr_lba: int, extended: MbrEntry, slot: int) -> Ebr | None:
+    """The EBR at `ebr_lba` (None: no EBR there). Its first entry is relative to the EBR
+    itself, its second (the link to the next EBR) to the start of the extended partition."""
+    if sector[510:512] != b"\x55\xaa":
+        return None
+    raw = [_MBR_ENTRY.unpack_from(sector, PARTITION_ENTRIES_OFFSET + 16 * i) for i in range(2)]
+    status, _, type_id, _, start, sectors = raw[0]
+    logical = MbrEntry(slot, status == 0x80, type_id, ebr_lba + start, sectors) \
+        if type_id and sectors else None
+    _, _, link_type, _, link_start, link_sectors = raw[1]
+    linked = link_type in EXTENDED_TYPES and link_sectors
+    return Ebr(logical, extended.start_lba + link_start if linked else None)
 
 
 def looks_like_boot_sector(sector: bytes) -> str | None:

@@ -24,8 +24,9 @@ READABLE_FORMATS = (1, 2, 3)
 DamageKind = Literal["file-data", "mft-record", "ntfs-metadata", "free-space", "unknown"]
 # The disk's own areas: LBA 0 (MBR or protective MBR with its boot code), the primary GPT
 # (header and entries after LBA 0), the backup GPT at the end, and on MBR disks the gap
-# between LBA 0 and the first partition where boot loaders live.
-DiskArea = Literal["mbr", "primary-gpt", "backup-gpt", "post-mbr-gap"]
+# between LBA 0 and the first partition where boot loaders live, and the EBRs of an
+# extended partition (each: one logical partition's place and the link to the next EBR).
+DiskArea = Literal["mbr", "primary-gpt", "backup-gpt", "post-mbr-gap", "ebr"]
 
 
 def utc_timestamp(when: datetime | None = None) -> str:
