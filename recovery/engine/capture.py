@@ -38,7 +38,7 @@ from recovery import __version__
 from recovery.engine import safety
 from recovery.engine.capture_result import CapturedPartition, CaptureSummary
 from recovery.engine.chunking import ChunkIO, ChunkSpan, chunk_spans, digest, zero_digest
-from recovery.engine.devices import resolve_disk
+from recovery.engine.devices import machine_now, resolve_disk
 from recovery.engine.diskareas import DiskAreaReader, area_damage, read_boot_areas, rescue_table
 from recovery.engine.pipeline import ordered_map
 from recovery.engine.rescue import RescueOptions
@@ -177,7 +177,8 @@ class CapturePlan:
 
 
 def plan_capture(request: CaptureRequest) -> CapturePlan:
-    disk = resolve_disk(request.source)
+    disks, udev = machine_now()
+    disk = resolve_disk(request.source, disks)
     identity = safety.DiskIdentity.of(disk)
     with BlockDevice.open(disk.node) as device:
         # A failing disk's table comes from whichever copy reads (recovery.engine.diskareas).
@@ -193,7 +194,7 @@ def plan_capture(request: CaptureRequest) -> CapturePlan:
         raise UnsupportedLayoutError(
             f"No partition of {disk.describe()} matches the roles asked for.",
             "Choose partitions this disk has.", hint=Hint.ALL_PARTITIONS)
-    refusals = tuple(safety.capture_refusals(disk, request.store))
+    refusals = tuple(safety.capture_refusals(disk, request.store, disks, udev))
     return CapturePlan(request, disk, identity, table, tuple(planned), refusals)
 
 
@@ -336,9 +337,10 @@ def _recheck(plan: CapturePlan, store: Path, device: BlockDevice,
     """The gate again, on the disk as it is now: the node must hold the planned disk with
     the planned partition table, and each selected volume with the used-block map the
     plan will read."""
-    now = resolve_disk(plan.disk.node)
+    disks, udev = machine_now()
+    now = resolve_disk(plan.disk.node, disks)
     refusals = (safety.identity_refusals(plan.identity, now)
-                + safety.capture_refusals(now, store))
+                + safety.capture_refusals(now, store, disks, udev))
     if refusals:
         raise refusals[0]
     changes = compare_tables(plan.table, rescue_table(areas) if areas else read_table(device))

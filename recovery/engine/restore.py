@@ -35,7 +35,7 @@ from pathlib import Path
 from recovery.engine import safety
 from recovery.engine.bootconfig import update_boot_config
 from recovery.engine.chunking import ChunkIO, digest, zeros
-from recovery.engine.devices import resolve_disk
+from recovery.engine.devices import machine_now, resolve_disk
 from recovery.engine.fit import FittedLayout
 from recovery.engine.health import with_health
 from recovery.engine.pipeline import ordered_map
@@ -70,6 +70,7 @@ from recovery.model.manifest import ImageManifest, PartitionImage, RawArea
 from recovery.store.index import ImageIndex
 from recovery.store.objects import ChunkStore
 from recovery.sys.blockdev import BlockDevice
+from recovery.sys.udev import UdevSource
 
 
 @dataclass(frozen=True)
@@ -167,29 +168,31 @@ class RestoreSummary:
 def plan_restore(request: RestoreRequest) -> RestorePlan:
     store = ChunkStore.open(request.store)
     manifest, index = store.load_image(request.image)
-    target = _target_now(request.target)
+    disks, udev = machine_now()
+    target = _target_now(request.target, disks)
     numbers = tuple(p.number for p in manifest.captured_partitions)
     layout, too_small = plan_layout(request.store, manifest, target.size, request.layout)
     plan = RestorePlan(request, target, safety.DiskIdentity.of(target), manifest, index,
                        numbers, [], layout)
     # No fitted layout: the fitter's refusal names the smallest disk that fits; the gate's
     # own "too small" (against the image's layout) would only repeat it less precisely.
-    refusals = too_small + [r for r in _gate(plan, target)
+    refusals = too_small + [r for r in _gate(plan, target, disks, udev)
                             if not (too_small and isinstance(r, TargetTooSmallError))]
     return replace(plan, refusals=refusals)
 
 
-def _target_now(node: Path) -> Disk:
+def _target_now(node: Path, disks: list[Disk]) -> Disk:
     """The disk at `node` with its SMART health read now (the gate refuses a failing one)."""
-    return with_health([resolve_disk(node)])[0]
+    return with_health([resolve_disk(node, disks)])[0]
 
 
-def _gate(plan: RestorePlan, target: Disk) -> list[SafetyError]:
+def _gate(plan: RestorePlan, target: Disk, disks: list[Disk], udev: UdevSource
+          ) -> list[SafetyError]:
     request, table = plan.request, plan.table
     gate = safety.GateInput(target=target, required_size=table.end_of_last_partition,
                             sector_size=table.sector_size, store=request.store,
                             allow_failing_target=request.allow_failing_target)
-    return (safety.identity_refusals(plan.identity, target) + safety.refusals(gate)
+    return (safety.identity_refusals(plan.identity, target) + safety.refusals(gate, disks, udev)
             + safety.confirmation_refusal(target, request.confirmed))
 
 
@@ -230,7 +233,8 @@ def execute_restore(plan: RestorePlan, events: EventSink = discard,
 
 def _recheck(plan: RestorePlan) -> None:
     """The whole gate again, on the disk that is at the plan's node now."""
-    refusals = _gate(plan, _target_now(plan.target.node))
+    disks, udev = machine_now()  # the machine as it is now, read once
+    refusals = _gate(plan, _target_now(plan.target.node, disks), disks, udev)
     if plan.layout is None:  # nothing fits: the fitter's refusal names the smallest disk
         refusals = [r for r in plan.refusals if isinstance(r, TargetTooSmallError)] + refusals
     if refusals:

@@ -50,8 +50,10 @@ class GateInput:
     allow_failing_target: bool = False  # the technician insists (--allow-failing-target)
 
 
-def refusals(gate: GateInput, disks: list[Disk] | None = None) -> list[SafetyError]:
-    """Every reason the target must not be written; empty when it may be (after confirming)."""
+def refusals(gate: GateInput, disks: list[Disk] | None = None,
+             udev: UdevSource | None = None) -> list[SafetyError]:
+    """Every reason the target must not be written; empty when it may be (after confirming).
+    `disks` and `udev`: the machine as the caller just read it (else read here)."""
     disks = list_disks() if disks is None else disks
     target = gate.target
     found: list[SafetyError] = []
@@ -62,7 +64,7 @@ def refusals(gate: GateInput, disks: list[Disk] | None = None) -> list[SafetyErr
             "Choose another disk; the USB stick you booted from cannot be a target."))
     # disks_holding follows loop devices to the disk under their image file, so a store
     # inside an image on the target is caught too.
-    if _holds_store(target, gate.store, disks):
+    if _holds_store(target, gate.store, disks, udev):
         found.append(TargetInUseError(
             f"{name} holds the image store {gate.store}.",
             "Put the store on another drive, or choose another target disk."))

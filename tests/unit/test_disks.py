@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from recovery.engine.devices import machine_now, resolve_disk
 from recovery.engine.disks import (
     describe_node,
     disk_holding,
@@ -308,3 +309,26 @@ def test_bare_file_system_image_has_no_partitions(tmp_path: Path) -> None:
     run(["mkntfs", "-Q", "-F", str(volume)])
     disk = describe_node(volume)
     assert disk is not None and disk.partitions == ()
+
+
+def test_machine_now_walks_udev_once_for_every_question(gpt_loop: PartitionedLoop,
+                                                        monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    """One step's questions (which disk is this node, which disks hold a path) share one
+    udev walk, and the answers are those of walking udev for each."""
+    walks: list[int] = []
+    real_walk = udev.LiveUdev.block_devices
+
+    def counted(self: udev.LiveUdev) -> list[dict[str, str]]:
+        walks.append(1)
+        return real_walk(self)
+
+    live_disks = list_disks()
+    live_holders = disks_holding(gpt_loop.image, live_disks)
+    monkeypatch.setattr(udev.LiveUdev, "block_devices", counted)
+    disks, snapshot = machine_now()
+    assert disks == live_disks
+    assert disks_holding(gpt_loop.image, disks, snapshot) == live_holders
+    assert resolve_disk(gpt_loop.device, disks).node == gpt_loop.device
+    assert list_disks(snapshot) == disks
+    assert len(walks) == 1

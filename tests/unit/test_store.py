@@ -30,7 +30,15 @@ from recovery.model.manifest import (
     RawArea,
     SourceIdentity,
 )
-from recovery.store import ChunkRef, ChunkStore, ImageIndex, PartitionIndex, default_image_name
+from recovery.store import (
+    ChunkRef,
+    ChunkStore,
+    ImageIndex,
+    PartitionIndex,
+    default_image_name,
+    objects,
+)
+from recovery.store import files as store_files
 
 ROOT = Path(__file__).resolve().parents[2]
 CHUNK = 1024 * 1024
@@ -124,6 +132,41 @@ def test_a_batched_chunk_file_is_named_only_when_durable_and_read_before(
     store.sync()
     assert final.is_file() and not list(final.parent.glob(".*.tmp"))
     assert store.get(digest) == data
+
+
+def test_batches_are_named_in_the_background_at_most_two_unnamed(store: ChunkStore) -> None:
+    """Full batches are fsynced and named by a thread of their own while puts go on; at no
+    moment are more than two batches unnamed, and sync() names the rest."""
+    batch = objects._PUBLISH_BATCH
+    blobs = [os.urandom(4096) for _ in range(3 * batch + 5)]
+    most_unnamed = 0
+    for data in blobs:
+        assert store.put(digest_of(data), store.compress(data), batched=True) is True
+        unnamed = len(list((store.root / "chunks").rglob(".*.tmp")))
+        most_unnamed = max(most_unnamed, unnamed)
+        assert store.has(digest_of(data))
+    assert most_unnamed <= 2 * batch
+    store.sync()
+    assert not list((store.root / "chunks").rglob(".*.tmp"))
+    assert all(store.chunk_path(digest_of(data)).is_file() for data in blobs)
+    assert all(store.get(digest_of(data)) == data for data in blobs)
+
+
+def test_a_batch_that_cannot_be_made_durable_fails_the_writer_and_names_nothing(
+        store: ChunkStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fsync failing (a store drive going bad; mocked: a real one cannot fail on cue) in
+    the background: sync() raises it, the batch's files are not named and are removed."""
+    def failing_fsync(path: Path) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(store_files, "fsync_file", failing_fsync)
+    blobs = [os.urandom(4096) for _ in range(objects._PUBLISH_BATCH)]
+    for data in blobs:
+        store.put(digest_of(data), store.compress(data), batched=True)
+    with pytest.raises(StoreError, match="Input/output error"):
+        store.sync()
+    assert not [p for p in (store.root / "chunks").rglob("*") if p.is_file()]
+    assert not any(store.has(digest_of(data)) for data in blobs)
 
 
 def test_incompressible_chunk_is_a_raw_zstd_frame_padded_to_whole_blocks(
