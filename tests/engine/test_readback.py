@@ -14,6 +14,7 @@ from recovery.engine.placed import PlacedChunk
 from recovery.engine.restore import RestoreRequest, restore
 from recovery.errors import CancelledError, Hint, VerificationError
 from recovery.events import Event, PhaseFinished
+from recovery.sys.blockdev import BlockDevice
 from recovery.units import MiB
 from tests.engine.helpers import volume_fingerprints
 
@@ -118,3 +119,49 @@ def test_a_cancelled_restore_stops_the_read_back_thread(small_disk: DemoDisk,
         restore(RestoreRequest(small_store, "base", target, confirmed=True), cancel=cancel)
     assert caught.value.hint is Hint.RESUME_DELTA  # each shell names the --delta / switch
     assert not [t for t in threading.enumerate() if t.name.startswith("read-back")]
+
+
+@pytest.mark.parametrize("overlap", [True, False], ids=["overlapped", "phased"])
+def test_every_chunk_is_read_back_after_a_flush_that_followed_its_write(
+        small_disk: DemoDisk, small_store: Path, tmp_path: Path, overlap: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read-back's guarantee, whoever flushes: write, then flush, then read, for every
+    chunk, overlapped or phased."""
+    monkeypatch.setattr(readback, "WAVE_BYTES", 4 * MiB)
+    monkeypatch.setattr(readback, "overlaps", lambda device: overlap)
+    log: list[tuple[str, int]] = []
+    lock = threading.Lock()
+    real_write, real_read = ChunkIO.write_used, PlacedChunk.read_from
+    real_flush = BlockDevice.flush
+
+    def write(self: ChunkIO, offset: int, span: ChunkSpan, content: memoryview) -> int:
+        written = real_write(self, offset, span, content)
+        with lock:
+            log.append(("write", offset + span.start))
+        return written
+
+    def flush(self: BlockDevice) -> None:
+        with lock:
+            flushed_after = len(log)
+        real_flush(self)
+        with lock:
+            log.append(("flush", flushed_after))
+
+    def read(self: PlacedChunk, chunk_io: ChunkIO) -> memoryview:
+        with lock:
+            log.append(("read", self.partition_offset + self.span.start))
+        return real_read(self, chunk_io)
+
+    monkeypatch.setattr(ChunkIO, "write_used", write)
+    monkeypatch.setattr(BlockDevice, "flush", flush)
+    monkeypatch.setattr(PlacedChunk, "read_from", read)
+    target = _blank(tmp_path / "target.img", small_disk.table.disk_size)
+    summary = restore(RestoreRequest(small_store, "base", target, confirmed=True))
+    assert summary.verified
+    written = {where: at for at, (what, where) in enumerate(log) if what == "write"}
+    reads = [(at, where) for at, (what, where) in enumerate(log) if what == "read"]
+    assert sorted(where for _, where in reads) == sorted(written)
+    for at, where in reads:
+        # a flush that started after the write was logged and ended before this read
+        assert any(what == "flush" and started > written[where] and done < at
+                   for done, (what, started) in enumerate(log)), where
