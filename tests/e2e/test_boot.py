@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 
 from qemu import VM, BootMedium, load_machine
-from recovery.engine.capture import CaptureRequest, capture
 from recovery.sys import mtools
-from tests.e2e.conftest import BOOT_TIMEOUT, LiveImage
-from tests.e2e.windisk import make_gpt_disk, make_store_disk, mounted_store_disk
+from tests.e2e.conftest import BOOT_TIMEOUT, BiosGuest, LiveImage
+from tests.e2e.windisk import make_gpt_disk, store_with_image
 
 MiB = 1 << 20
 BOOT_FILES = "/EFI/Microsoft/Boot"
@@ -72,22 +71,20 @@ def test_iso_fits_the_budget_and_keeps_what_networking_needs(live_image: LiveIma
 
 def captured_store_stick(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A USB stick (ext4, label RSTORE) holding a store with image "pc" of a GPT disk, and
-    the SHA-256 of each file in its ESP's boot folder."""
+    the SHA-256 of each file in its ESP's boot folder (conftest's bios_guest has it)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     disk = make_gpt_disk(tmp_path / "pc.img", 1024 * MiB, tmp_path / "build")
     esp = disk.volumes[0].start
     expected = {name: hashlib.sha256(mtools.mtype(disk.image, esp, f"{BOOT_FILES}/{name}"))
                 .hexdigest() for name in mtools.mdir(disk.image, esp, BOOT_FILES)}
     stick = tmp_path / "stick.img"
-    make_store_disk(stick, 1024 * MiB, "RSTORE")
-    with mounted_store_disk(stick, tmp_path / "stick", read_write=True) as root:
-        capture(CaptureRequest(disk.image, root / "images", name="pc"))
+    store_with_image(stick, 1024 * MiB, "RSTORE", disk.image, tmp_path / "stick")
     return stick, expected
 
 
-def test_shell_has_the_tools_and_no_swap_no_network_no_automount(boot_shell: object,
-                                                                tmp_path: Path) -> None:
-    stick, esp_files = captured_store_stick(tmp_path)
-    vm: VM = boot_shell("bios-sata-usb", {"store": stick})  # type: ignore[operator]
+def test_shell_has_the_tools_and_no_swap_no_network_no_automount(bios_guest: BiosGuest
+                                                                ) -> None:
+    vm = bios_guest.vm
     assert "capture" in vm.shell("recovery --help")
     assert vm.shell("swapon --show --noheadings") == ""
     # Only the loopback interface, and nothing of the PC's disks is mounted.
@@ -107,7 +104,7 @@ def test_shell_has_the_tools_and_no_swap_no_network_no_automount(boot_shell: obj
     assert health["sata"]["attributes"]["self_assessment"] == "PASSED"
     assert health["usb"]["status"] == "unknown"
     assert "USB bridge passes no SMART data" in health["usb"]["reasons"][0]
-    check_image_mounts(vm, esp_files)
+    check_image_mounts(vm, bios_guest.esp_files)
 
 
 def check_image_mounts(vm: VM, esp_files: dict[str, str]) -> None:
@@ -128,3 +125,4 @@ def check_image_mounts(vm: VM, esp_files: dict[str, str]) -> None:
     for point in ("/mnt/esp", "/mnt/win"):
         vm.shell(f"recovery unmount {point} --json >/dev/null", timeout=60)
     assert vm.shell("grep -E ' /mnt/(esp|win)' /proc/mounts || true") == ""
+    vm.shell("umount /mnt/stick")  # the boot is shared: the next job mounts the stick

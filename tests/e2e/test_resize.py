@@ -2,12 +2,13 @@
 
 A 2 GiB GPT Windows disk (the demo's: ESP, MSR, Windows with real hives, WinRE after it;
 files placed high in the Windows volume so that the shrink must move them) is captured on
-the host once (the guest's capture is proven by test_unattended.py). Then, for each target,
-ONE boot of the live image runs the restore as an unattended job from the kernel command
-line (`recovery.run=restore recovery.target=SERIAL recovery.yes=1`, the large disk also
-`recovery.system-size=`): a blank 1.5 GiB NVMe disk (Windows shrunk) and a blank 4 GiB one
-(Windows grown to the size asked). The machine has only that disk and the store stick. The
-new layout must be on the serial console before the result line, and in the job's JSON.
+the host once (the guest's capture is proven by test_unattended.py). One shell boot of the
+live image, with both targets and the store stick, then runs for each target the restore
+as the unattended service runs it (`recovery.run=restore recovery.target=SERIAL
+recovery.yes=1`, the large disk also `recovery.system-size=`; test_unattended.guest_job): a
+blank 1.5 GiB NVMe disk (Windows shrunk) and a blank 4 GiB one (Windows grown to the size
+asked). The new layout must be on the serial console before the result line, and in the
+job's JSON.
 On the host, each target: ntfsfix -n and ntfsresize --check of the resized Windows volume,
 its file tree against the source volume's (BLAKE3 of every file, security descriptors), the
 identifiers, the Recovery volume's ntfsclone hash at its new place, `recovery verify
@@ -16,11 +17,14 @@ identifiers, the Recovery volume's ntfsclone hash at its new place, `recovery ve
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from qemu import VM, Machine
+from qemu import DiskSpec as VMDisk
 from recovery.demo.disk import DemoDisk, DiskSpec, build_windows_disk
 from recovery.engine.filetree import compare_trees, file_tree
 from recovery.engine.table import read_table
@@ -30,8 +34,8 @@ from recovery.sys import ntfs3g, ntfsresize
 from recovery.sys.blockdev import BlockDevice
 from recovery.sys.slice import DeviceSlice
 from recovery.ui.cli import main as recovery_cli
-from tests.e2e.conftest import LiveImage
-from tests.e2e.test_unattended import STORE_LABEL, run_job_with_console, store_options
+from tests.e2e.conftest import LiveImage, start_shell_vm
+from tests.e2e.test_unattended import STORE_LABEL, guest_job, store_options
 from tests.e2e.windisk import make_store_disk, mounted_store_disk
 from tests.engine.helpers import place_files_high
 
@@ -39,13 +43,6 @@ GiB = 1 << 30
 MiB = 1 << 20
 # ESP 100 MiB, MSR 16 MiB, Windows, WinRE 160 MiB from 1 MiB on: a 2 GiB disk, full.
 SOURCE = DiskSpec(size=2 * GiB, windows_size=2 * GiB - 278 * MiB, data_bytes=160 * MiB)
-MACHINE = """description: UEFI PC with one blank NVMe disk of another size and the store stick
-firmware: uefi
-memory_mib: 2048
-disks:
-  - {{name: target, bus: nvme, serial: {serial}, size: {size}}}
-  - {{name: store, bus: usb, serial: USB-STORE-0001, size: 4GiB}}
-"""
 
 
 @dataclass(frozen=True)
@@ -128,19 +125,42 @@ def _check_target(disk: DemoDisk, store: Path, target: Path, tmp_path: Path) -> 
     return windows.size
 
 
+@dataclass(frozen=True)
+class Guest:
+    vm: VM
+    targets: dict[str, Path]  # serial: the blank disk's image file
+
+
+@pytest.fixture(scope="module")
+def guest(live_image: LiveImage, tmp_path_factory: pytest.TempPathFactory,
+          captured: Captured) -> Iterator[Guest]:
+    """A UEFI PC with both blank NVMe targets and the store stick, at a shell."""
+    tmp_path = tmp_path_factory.mktemp("resize-vm")
+    targets = {}
+    for target in TARGETS:
+        targets[target.serial] = tmp_path / f"{target.serial}.img"
+        with open(targets[target.serial], "wb") as handle:
+            handle.truncate(target.size)
+    machine = Machine("uefi-nvme-targets", "UEFI PC with two blank NVMe disks of other "
+                      "sizes and the store stick", "uefi", (
+                          *(VMDisk(t.serial, "nvme", t.serial, t.size) for t in TARGETS),
+                          VMDisk("store", "usb", "USB-STORE-0001", 4 * GiB)))
+    vm = start_shell_vm(live_image, machine, tmp_path / "vm",
+                        {**targets, "store": captured.store})
+    try:
+        yield Guest(vm, targets)
+    finally:
+        vm.__exit__(None, None, None)
+
+
 @pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.serial)
 def test_unattended_restore_onto_an_nvme_disk_of_another_size(
-        live_image: LiveImage, tmp_path: Path, captured: Captured, target: Target) -> None:
-    path = tmp_path / f"{target.serial}.img"
-    with open(path, "wb") as handle:
-        handle.truncate(target.size)
-    machine = tmp_path / "machine.yaml"
-    machine.write_text(MACHINE.format(serial=target.serial, size=f"{target.size // MiB}MiB"))
+        guest: Guest, tmp_path: Path, captured: Captured, target: Target) -> None:
+    path = guest.targets[target.serial]
     options = (f"{store_options('restore', 'win')} recovery.target={target.serial} "
                f"recovery.yes=1 {target.options}")
-    verdict, report, console = run_job_with_console(
-        live_image, machine, tmp_path / "vm", {"target": path, "store": captured.store},
-        options)
+    verdict, report, console = guest_job(guest.vm, options.strip())
+    guest.vm.shell("sync")
     assert verdict == "PASS", report
     done = report["result"]
     assert isinstance(done, dict) and done["ok"] and done["verified"], done

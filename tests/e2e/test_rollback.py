@@ -2,7 +2,8 @@
 
 The host builds a GPT disk whose Windows partition is an NTFS volume with a corrupt SYSTEM
 hive and a Volume Shadow Copy (restore point) holding the good one; the guest rolls SYSTEM
-back from the kernel command line; the host then checks the hive and the file system.
+back as the unattended service does (in the shell boot conftest's bios_guest shares, the
+disk on virtio); the host then checks the hive and the file system.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ from pathlib import Path
 from recovery.sys import ntfs3g
 from recovery.sys.run import run
 from tests.conftest import unpack_hive
-from tests.e2e.conftest import LiveImage
-from tests.e2e.test_unattended import run_job
+from tests.e2e.conftest import BiosGuest
+from tests.e2e.test_unattended import guest_job
 from tests.vsstool.builder import Snapshot, build_vss_volume
 
 MiB = 1 << 20
 VOLUME_START = 1 * MiB
 VOLUME_SIZE = 96 * MiB
 CONFIG = "Windows/System32/config"
-SERIAL = "VIRTIO-SYS-0001"  # the virtio disk of qemu/machines/bios-virtio.yaml
+SERIAL = "VIRTIO-SYS-0001"  # the virtio disk conftest's bios_guest adds
+HIVES = ("SYSTEM", "SAM", "corrupted_system_hive", "SYSTEM_B.LOG1")
 
 
 def make_broken_windows_disk(tmp_path: Path, hives: dict[str, bytes]) -> Path:
@@ -49,22 +51,29 @@ def make_broken_windows_disk(tmp_path: Path, hives: dict[str, bytes]) -> Path:
     return disk
 
 
+def broken_windows_disk(tmp_path: Path) -> Path:
+    """make_broken_windows_disk with the hives of tests/data (for conftest's bios_guest)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    return make_broken_windows_disk(tmp_path, {name: unpack_hive(f"{name}.xz", tmp_path)
+                                               .read_bytes() for name in HIVES})
+
+
 def read_hive(disk: Path, mountpoint: Path, name: str) -> bytes:
     with ntfs3g.mount(disk, VOLUME_START, mountpoint, False, size=VOLUME_SIZE) as root:
         return (root / CONFIG / name).read_bytes()
 
 
-def test_rollback_of_the_system_hive_in_the_guest(live_image: LiveImage,
+def test_rollback_of_the_system_hive_in_the_guest(bios_guest: BiosGuest,
                                                   tmp_path: Path) -> None:
-    hives = {name: unpack_hive(f"{name}.xz", tmp_path).read_bytes()
-             for name in ("SYSTEM", "SAM", "corrupted_system_hive", "SYSTEM_B.LOG1")}
-    disk = make_broken_windows_disk(tmp_path, hives)
+    hives = {name: unpack_hive(f"{name}.xz", tmp_path).read_bytes() for name in HIVES}
+    disk = bios_guest.rollback  # the guest has not written it yet: only this test does
     assert read_hive(disk, tmp_path / "before", "SYSTEM") == hives["corrupted_system_hive"]
 
-    verdict, report = run_job(live_image, "bios-virtio", tmp_path / "vm", {"system": disk},
-                              f"recovery.run=rollback recovery.volume={SERIAL} "
-                              "recovery.point=vss-1 recovery.hive=SYSTEM recovery.yes=1")
+    verdict, report, _ = guest_job(bios_guest.vm,
+                                   f"recovery.run=rollback recovery.volume={SERIAL} "
+                                   "recovery.point=vss-1 recovery.hive=SYSTEM recovery.yes=1")
     assert verdict == "PASS", report
+    bios_guest.vm.shell("sync")
     result = report["result"]
     assert isinstance(result, dict) and result["verified"] is True, report
 

@@ -114,6 +114,17 @@ def make_store_disk(image: Path, size: int, label: str) -> None:
         run(["mkfs.ext4", "-q", "-L", label, str(device)])
 
 
+def store_with_image(image: Path, size: int, label: str, source: Path, mountpoint: Path,
+                     name: str = "pc") -> None:
+    """A store stick (make_store_disk) holding a store at /images with one image of the
+    disk image `source`, captured on the host (no boot)."""
+    from recovery.engine.capture import CaptureRequest, capture
+
+    make_store_disk(image, size, label)
+    with mounted_store_disk(image, mountpoint, read_write=True) as root:
+        capture(CaptureRequest(source, root / "images", name=name))
+
+
 @contextmanager
 def mounted_store_disk(image: Path, mountpoint: Path, *, read_write: bool = False
                        ) -> Iterator[Path]:
@@ -125,3 +136,9 @@ def mounted_store_disk(image: Path, mountpoint: Path, *, read_write: bool = Fals
                              read_only=not read_write) as device, \
             mounted(device, "ext4", mountpoint, read_write=read_write) as point:
         yield point
+
+
+def sparse_copy(source: Path, copy: Path) -> None:
+    """A copy of a disk image that keeps its holes: a 4 GiB store stick costs what it holds
+    (shutil.copyfile would write every zero)."""
+    run(["cp", "--sparse=always", "--reflink=auto", str(source), str(copy)])
