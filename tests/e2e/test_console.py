@@ -1,12 +1,15 @@
 """The TUI on the PC's own screen (tty1), not the serial console the other tests watch.
 
 BIOS and UEFI CD boots: the boot prints a line per phase, the home screen appears on tty1
-(the time from QEMU start is printed), and on each screen walked (BIOS: home, every step of
-a first capture onto a new store on the USB drive, its result, home listing that store, the
-restore wizard, restore points; UEFI: home and two capture steps) each character on screen
+(the time from QEMU start is printed), and on each screen walked each character on screen
 (/dev/vcsu1) is one the loaded console font can draw (its Unicode map from the kernel, as
-getunimap reads it). The serial console runs a
-shell for the checks: its own TUI starts only when a key arrives there.
+getunimap reads it). Both walk home, every capture step, the restore wizard's four steps and
+restore points' first step. BIOS captures for real (a first capture onto a new store on the
+USB drive, its result, home listing that store); UEFI walks the restore wizard on a store
+made on the host, then the capture wizard up to its summary, never starting it (no second
+capture under TCG).
+The serial console runs a shell for the checks: its own TUI starts only when a key arrives
+there.
 
 RECOVERY_SCREENDUMPS=DIR keeps the QEMU screendumps (PNG) of each step in DIR.
 """
@@ -25,7 +28,7 @@ import pytest
 from qemu import VM, BootMedium, load_machine
 from tests.e2e.conftest import BOOT_TIMEOUT, LiveImage
 from tests.e2e.test_boot import READY
-from tests.e2e.windisk import make_gpt_disk, make_mbr_disk, make_store_disk
+from tests.e2e.windisk import make_gpt_disk, make_mbr_disk, make_store_disk, store_with_image
 
 GiB = 1 << 30
 CHECKER = Path(__file__).with_name("vcsu_check.py")
@@ -37,6 +40,7 @@ SYSTEM_SHOWN = "536.9 MB"
 # The store the capture made, as the home screen lists it ("PATH  (N free on DISK)"); the
 # capture's result screen names the path too, but not so.
 NEW_STORE = "/recovery-images  ("
+HOST_STORE = "/images  ("  # UEFI: the store made on the host, as home lists it
 PHASES = ("looking for the recovery medium", "recovery medium mounted; starting the system")
 
 
@@ -87,11 +91,14 @@ def walk(vm: VM, dumps: Path, steps: list[tuple[str, str]]) -> None:
 def test_every_glyph_on_tty1_is_in_the_console_font(live_image: LiveImage, tmp_path: Path,
                                                      machine: str, make_disk: object,
                                                      whole_flow: bool) -> None:
-    """BIOS walks every step (a capture onto a new store on the USB drive included); UEFI,
-    whose console font and glyph filter are the same, stops after two wizard steps."""
+    """Every wizard step on both; BIOS captures onto a new store on the USB drive, UEFI's
+    drive holds a store with an image of the system disk made on the host."""
     system, store = tmp_path / "system.img", tmp_path / "store.img"
     make_disk(system, SYSTEM_SIZE, tmp_path)  # type: ignore[operator]
-    make_store_disk(store, 1 * GiB, "NEWSTICK")
+    if whole_flow:
+        make_store_disk(store, 1 * GiB, "NEWSTICK")
+    else:
+        store_with_image(store, 1 * GiB, "NEWSTICK", system, tmp_path / "stick")
     dumps = Path(os.environ.get("RECOVERY_SCREENDUMPS") or tmp_path / "dumps") / machine
     dumps.mkdir(parents=True, exist_ok=True)
     with VM(load_machine(machine), BootMedium(live_image.iso), tmp_path / "vm",
@@ -114,16 +121,35 @@ def test_every_glyph_on_tty1_is_in_the_console_font(live_image: LiveImage, tmp_p
         install_checker(vm)
         # The home screen is drawn before the disks are listed: wait for the system disk.
         step(vm, "home", SYSTEM_SHOWN, dumps)
-        vm.keys("c")
-        step(vm, "capture-1-source", "Capture 1/5", dumps)
-        walk(vm, dumps, [("capture-2-partitions", "Capture 2/5")])
         if whole_flow:
-            capture_restore_and_points(vm, dumps)
+            open_capture(vm, dumps, 2)
+            capture_onto_a_new_store(vm, dumps)
+            # Step 3 is checked once it lists the captured disk, offered first ("[source
+            # of this image]", wrapped at 80 columns).
+            restore_and_points(vm, dumps, "[source of")
+        else:
+            # The store made on the host is listed once home's scan has mounted its drive;
+            # the restore wizard takes home's list as it is when it opens. The host-made
+            # image names no disk here: step 3 is checked once it lists the NVMe disk.
+            wait_on_tty1(vm, HOST_STORE)
+            restore_and_points(vm, dumps, "nvme0n1")
+            vm.keys("esc")
+            wait_on_tty1(vm, "Image stores")
+            open_capture(vm, dumps, 5)  # and no further: nothing is captured
 
 
-def capture_restore_and_points(vm: VM, dumps: Path) -> None:
+def open_capture(vm: VM, dumps: Path, last: int) -> None:
+    """From home: the capture wizard's steps 1 to `last`."""
+    vm.keys("c")
+    step(vm, "capture-1-source", "Capture 1/5", dumps)
+    names = ["partitions", "store", "name", "summary"]
+    walk(vm, dumps, [(f"capture-{n}-{names[n - 2]}", f"Capture {n}/5")
+                     for n in range(2, last + 1)])
+
+
+def capture_onto_a_new_store(vm: VM, dumps: Path) -> None:
     """From capture step 2 on: a first capture onto the blank USB drive, the new store on
-    the home screen, the restore wizard up to its last step, restore points' first step."""
+    the home screen."""
     vm.keys("ret")
     # The USB drive's empty ext4 file system, offered for a new store (first in the list).
     step(vm, "capture-3-store", "New store on", dumps)
@@ -135,11 +161,19 @@ def capture_restore_and_points(vm: VM, dumps: Path) -> None:
                     "|| true").strip().splitlines()[-1] == "0"
     vm.keys("ret")
     step(vm, "home-with-store", NEW_STORE, dumps)
+
+
+def restore_and_points(vm: VM, dumps: Path, target: str) -> None:
+    """From home: the restore wizard up to its last step (step 1 checked once it lists a
+    store, step 3 once it shows `target`), then restore points' first step."""
     vm.keys("r")
-    step(vm, "restore-1-store", "Restore 1/4", dumps)
-    # Step 3 is checked once it lists the captured disk, offered first ("[source of this
-    # image]", wrapped at 80 columns).
-    walk(vm, dumps, [("restore-2-image", "Restore 2/4"), ("restore-3-target", "[source of")])
+    wait_on_tty1(vm, "Restore 1/4")
+    # Enter needs a store listed: BIOS's ".../recovery-images  (", UEFI's ".../images  (".
+    step(vm, "restore-1-store", "images  (", dumps)
+    walk(vm, dumps, [("restore-2-image", "Restore 2/4")])
+    vm.keys("ret")
+    wait_on_tty1(vm, "Restore 3/4")
+    step(vm, "restore-3-target", target, dumps)
     vm.keys("ret")
     step(vm, "restore-4-lost", "Restore 4/4", dumps)
     vm.keys("esc", "esc", "esc", "esc")
