@@ -28,9 +28,12 @@ unread and only its unreadable ranges are tried again (ddrescue's map file).
 from __future__ import annotations
 
 import mmap
+import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from recovery.engine.chunking import ChunkSpan, _zero_unused, chunk_spans
@@ -46,6 +49,7 @@ from recovery.units import KiB, MiB, align_down, align_up, human_size
 # (partition number, chunk content, used bytes) -> (digest, all zero), once stored
 StoreChunk = Callable[[int, memoryview | bytes, int], tuple[bytes, bool]]
 ChunkSource = Callable[[bytes], bytes]  # digest -> uncompressed chunk from the store
+READ_AHEAD = 4  # first-pass chunk reads in flight while the disk reads well
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,18 @@ class RescueResult:
     stats: RescueStats
 
 
+@dataclass(frozen=True)
+class _Read:
+    content: memoryview  # the chunk's place in its buffer
+    started: float
+    ended: float
+    error: DeviceIOError | None
+
+    @property
+    def seconds(self) -> float:
+        return self.ended - self.started
+
+
 @dataclass
 class _Pending:
     """A chunk with used ranges still unread; `data` holds what was read (zeros elsewhere)."""
@@ -132,6 +148,7 @@ class Rescuer:
         self.skip_left = 0
         self.skip_size = options.first_skip
         self.direct = DirectDevice(device)
+        self._reads_until = 0.0  # end of the latest first-pass read counted in the stats
 
     def run(self, targets: list[RescueTarget]) -> RescueResult:
         try:
@@ -173,37 +190,69 @@ class Rescuer:
     def _first_pass(self, jobs: list[tuple[RescueTarget, ChunkSpan]]) -> None:
         workers = default_workers()
         # Each chunk read waits in its own buffer until a worker has stored it: at most
-        # workers * 3 in flight (ordered_map's window), one being read, one handed back.
-        ring = [mmap.mmap(-1, self.chunk_size + 2 * ALIGN) for _ in range(workers * 3 + 2)]
+        # workers * 3 in flight (ordered_map's window), READ_AHEAD being read, one handed
+        # back. A buffer is free again once its chunk is stored or went to the pending list.
+        ring = [mmap.mmap(-1, self.chunk_size + 2 * ALIGN)
+                for _ in range(workers * 3 + READ_AHEAD + 2)]
+        free: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for slot in range(len(ring)):
+            free.put(slot)
 
-        def produce() -> Iterator[tuple[RescueTarget, ChunkSpan, memoryview]]:
-            handed_out = 0  # a slot is busy only once its chunk is handed to a worker
-            for target, span in jobs:
-                slot = memoryview(ring[handed_out % len(ring)])
-                content = self._read_chunk(target, span, slot)
-                if content is not None:
-                    handed_out += 1
-                    yield target, span, content
-
-        def work(item: tuple[RescueTarget, ChunkSpan, memoryview]
+        def work(item: tuple[RescueTarget, ChunkSpan, memoryview, int]
                  ) -> tuple[int, ChunkRef, int]:
-            target, span, content = item
+            target, span, content, slot = item
             chunk_digest, zero = self.store(target.number, content, span.used_bytes)
+            free.put(slot)
             return target.number, ChunkRef(span.number, chunk_digest, zero), span.used_bytes
 
-        # The ring is freed with its last view (an error may leave views in tracebacks).
-        for number, ref, used in ordered_map(work, produce(), workers=workers,
-                                             cancel=self.cancel):
-            self.refs[number].append(ref)
-            self.advance(used)
+        with ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="rescue-read") as readers:
+            produce = self._produce(jobs, ring, free, readers)
+            # The ring is freed with its last view (an error may leave views in tracebacks).
+            for number, ref, used in ordered_map(work, produce, workers=workers,
+                                                 cancel=self.cancel):
+                self.refs[number].append(ref)
+                self.advance(used)
 
-    def _read_chunk(self, target: RescueTarget, span: ChunkSpan, buffer: memoryview
-                    ) -> memoryview | None:
-        """The chunk's masked content, or None when it went to the pending list."""
-        if self.skip_left > 0:
-            self._defer(target, span, None, self._used_on_disk(target, span))
-            self.skip_left -= span.used_bytes
-            return None
+    def _produce(self, jobs: list[tuple[RescueTarget, ChunkSpan]], ring: list[mmap.mmap],
+                 free: queue.SimpleQueue[int], readers: ThreadPoolExecutor
+                 ) -> Iterator[tuple[RescueTarget, ChunkSpan, memoryview, int]]:
+        """Chunks read whole, in order. While the disk reads well, READ_AHEAD reads are in
+        flight (a normal capture's readers read in parallel too: one read at a time leaves
+        the disk idle between requests); after an error, one at a time, as ddrescue reads.
+        The decisions (skip, read in blocks) are taken in order as results come back; a
+        chunk whose read was in flight when an error showed is kept if it read well."""
+        ahead: deque[tuple[RescueTarget, ChunkSpan, int, Future[_Read]]] = deque()
+        position = 0
+        try:
+            while True:
+                depth = READ_AHEAD if self._reading_well() else 1
+                while position < len(jobs) and len(ahead) < depth:
+                    target, span = jobs[position]
+                    position += 1
+                    if self.skip_left > 0:
+                        self._defer(target, span, None, self._used_on_disk(target, span))
+                        self.skip_left -= span.used_bytes
+                        continue
+                    slot = free.get()
+                    ahead.append((target, span, slot, readers.submit(
+                        self._read_whole, target, span, memoryview(ring[slot]))))
+                if not ahead:
+                    return
+                target, span, slot, read = ahead.popleft()
+                content = self._take(target, span, read.result())
+                if content is None:
+                    free.put(slot)
+                else:
+                    yield target, span, content, slot
+        finally:
+            for *_, pending in ahead:
+                pending.cancel()
+
+    def _reading_well(self) -> bool:
+        return self.skip_left == 0 and self.skip_size == self.options.first_skip
+
+    def _read_whole(self, target: RescueTarget, span: ChunkSpan, buffer: memoryview) -> _Read:
+        """One read of the chunk from its first to its last used byte (a reader thread)."""
         base = target.offset + span.start
         low = align_down(base, ALIGN)
         content = buffer[base - low: base - low + span.length]
@@ -215,16 +264,24 @@ class Rescuer:
             if not self.direct.read_into(start, buffer[start - low: end - low]):
                 content[first - base: last - base] = self.device.read_at(first, last - first)
         except DeviceIOError as exc:
-            self._failed(exc, time.monotonic() - started)
-            return self._read_in_blocks(target, span, content)
-        elapsed = time.monotonic() - started
-        self.stats.good_read_seconds += elapsed
-        _zero_unused(content, span)
-        if elapsed > self.options.slow_read_seconds:
-            self._note_slow(base, elapsed)
-        else:
+            return _Read(content, started, time.monotonic(), exc)
+        return _Read(content, started, time.monotonic(), None)
+
+    def _take(self, target: RescueTarget, span: ChunkSpan, read: _Read) -> memoryview | None:
+        """The chunk's masked content, or None when it went to the pending list."""
+        if read.error is not None:
+            self._failed(read.error, read.seconds)
+            return self._read_in_blocks(target, span, read.content)
+        # Reads overlap: the time counted is the time any of them was under way.
+        self.stats.good_read_seconds += max(0.0, read.ended - max(read.started,
+                                                                  self._reads_until))
+        self._reads_until = max(self._reads_until, read.ended)
+        _zero_unused(read.content, span)
+        if read.seconds > self.options.slow_read_seconds:
+            self._note_slow(target.offset + span.start, read.seconds)
+        elif self.skip_left == 0:
             self.skip_size = self.options.first_skip
-        return content
+        return read.content
 
     def _read_in_blocks(self, target: RescueTarget, span: ChunkSpan, content: memoryview
                         ) -> memoryview | None:
