@@ -22,7 +22,8 @@ from recovery.fs import fat, ntfs
 from recovery.model import gpt
 from recovery.units import MiB, align_up
 
-GAPS = (2048 * 512, 63 * 512)  # bytes from an EBR to its logical partition (see above)
+# From an EBR to its logical partition (see above): 1 MiB, or 63 sectors.
+GAP_BYTES, GAP_SECTORS = MiB, 63
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def _locate(read_at: ReadAt, sector: int, extended: gpt.MbrEntry, ebr_lba: int,
             number: int) -> LostEbr:
     """What the unreadable EBR at `ebr_lba` described, from the boot sector after it."""
     end = (extended.start_lba + extended.sectors) * sector
-    for gap in GAPS:
+    for gap in (GAP_BYTES, GAP_SECTORS * sector):
         start = ebr_lba * sector + gap
         if start + sector > end:
             continue
