@@ -31,11 +31,11 @@ def mount(server: str, export: str, mountpoint: Path, *, port: int | None,
     port_option = f",port={port}" if port else ""
     # NFS 3: one try (mount.nfs retries for 2 minutes by default), no lock service; with a
     # mount port no portmapper is asked for either port.
-    # No proto=/mountproto=tcp: mount.nfs looks them up in /etc/protocols, which the live
-    # image lacks (no netbase: "Failed to find 'tcp' protocol"). Without them mount.nfs
-    # may ask the mount service over UDP first (NOT yet proven to work: docs/network-stores.md).
-    v3 = ",nolock,retry=0" + (f",mountport={mount_port},port={port or 2049}" if mount_port
-                              else port_option)
+    # proto=/mountproto=tcp: the NFS and mount services over TCP only (mount.nfs would ask
+    # the mount service over UDP first, which a NAT or firewall often drops); mount.nfs
+    # looks "tcp" up in /etc/protocols (Debian's netbase, in the live image for this).
+    v3 = ",nolock,retry=0,proto=tcp,mountproto=tcp" + (
+        f",mountport={mount_port},port={port or 2049}" if mount_port else port_option)
     refused_v4 = ""
     for version, extra in (("4", port_option), ("3", v3)):
         options = f"vers={version},{_OPTIONS}{extra}"

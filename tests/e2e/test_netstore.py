@@ -45,6 +45,7 @@ GiB = 1 << 30
 MiB = 1 << 20
 RESULT = re.compile(r"RECOVERY-RESULT: (PASS|FAIL) (\{.*\})\r?\n")
 NAS = "10.0.2.100"  # every server, each on its usual port
+NFS3_PORT, MOUNT_PORT = 20490, 20048  # a second NFS server, NFS 3 only, and its mountd
 
 
 @pytest.fixture
@@ -203,36 +204,76 @@ def test_dhcp_nfs_capture_restore_and_ssh_verify_in_one_boot(
         live_image: LiveImage, tmp_path: Path) -> None:
     """One boot to a shell: DHCP on e1000e and nothing listening, then capture to an NFS
     export, wipe, restore from it, verify the same image over SSH and over SMB (sshd and
-    smbd serve the folder Ganesha exports), SMB's error classes, a static address."""
+    smbd serve the folder Ganesha exports), SMB's error classes, NFS 3, a restore with a
+    capture into the same share meanwhile, a static address."""
     disk = make_gpt_disk(tmp_path / "windows.img", 2 * GiB, tmp_path / "build")
     original = fingerprint(disk)
     with served(make_ssh_server(tmp_path / "sshd")) as ssh, \
             served(make_ganesha_server(tmp_path / "ganesha", share=ssh.root)) as nfs, \
+            served(make_ganesha_server(tmp_path / "ganesha3", ssh.root, version=3)) as nfs3, \
             served(make_samba_server(tmp_path / "samba", ssh.password, ssh.root)) as smb:
         stick = nas_credentials_stick(tmp_path / "creds.img", tmp_path, ssh)
         medium = BootMedium(live_image.iso, mode="kernel", append="recovery.run=shell")
+        assert nfs3.mount_port is not None
         with VM(load_machine("uefi-nvme-usb"), medium, tmp_path / "vm",
                 {"system": disk.image, "store": stick}, timeout=1800,
                 guestfwd={f"{NAS}:2049": nfs.port, f"{NAS}:22": ssh.port,
-                          f"{NAS}:445": smb.port}) as vm:
+                          f"{NAS}:445": smb.port, f"{NAS}:{NFS3_PORT}": nfs3.port,
+                          f"{NAS}:{MOUNT_PORT}": nfs3.mount_port}) as vm:
             vm.wait_for("Shell: type 'exit'", timeout=BOOT_TIMEOUT)
             vm.wait_for(r"# $", timeout=60)
             check_dhcp_and_nothing_listens(vm)
             nfs_store = f"nfs://{NAS}/images/shop"
             job(vm, f"capture --store {nfs_store} --name win-nfs /dev/nvme0n1")
             vm.shell("dd if=/dev/zero of=/dev/nvme0n1 bs=1M count=200 conv=fsync status=none")
-            job(vm, f"restore --store {nfs_store} --yes win-nfs /dev/nvme0n1")
+            restore_while_another_job_captures(vm, nfs_store, ssh.root / "shop")
             vm.shell("mkdir -p /mnt/creds && mount -o ro LABEL=CREDS /mnt/creds")
             job(vm, f"verify --store ssh://{TEST_USER}@{NAS}{ssh.root}/shop "
                     "--credentials /mnt/creds/ssh.cred win-nfs")
             check_smb_errors_then_verify(vm)
+            check_nfs3_fallback(vm)
             vm.shell("umount /mnt/creds; sync")
             check_static_address_and_back_to_dhcp(vm)
         serial = (tmp_path / "vm" / "serial.log").read_bytes()
         assert ssh.password.encode() not in serial
     assert fingerprint(disk) == original
     from recovery.ui.cli import main as recovery_cli
-    assert recovery_cli(["verify", "--store", str(ssh.root / "shop"), "win-nfs"]) == 0
+    for image in ("win-nfs", "pc-2"):
+        assert recovery_cli(["verify", "--store", str(ssh.root / "shop"), image]) == 0
+
+
+def restore_while_another_job_captures(vm: VM, store: str, share: Path) -> None:
+    """A restore and a capture at once on one NFS share: the restore of win-nfs onto the
+    NVMe disk runs in the background; once it holds its store lock (seen on the host) it is
+    stopped (SIGSTOP, so the two surely overlap whatever the load) while a second job, as
+    another technician's PC would (its own machine job lock), captures a small disk file
+    into the same store; then the restore continues. Both must succeed (the host then
+    compares the disk with the original and verifies both images)."""
+    before = vm.elapsed
+    vm.shell(f"(sh -c 'python3 -m recovery restore --store {store} --yes win-nfs /dev/nvme0n1 "
+             "</dev/null & echo $! >/tmp/restore.pid; wait $!; echo restore-exit=$?' "
+             ">/tmp/restore.log 2>&1 &)")
+    deadline = time.monotonic() + 300
+    while "win-nfs" not in lock_images(share / "locks", set()):
+        assert time.monotonic() < deadline, vm.shell("cat /tmp/restore.log")
+        time.sleep(0.2)
+    vm.shell("kill -STOP $(cat /tmp/restore.pid)")
+    vm.shell("truncate -s 64M /tmp/pc2.img && printf 'label: gpt\\n2048,+48M\\n' | "
+             "sfdisk -q /tmp/pc2.img && dd if=/dev/urandom of=/tmp/pc2.img bs=1M seek=2 "
+             "count=16 conv=notrunc status=none")
+    captured = vm.shell(f"RECOVERY_LOCK_DIR=/run/pc-2 python3 -m recovery capture --store "
+                        f"{store} --name pc-2 /tmp/pc2.img </dev/null >/dev/null 2>&1; "
+                        "echo capture-exit=$?", timeout=600)
+    assert "capture-exit=0" in captured, captured
+    assert "win-nfs" in lock_images(share / "locks", set())  # the restore still holds it
+    vm.shell("kill -CONT $(cat /tmp/restore.pid)")
+    deadline = time.monotonic() + 900
+    while "restore-exit=" not in (log := vm.shell("cat /tmp/restore.log")):
+        assert time.monotonic() < deadline, log
+        vm.shell("sleep 2")
+    assert "restore-exit=0" in log, log
+    print(f"guest: restore from NFS with a capture into it meanwhile: "
+          f"{vm.elapsed - before:.0f} s")
 
 
 def job(vm: VM, arguments: str) -> None:
@@ -276,6 +317,21 @@ def images_in_guest(vm: VM, store: str) -> str:
     """`recovery images --json --store STORE`'s output in the guest, then exit=STATUS."""
     return vm.shell(f"python3 -m recovery images --json --store {store} </dev/null; "
                     "echo exit=$?", timeout=300)
+
+
+def check_nfs3_fallback(vm: VM) -> None:
+    """An NFS server that only speaks NFS 3: nfs:// falls back to it (its mount service
+    named with ?mountport=, as there is no portmapper to ask); without the mount port
+    neither version works and the message says both were tried and what to do."""
+    store = f"nfs://{NAS}:{NFS3_PORT}/images/shop"
+    before = vm.elapsed
+    listed = vm.shell(f"python3 -m recovery images --store '{store}?mountport={MOUNT_PORT}' "
+                      "</dev/null 2>&1", timeout=300)
+    assert "(NFS 3)" in listed and "win-nfs" in listed, listed
+    failed = images_in_guest(vm, f"'{store}'")
+    assert "exit=70" in failed and "does not offer NFS 4" in failed, failed
+    assert "NFS 3 failed too" in failed and "?mountport=" in failed, failed
+    print(f"guest: NFS 3 fallback and its error: {vm.elapsed - before:.0f} s")
 
 
 def wait_for_address(vm: VM, address: str) -> str:
