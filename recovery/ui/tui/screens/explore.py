@@ -70,6 +70,7 @@ class ExploreScreen(Wizard):
     STEPS: ClassVar[list[tuple[str, str]]] = [
         ("explore-store", "explore-stores"), ("explore-image", "explore-images"),
         ("explore-part", "explore-parts"), ("explore-files", "explore-table")]
+    STORE_LIST: ClassVar[str | None] = "explore-stores"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
         Binding("space", "mark", "Mark"),

@@ -26,6 +26,7 @@ from textual.widgets import DataTable, Footer, Header, Label, OptionList, Static
 from recovery.errors import RecoveryError
 from recovery.model.disk import Disk
 from recovery.ui.tui.screens.dialogs import ConfirmDialog
+from recovery.ui.tui.screens.wizard import Wizard
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.disk_table import DiskTable, row_details
 from recovery.ui.tui.widgets.plain import PlainOption
@@ -182,6 +183,9 @@ class HomeScreen(Screen[None]):
                      notes: dict[PartKey, VolumeNotes]) -> None:
         self.log_changes(disks, stores)
         self.disks, self.stores, self.notes = disks, stores, notes
+        for screen in self.app.screen_stack:
+            if isinstance(screen, Wizard):  # opened before this listing ended
+                screen.stores_found(stores)
         if not self.query(DiskTable) or not self.query("#stores"):
             return  # a late worker result while the app closes: the widgets are gone
         self.query_one(DiskTable).show(disks, {k: n.tags for k, n in notes.items()})

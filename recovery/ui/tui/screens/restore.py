@@ -103,6 +103,7 @@ class RestoreWizard(Wizard):
     STEPS: ClassVar[list[tuple[str, str]]] = [
         ("step-store", "restore-stores"), ("step-image", "images"),
         ("step-target", "targets"), ("step-lost", "overwrite")]
+    STORE_LIST: ClassVar[str | None] = "restore-stores"
 
     def __init__(self, disks: list[Disk], stores: list[StoreLocation],
                  preselected: Path | None = None) -> None:

@@ -48,6 +48,7 @@ class VerifyScreen(Wizard):
     STEPS: ClassVar[list[tuple[str, str]]] = [
         ("verify-store", "verify-stores"), ("verify-image", "verify-images"),
         ("verify-target", "verify-targets")]
+    STORE_LIST: ClassVar[str | None] = "verify-stores"
 
     def __init__(self, disks: list[Disk], stores: list[StoreLocation],
                  preselected: Path | None = None) -> None:

@@ -22,6 +22,9 @@ class Wizard(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
     # (step container id, id of the widget that gets the focus) in order
     STEPS: ClassVar[list[tuple[str, str]]] = []
+    # The first step's list of image stores, in wizards that begin by choosing one.
+    STORE_LIST: ClassVar[str | None] = None
+    stores: list[StoreLocation]
 
     step = 0
 
@@ -44,6 +47,19 @@ class Wizard(Screen[None]):
         paths = [s.path for s in stores]
         if paths:
             options.highlighted = paths.index(preselected) if preselected in paths else 0
+
+    def stores_found(self, stores: list[StoreLocation]) -> None:
+        """The home screen's listing ended after this wizard opened: a store on a drive it
+        had to mount to look at comes last, so offer it while no store is chosen yet."""
+        if self.STORE_LIST is None or self.step != 0:
+            return
+        if [s.path for s in stores] == [s.path for s in self.stores]:
+            return
+        options = self.query_one(f"#{self.STORE_LIST}", OptionList)
+        index = options.highlighted
+        current = None if index is None else Path(str(options.get_option_at_index(index).id))
+        self.stores = stores
+        self.fill_stores(options, stores, current)
 
     def load_images(self, store: Path, options: OptionList) -> list[ImageInfo] | None:
         """Fill `options` with the store's images (complete ones choosable); None on error."""
