@@ -16,9 +16,11 @@ from pathlib import Path
 
 from recovery.errors import Hint, StoreError, StoreFullError
 from recovery.sys.directio import write_file_direct
+from recovery.sys.mounts import mount_containing, read_mounts
 from recovery.units import human_size
 
 _SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+NETWORK_FS_TYPES = frozenset({"cifs", "smb3", "nfs", "nfs4"})
 _counter = iter(range(1, 2**63))
 _counter_lock = threading.Lock()
 # Two PCs writing the same chunk into a shared store may run under the same pid.
@@ -66,12 +68,14 @@ def write_atomic(path: Path, data: bytes, root: Path) -> None:
     publish(write_temp(path, root, data), path, root)
 
 
-def write_temp(final: Path, root: Path, *pieces: Data, sync: bool = True) -> Path:
+def write_temp(final: Path, root: Path, *pieces: Data, sync: bool = True,
+               direct: bool = True) -> Path:
     """A new temp file next to `final` holding the `pieces` one after the other; fsynced
-    when `sync` (else the caller fsyncs it with `fsync_file` before naming it)."""
+    when `sync` (else the caller fsyncs it with `fsync_file` before naming it); written
+    past the page cache when `direct` and the file system allows it."""
     temp = temp_name(final)
     try:
-        if not write_file_direct(temp, *pieces, sync=sync):
+        if not (direct and write_file_direct(temp, *pieces, sync=sync)):
             with open(temp, "xb") as handle:
                 handle.writelines(pieces)
                 handle.flush()
@@ -81,6 +85,16 @@ def write_temp(final: Path, root: Path, *pieces: Data, sync: bool = True) -> Pat
         discard_temp(temp)
         raise write_error(final, root, exc) from exc
     return temp
+
+
+def network_file_system(root: Path) -> bool:
+    """Whether `root` lives on a network share (cifs, NFS, sshfs). An O_DIRECT write that
+    is in flight when a cifs server goes away never returns (seen in the guest's kernel,
+    6.1, on a soft mount): the job hung instead of failing. Through the page cache the
+    write returns and the fsync before the chunk is named reports the lost server."""
+    mount = mount_containing(root, read_mounts())
+    return mount is not None and (mount.fs_type in NETWORK_FS_TYPES
+                                  or mount.fs_type.startswith("fuse.sshfs"))
 
 
 def publish(temp: Path, final: Path, root: Path) -> None:

@@ -77,6 +77,8 @@ class ChunkStore:
         self._publishing: Future[None] | None = None  # the batch being fsynced and named
         self._publish_lock = threading.Lock()
         self._lock: locks.StoreLock | None = None
+        # Chunk files on a share go through the page cache (recovery.store.files).
+        self._direct = not files.network_file_system(root)
 
     def __repr__(self) -> str:
         return f"ChunkStore({str(self.root)!r})"
@@ -134,7 +136,8 @@ class ChunkStore:
             if self.has(digest):
                 return False
             self._ensure_dir(final.parent)
-            temp = files.write_temp(final, self.root, compressed, pad, sync=not batched)
+            temp = files.write_temp(final, self.root, compressed, pad, sync=not batched,
+                                     direct=self._direct)
             if not batched:
                 files.publish(temp, final, self.root)
             with self._dirty_lock:
