@@ -20,7 +20,7 @@ from recovery.sys.mounts import mount_containing, read_mounts
 from recovery.units import human_size
 
 _SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-NETWORK_FS_TYPES = frozenset({"cifs", "smb3", "nfs", "nfs4"})
+NETWORK_FS_TYPES = frozenset({"cifs", "smb3", "nfs", "nfs4", "fuse.sshfs"})
 _counter = iter(range(1, 2**63))
 _counter_lock = threading.Lock()
 # Two PCs writing the same chunk into a shared store may run under the same pid.
@@ -93,8 +93,7 @@ def network_file_system(root: Path) -> bool:
     6.1, on a soft mount): the job hung instead of failing. Through the page cache the
     write returns and the fsync before the chunk is named reports the lost server."""
     mount = mount_containing(root, read_mounts())
-    return mount is not None and (mount.fs_type in NETWORK_FS_TYPES
-                                  or mount.fs_type.startswith("fuse.sshfs"))
+    return mount is not None and mount.fs_type in NETWORK_FS_TYPES
 
 
 def publish(temp: Path, final: Path, root: Path) -> None:
