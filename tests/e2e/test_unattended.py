@@ -23,6 +23,7 @@ import pytest
 
 from qemu import VM, BootMedium, DiskSpec, load_machine
 from recovery.errors import DeviceIOError, UnreadableAreasError, VerificationError
+from recovery.store.objects import ChunkStore
 from recovery.sys import losetup
 from recovery.sys.blockdev import BlockDevice
 from recovery.sys.run import run
@@ -217,12 +218,17 @@ def test_verify_of_a_store_with_a_damaged_chunk_fails_on_serial(job_guest: JobGu
 
 def test_rescue_capture_of_a_disk_with_bad_sectors(live_image: LiveImage,
                                                    tmp_path: Path) -> None:
-    """blkdebug fails reads of chosen sectors inside one file's data: the unattended rescue
-    capture completes with exit 14 and lists exactly those sectors, and names the file."""
+    """blkdebug fails reads of chosen sectors inside one file's data and in the disk's own
+    areas (the backup GPT's first entry sector and its header): the unattended rescue
+    capture completes with exit 14, takes the table from the primary GPT, lists exactly
+    those sectors (per partition and under disk_unreadable, in the manifest too) and names
+    the file. One boot for both kinds of damage (CI time)."""
     disk = make_gpt_disk(tmp_path / "windows.img", 2 * GiB, tmp_path / "build")
     windows = next(v for v in disk.volumes if v.number == 3)
     path, first = file_sector(disk.image, windows.start, windows.size)
-    bad = (first, first + 1, first + 9)  # two touching sectors and one on its own
+    last = 2 * GiB // 512 - 1  # the backup GPT header; its entries start 32 sectors before
+    # In the file two touching sectors and one on its own; two in the backup GPT.
+    bad = (first, first + 1, first + 9, last - 32, last)
     store = tmp_path / "store.img"
     make_store_disk(store, 4 * GiB, STORE_LABEL)
     base = load_machine("uefi-nvme-usb")
@@ -245,8 +251,14 @@ def test_rescue_capture_of_a_disk_with_bad_sectors(live_image: LiveImage,
     assert [(r["offset"], r["length"]) for r in part["unreadable"]] == [
         (first * 512 - start, 1024), ((first + 9) * 512 - start, 512)]
     assert [(d["kind"], d["path"]) for d in part["damaged"]] == [("file-data", path)]
+    areas = [("backup-gpt", (last - 32) * 512, 512), ("backup-gpt", last * 512, 512)]
+    assert result["table_copy"] == "primary"
+    assert [(d["area"], d["offset"], d["length"]) for d in result["disk_unreadable"]] == areas
     assert disk.image.read_bytes() == before  # the source was never written
     with mounted_store_disk(store, tmp_path / "store-mnt") as root:
+        manifest = ChunkStore.open(root / "images").load_image("rescued")[0]
+        assert [(d.area, d.offset, d.length) for d in manifest.disk_unreadable] == areas
+        assert manifest.unreadable_bytes == 5 * 512
         assert recovery_cli(["verify", "--store", str(root / "images"), "rescued"]) == 0
 
 
