@@ -16,6 +16,7 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 from textual.pilot import Pilot
+from textual.widgets import DataTable, OptionList
 
 from recovery.sys.udev import RecordedUdev
 from recovery.ui.tui.actionlog import ActionLog
@@ -99,3 +100,26 @@ async def test_console_screens_draw_only_console_glyphs(tmp_path: Path) -> None:
         unknown = {c for c in text if c not in font and c != "\n" and c not in FALLBACKS}
         assert not unknown, f"no console fallback for {sorted(unknown)}:\n{text}"
     assert "Esc Back" in screens[1]  # keys named in words in the footer
+
+
+@asynctest
+async def test_console_cursor_rows_are_white_on_blue(tmp_path: Path) -> None:
+    """In the console's 16 colours the theme's cursor became bright cyan on cyan, which a
+    technician could not read on a real screen (seen in a tty1 screendump)."""
+    app = ConsoleRecoveryApp(Backend(udev_source=RecordedUdev(HANDMADE)),
+                             ActionLog(tmp_path / "tui.log"))
+    async with app.run_test(size=SIZE) as pilot:
+        pilot_: Pilot[Any] = pilot
+        await wait_for(pilot_, lambda: isinstance(app.screen, HomeScreen)
+                       and bool(app.screen.disks), "the disks")
+        table = app.screen.query_one(DataTable)
+        styles = [table.get_component_rich_style("datatable--cursor")]
+        await pilot_.press("c")
+        await wait_for(pilot_, lambda: isinstance(app.screen, CaptureWizard), "the wizard")
+        await pilot_.pause(0.2)
+        options = app.screen.query_one(OptionList)
+        styles.append(options.get_component_rich_style("option-list--option-highlighted"))
+    for style in styles:
+        assert style.bgcolor is not None and style.color is not None, style
+        # ANSI colour 15 is bright white, 4 blue.
+        assert (style.color.number, style.bgcolor.number, style.bold) == (15, 4, True), style

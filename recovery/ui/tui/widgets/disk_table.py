@@ -72,7 +72,7 @@ class DiskTable(DataTable[str | Text]):
         warnings = warnings or {}
         keep = self.cursor_row
         self.clear()
-        for disk in disks:
+        for disk in (d for d in disks if not is_live_system_loop(d)):
             self.add_row(Text(disk.node.name, style="bold"),
                          fit(disk.model or "(no model)", WIDTHS["what"]),
                          fit(disk.serial or "-", WIDTHS["id"], keep_end=True),
@@ -101,6 +101,13 @@ class DiskTable(DataTable[str | Text]):
         if key.startswith(PART_KEY):
             return Path(key.removeprefix(PART_KEY).rsplit(":", 1)[0])
         return None
+
+
+def is_live_system_loop(disk: Disk) -> bool:
+    """The loop device live-boot reads the running system from (the squashfs on the
+    medium): part of this program, never a disk to work on, so the list leaves it out; the
+    medium's own disk (a USB stick) stays, marked LIVE MEDIUM."""
+    return disk.bus == "loop" and disk.holds_live_medium
 
 
 def _notes_style(disk: Disk) -> str:
