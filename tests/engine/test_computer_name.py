@@ -72,3 +72,15 @@ def test_format_1_manifest_without_computer_still_loads(small_store: Path, tmp_p
     assert old.format == 1 and old.computer == ""
     assert old.table_copy == "" and old.disk_unreadable == () and old.unreadable_bytes == 0
     assert old.source == manifest.source and old.partitions == manifest.partitions
+
+
+def test_tui_image_list_names_the_computer_model_and_serial(small_store: Path) -> None:
+    """The TUI's restore, verify and explore wizards list images with the computer name
+    (how a customer's PC is found on a shared store), the details add model and serial."""
+    from recovery.ui.tui.widgets.images import describe_image, image_option
+    info = ChunkStore.open(small_store).list_images()[0]
+    assert info.manifest is not None
+    source = info.manifest.source
+    assert f"WKS-WIN732BITA  {source.model}" in str(image_option(info).prompt)
+    assert (f"from computer WKS-WIN732BITA, disk {source.model} (serial {source.serial}"
+            in describe_image(info))

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from recovery.demo.disk import DemoDisk
-from recovery.errors import LoginError, NetworkError, UsageError
+from recovery.errors import LoginError, NetworkError, StoreReadOnlyError, UsageError
 from tests.netstore.servers import SshServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,6 +177,23 @@ def test_store_path_that_is_a_file(ssh_server: SshServer, tmp_path: Path) -> Non
                             creds)
     assert code != 0 and result["error"]["kind"] in ("store", "network"), log
     assert "afile" in result["error"]["title"]
+
+
+def test_read_only_share_is_named_and_nothing_is_written(
+        ssh_server: SshServer, small_disk: DemoDisk, tmp_path: Path) -> None:
+    """A store the share's user may read but not write (made by another account): the
+    capture is refused before anything is stored, naming the store and what to do."""
+    from recovery.store.objects import ChunkStore
+    store = ssh_server.root / "theirs"
+    ChunkStore.open(store, create=True)  # owned by root: the SSH user cannot write in it
+    before = sorted(p.relative_to(store) for p in store.rglob("*"))
+    creds = credentials(ssh_server, tmp_path, key=True)
+    code, result, log = cli("capture", small_disk.path, "--store", ssh_server.url("theirs"),
+                            "--credentials", creds, "--name", "pc1")
+    assert code == StoreReadOnlyError.code, log
+    assert "is read-only" in result["error"]["title"], log
+    assert "read-write" in result["error"]["action"], log
+    assert sorted(p.relative_to(store) for p in store.rglob("*")) == before
 
 
 @pytest.mark.parametrize(("url", "why"), [

@@ -24,9 +24,11 @@ def image_option(info: ImageInfo) -> PlainOption:
     # A rescue image is complete but not whole: say so where it is chosen.
     unread = info.manifest.unreadable_bytes
     holes = f"  [{human_size(unread)} unreadable]" if unread else ""
+    # On a shop's shared store the Windows computer name is how a customer's PC is found.
+    computer = f"{info.computer}  " if info.computer else ""
     return PlainOption(f"{info.name}  {created}  [{verification_tag(info)}]{holes}  "
-                       f"{source.model or source.node}  {human_size(used)} used", id=info.name,
-                       disabled=not info.complete)
+                       f"{computer}{source.model or source.node}  {human_size(used)} used",
+                       id=info.name, disabled=not info.complete)
 
 
 def verification_tag(info: ImageInfo) -> str:
@@ -52,7 +54,9 @@ def describe_image(info: ImageInfo) -> str:
         return f"{info.name}: {info.state}. {info.problem}".strip()
     manifest = info.manifest
     source = manifest.source
-    lines = [f"Taken {info.created} from {source.model} (serial {source.serial or '-'}, "
+    computer = f"computer {info.computer}, disk " if info.computer else ""
+    lines = [f"Taken {info.created} from {computer}{source.model} "
+             f"(serial {source.serial or '-'}, "
              f"{source.bus}, {human_size(source.size)}), {manifest.table.scheme.upper()}",
              verification_line(info)]
     for part in manifest.partitions:
