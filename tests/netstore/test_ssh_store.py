@@ -4,11 +4,14 @@ on 127.0.0.1; secrets never shown; bad input and a server that goes away mid-job
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -194,6 +197,59 @@ def test_read_only_share_is_named_and_nothing_is_written(
     assert "is read-only" in result["error"]["title"], log
     assert "read-write" in result["error"]["action"], log
     assert sorted(p.relative_to(store) for p in store.rglob("*")) == before
+
+
+def on_a_terminal(argv: list[str], answers: list[tuple[str, str]]) -> tuple[int, str]:
+    """Run `recovery ARGV` with a pseudo-terminal as its controlling terminal (getpass reads
+    /dev/tty); each answer is typed once its prompt is shown. Returns (exit code, screen)."""
+    master, slave = os.openpty()
+
+    def own_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    process = subprocess.Popen([sys.executable, "-m", "recovery", *argv], stdin=slave,
+                               stdout=slave, stderr=slave, preexec_fn=own_terminal,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    os.close(slave)
+    screen = b""
+    for prompt, answer in [*answers, ("", "")]:  # the last: read to the end
+        deadline = time.monotonic() + 300
+        while (prompt.encode() not in screen or not prompt) and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1)
+            try:
+                chunk = os.read(master, 4096) if ready else b""
+            except OSError:  # EIO: the program ended and closed the terminal
+                break
+            if ready and not chunk:
+                break
+            screen += chunk
+        assert prompt.encode() in screen, screen.decode(errors="replace")
+        if answer:
+            os.write(master, answer.encode() + b"\n")
+    os.close(master)
+    return process.wait(timeout=300), screen.decode(errors="replace")
+
+
+def test_cli_at_a_terminal_asks_the_host_key_then_a_hidden_password(
+        ssh_server: SshServer, small_disk: DemoDisk, tmp_path: Path) -> None:
+    """No key, an empty known_hosts: the fingerprint is shown and trusted with `yes`, the
+    key login fails, the password is asked without echo; the store opens."""
+    from recovery.store.objects import ChunkStore
+    ChunkStore.open(ssh_server.root / "shop", create=True)
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    creds = tmp_path / "c"
+    creds.write_text(f"known_hosts={known}\n")
+    fingerprint = subprocess.run(["ssh-keygen", "-lf", str(ssh_server.folder /
+                                                          "host_key.pub")],
+                                 capture_output=True, text=True, check=True).stdout.split()[1]
+    code, screen = on_a_terminal(
+        ["images", "--store", ssh_server.url("shop"), "--credentials", str(creds)],
+        [("Type yes or no: ", "yes"), ("Password for ", ssh_server.password)])
+    assert code == 0, screen
+    assert fingerprint in screen and "No images in this store yet." in screen, screen
+    assert ssh_server.password not in screen  # not echoed
+    assert f"127.0.0.1]:{ssh_server.port}" in known.read_text()  # trusted, remembered
 
 
 @pytest.mark.parametrize(("url", "why"), [
