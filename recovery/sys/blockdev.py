@@ -30,7 +30,7 @@ from pathlib import Path
 from types import TracebackType
 
 from recovery.errors import DeviceIOError, Hint, SourceError, TargetInUseError, TargetReadOnlyError
-from recovery.sys.directio import ALIGN, DirectDevice, thread_buffer
+from recovery.sys.directio import ALIGN, DirectDevice, close_descriptor, thread_buffer
 from recovery.units import align_down, align_up
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class BlockDevice:
             self._direct.close()
             self._direct = None
         if self.fd >= 0:
-            os.close(self.fd)
+            close_descriptor(self.fd, self.writable)
         self.fd = -1
 
     def __enter__(self) -> BlockDevice:
@@ -245,8 +245,11 @@ class BlockDevice:
             return False
         return True
 
+    def _still_there(self) -> bool:
+        return self.fd < 0 or _same_node(self.path, self.fd, self.is_block_device)
+
     def _io_error(self, what: str, offset: int, exc: OSError) -> DeviceIOError:
-        gone = exc.errno in (errno.ENODEV, errno.ENXIO, errno.ENOENT)
+        gone = exc.errno in (errno.ENODEV, errno.ENXIO, errno.ENOENT) or not self._still_there()
         hint = ("The disk disappeared: reconnect it and run the same command again."
                 if gone else
                 "The disk may be failing or was disconnected; check the cable, then run the "
@@ -256,6 +259,18 @@ class BlockDevice:
                               hint)
         error.gone = gone
         return error
+
+
+def _same_node(path: Path, fd: int, is_block: bool) -> bool:
+    """`path` still names what `fd` was opened from. An unplugged disk's node goes away
+    while its open descriptor fails with EIO, as a bad sector does; so does the FUSE or
+    network file system of an image file (stat: ENOTCONN, ESTALE). Telling the two apart
+    stops a rescue from listing the rest of a vanished disk as unreadable zeros."""
+    try:
+        info = os.stat(path)
+        return not is_block or info.st_rdev == os.fstat(fd).st_rdev
+    except OSError:
+        return False
 
 
 def _known_to_spin(dev: int, depth: int = 0) -> bool:

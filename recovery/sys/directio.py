@@ -86,7 +86,7 @@ class DirectDevice:
     def close(self) -> None:
         fd, self._fd, self._refused = self._fd, None, True
         if fd is not None:
-            os.close(fd)
+            close_descriptor(fd, self.device.writable)
 
     def __enter__(self) -> DirectDevice:
         return self
@@ -133,6 +133,17 @@ class DirectDevice:
                                 OSError(errno.EIO, f"short {what}"))
             done += moved
         return True
+
+
+def close_descriptor(fd: int, writable: bool) -> None:
+    """Close `fd`. Closing a read-only descriptor loses nothing, so its error (the FUSE or
+    network file system of an image file went away: ENOTCONN) must not hide the error
+    that ended the job; a writable one's error may be lost writes and is raised."""
+    if writable:
+        os.close(fd)
+        return
+    with contextlib.suppress(OSError):
+        os.close(fd)
 
 
 def _io_error(device: BlockDevice, what: str, offset: int, exc: OSError) -> DeviceIOError:

@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -265,3 +266,36 @@ def test_rescue_stops_when_the_source_is_unplugged_then_resumes(
     summary = json.loads(done.stdout)
     assert summary["image"] == images[0].name and summary["chunks_reused"] > 0
     assert summary["unreadable_bytes"] == 0
+
+
+def test_rescue_stops_when_the_source_file_system_goes_away_then_resumes(
+        small_disk: DemoDisk, mount_faulty: MountFactory, tmp_path: Path) -> None:
+    # An image file on a FUSE or network file system that went away fails its reads with
+    # ENOTCONN or EIO, not ENODEV: a rescue took every following read for a bad sector, and
+    # the close of the dead descriptor then ended the job with a traceback (exit 1).
+    backing = copy_disk(small_disk.path, tmp_path / "source.img")
+    faulty = mount_faulty(backing)
+    store = tmp_path / "store"
+    command = ["capture", str(faulty.disk), "--store", str(store), "--rescue", "--json"]
+    faulty.arm(Fault("read", 0, None, delay=0.01))  # slow enough to be stopped midway
+    job = subprocess.Popen([sys.executable, "-m", "recovery", *command], text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        while faulty.state().bytes_read < 24 * MiB:  # past the plan, into the volumes
+            assert job.poll() is None, job.communicate()
+            time.sleep(0.05)
+        faulty.process.kill()  # the file system goes away under the open descriptor
+        out, err = job.communicate(timeout=900)
+    finally:
+        if job.poll() is None:
+            job.kill()
+        run_text(["umount", "-l", str(faulty.mountpoint)], check=False)  # a dead mount
+    assert job.returncode == 11, out + err
+    assert "disappeared" in json.loads(out)["error"]["action"], out
+    images = ChunkStore.open(store).list_images()
+    assert [image.state for image in images] == ["incomplete"]
+    mount_faulty(backing)  # the same file at the same place again
+    done = _cli(*command)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["image"] == images[0].name and summary["unreadable_bytes"] == 0
