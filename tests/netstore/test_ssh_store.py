@@ -84,8 +84,9 @@ def test_capture_verify_restore_over_ssh_with_a_password(
         not os.path.ismount(p) for p in Path("/run/recovery/net").iterdir())
 
 
-def test_ssh_key_login_and_a_second_capture_reuses_chunks(
+def test_ssh_key_login_a_second_capture_reuses_chunks_then_delete_and_prune(
         ssh_server: SshServer, small_disk: DemoDisk, tmp_path: Path) -> None:
+    """`delete` and `prune` take a store URL too: a chunk the other image uses stays."""
     creds = credentials(ssh_server, tmp_path, key=True)
     url = ssh_server.url("images")
     assert cli("capture", small_disk.path, "--store", url, "--credentials", creds,
@@ -94,6 +95,16 @@ def test_ssh_key_login_and_a_second_capture_reuses_chunks(
                             creds, "--name", "second", "--read-all")
     assert code == 0, log
     assert second["chunks_new"] == 0 and second["chunks_reused"] > 0
+    chunks = ssh_server.root / "images" / "chunks"
+    stored = sorted(chunks.rglob("*"))
+    for name, removed in (("first", 0), ("second", second["chunks_reused"])):
+        code, _, log = cli("delete", "--store", url, "--credentials", creds, name, "--yes")
+        assert code == 0, log
+        code, pruned, log = cli("prune", "--store", url, "--credentials", creds)
+        assert code == 0 and pruned["chunks_removed"] == removed, log
+        if not removed:
+            assert sorted(chunks.rglob("*")) == stored
+    assert not [p for p in chunks.rglob("*") if p.is_file()]
 
 
 def test_password_never_on_a_command_line_while_mounted(
