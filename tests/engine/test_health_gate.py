@@ -55,6 +55,27 @@ def test_disks_json_says_unknown_for_a_loop_device(make_loop: Any) -> None:
     assert "health unknown: no SMART data: Unable to detect device type" in text
 
 
+
+def test_disks_text_and_json_name_a_failing_disks_attributes(
+        make_loop: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """What a technician reads in `recovery disks` for a failing disk: the status and the
+    attributes that make it so, in the text and in the JSON."""
+    device = _settled_loop(make_loop, 16 << 20)
+    failing = _recorded("edited-sata-pending-sectors.json")
+    monkeypatch.setattr(health_engine, "disk_health", lambda disk, timeout: failing
+                        if disk.node == device else Health.unknown("other"))
+    assert cli.main(["disks"]) == 0
+    text = capsys.readouterr().out
+    assert ("health FAILING: Current pending sectors: 12; Offline uncorrectable sectors: 2; "
+            "Reallocated sectors: 8") in text
+    code, out = _run_cli(capsys, "disks")
+    found = next(d["health"] for d in out["disks"] if d["node"] == str(device))
+    assert code == 0 and found["status"] == "failing"
+    assert found["reasons"][:2] == ["Current pending sectors: 12",
+                                    "Offline uncorrectable sectors: 2"]
+    assert found["attributes"] == failing.attributes and found["attributes"]
+
 def _gate(target: Disk, allow: bool = False) -> safety.GateInput:
     return safety.GateInput(target=target, required_size=target.size, sector_size=512,
                             allow_failing_target=allow)
