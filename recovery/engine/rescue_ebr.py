@@ -5,10 +5,11 @@ Each logical partition's place and size, and the link to the next EBR, live in o
 walk of the chain. A rescue reads each EBR past bad sectors and, when one does not read,
 locates what it described the way testdisk does, but only where partitioning tools put
 things (no scan of the disk, which on a dying one costs hours): the logical partition's
-boot sector 1 MiB (Windows Vista and later, parted, fdisk) or 63 sectors (older tools)
-after the EBR gives its file system's size, and the next EBR sits right after that file
-system or at the next MiB boundary. The partition is then rebuilt from those two, and the
-chain goes on from the next EBR. What cannot be located is said, with what to do.
+NTFS, FAT or exFAT boot sector 1 MiB (Windows Vista and later, parted, fdisk) or 63
+sectors (older tools) after the EBR gives its file system's size, and the next EBR sits
+right after that file system or at the next MiB boundary. The partition is then rebuilt
+from those two, and the chain goes on from the next EBR. What cannot be located is said,
+with what to do.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from recovery.units import MiB, align_up
 
 # From an EBR to its logical partition (see above): 1 MiB, or 63 sectors.
 GAP_BYTES, GAP_SECTORS = MiB, 63
+EXFAT_NAME = b"EXFAT   "  # the OEM name field of an exFAT boot sector
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,13 @@ def file_system_extent(boot: bytes) -> tuple[str, int, int] | None:
         if bytes_per_sector in (512, 1024, 2048, 4096) and total > 0:
             # The backup boot sector follows the sectors the volume counts.
             return "NTFS", (total + 1) * bytes_per_sector, 0x07
+    if boot[3:11] == EXFAT_NAME and boot[510:512] == b"\x55\xaa":
+        # exFAT's boot sector: VolumeLength (sectors) at 0x48, BytesPerSectorShift at 0x6C.
+        length, = struct.unpack_from("<Q", boot, 0x48)
+        shift = boot[0x6C]
+        if 9 <= shift <= 12 and length > 0:
+            return "exFAT", length << shift, 0x07
+        return None
     if fat.looks_like_fat(boot):
         try:
             bpb = fat.parse_boot_sector(boot)

@@ -23,7 +23,7 @@ from recovery.engine.table import write_table
 from recovery.model import gpt
 from recovery.model.layout import PartitionTable, TablePartition
 from recovery.store.objects import ChunkStore
-from recovery.sys import ntfs3g
+from recovery.sys import dosfstools, exfat, mtools, ntfs3g
 from recovery.units import MiB
 from tests.faults.conftest import LoopFactory, MountFactory, blank_disk, copy_disk
 from tests.faults.faultyfs import Fault
@@ -79,7 +79,14 @@ def _layout(summary: dict[str, object]) -> list[tuple[int, int, int]]:
 def test_logical_partition_behind_an_unreadable_ebr_is_rebuilt(
         which: int, logical_disk: tuple[Path, PartitionTable], tmp_path: Path,
         mount_faulty: MountFactory, loop_over: LoopFactory) -> None:
-    disk, table = logical_disk
+    _rebuilt_behind_a_bad_ebr(*logical_disk, which, "NTFS", tmp_path, mount_faulty, loop_over)
+
+
+def _rebuilt_behind_a_bad_ebr(disk: Path, table: PartitionTable, which: int, name: str,
+                              tmp_path: Path, mount_faulty: MountFactory,
+                              loop_over: LoopFactory) -> None:
+    """EBR `which` (chain order) does not read: its partition is rebuilt from its `name`
+    boot sector, the rescue lists exactly that sector, the restore equals the source."""
     bad = _ebrs(disk, table)[which]
     backing = copy_disk(disk, tmp_path / "source.img")
     before = _sha256(backing)
@@ -95,7 +102,7 @@ def test_logical_partition_behind_an_unreadable_ebr_is_rebuilt(
     lost = summary["disk_unreadable"]
     assert [(d["area"], d["offset"], d["length"]) for d in lost] == [("ebr", bad, SECTOR)]
     number = 5 + which
-    assert f"partition {number} was rebuilt from its NTFS boot sector" in lost[0]["what"]
+    assert f"partition {number} was rebuilt from its {name} boot sector" in lost[0]["what"]
     manifest = ChunkStore.open(store).load_image(summary["image"])[0]
     assert [(d.area, d.offset) for d in manifest.disk_unreadable] == [("ebr", bad)]
     assert [p.number for p in manifest.table.partitions] == [1, 2, 5, 6, 7]
@@ -135,3 +142,44 @@ def test_logical_partitions_that_cannot_be_located_are_named(
     text = _cli("images", "--store", str(store)).stdout
     assert "could not be located" in text
 
+
+
+@pytest.fixture(scope="module", params=["fat32", "exfat"])
+def fat_logical_disk(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                     ) -> tuple[Path, PartitionTable, str]:
+    """A primary FAT32 partition and three logical ones of `request.param` (FAT32 with
+    files, or exFAT as mkfs.exfat leaves it), laid out as the NTFS disk above."""
+    kind = request.param
+    path = tmp_path_factory.mktemp(f"ebr-{kind}") / "logical.img"
+    blank_disk(path, 200 * MiB)
+    type_id = "0C" if kind == "fat32" else "07"
+    parts = [TablePartition(1, MiB, SIZE, "0C", bootable=True),
+             TablePartition(2, MiB + SIZE, 200 * MiB - MiB - SIZE, "0F", kind="extended")]
+    parts += [TablePartition(5 + i, 2 * MiB + SIZE + i * (SIZE + MiB), SIZE, type_id,
+                             kind="logical") for i in range(3)]
+    table = PartitionTable("mbr", SECTOR, 200 * MiB, "5EB0FA70", tuple(parts))
+    write_table(path, table)
+    rng = random.Random(10)
+    for part in table.data_partitions():
+        if part.number > 1 and kind == "exfat":
+            exfat.mkfs_exfat(path, part.start, part.size, label=f"DATA{part.number}")
+            continue
+        dosfstools.mkfs_fat(path, part.start, part.size, fat_bits=32, sectors_per_cluster=1,
+                            label=f"DATA{part.number}")
+        with tempfile.TemporaryDirectory() as staging:
+            files = [Path(staging) / f"file{number}.bin" for number in range(4)]
+            for file in files:
+                file.write_bytes(rng.randbytes(2 * MiB))
+            mtools.mcopy(path, part.start, files)
+    return path, table, kind
+
+
+def test_fat_and_exfat_logical_partition_behind_an_unreadable_ebr_is_rebuilt(
+        fat_logical_disk: tuple[Path, PartitionTable, str], tmp_path: Path,
+        mount_faulty: MountFactory, loop_over: LoopFactory) -> None:
+    """The middle EBR of a chain of FAT32 (or exFAT) logical partitions does not read:
+    partition 6 is rebuilt from its FAT32 (exFAT) boot sector, 7 is read from the next EBR
+    (exFAT was not recognised: 6 and 7 were not located)."""
+    disk, table, kind = fat_logical_disk
+    name = {"fat32": "FAT32", "exfat": "exFAT"}[kind]
+    _rebuilt_behind_a_bad_ebr(disk, table, 1, name, tmp_path, mount_faulty, loop_over)
