@@ -15,7 +15,7 @@ restore also decompresses, writes the disk and reads it back. Two times per job:
 own (its JSON `seconds`: plan, work, check; inside the mount, as cat's time is) and the
 command's wall time (Python's start, the mount and unmount too). The ratios go to
 docs/benchmarks.md with the host's load; nothing is asserted about time. BENCH_KINDS="nfs"
-(a list of smb, nfs, ssh; empty for none) runs only those and prints without writing.
+(a list of smb, nfs, ssh) runs only those and prints without writing.
 """
 
 from __future__ import annotations
@@ -95,9 +95,8 @@ def test_bench_network_stores_against_cat(live_image: LiveImage,  # noqa: F811
             for kind in os.environ.get("BENCH_KINDS", "smb nfs ssh").split():
                 url, creds = kinds[kind]
                 rows.append(bench_one(vm, kind, url, creds, ssh.root / f"bench-{kind}"))
-            local = in_ram(vm)
     if len(rows) == len(kinds):  # a partial run only prints its numbers
-        write_results(rows, local)
+        write_results(rows)
 
 
 Row = tuple[str, int, float, float, float, float, float, float]
@@ -127,17 +126,6 @@ def bench_one(vm: VM, kind: str, url: str, creds: str, store: Path) -> Row:
     return kind, stored, capture, capture_wall, cat_write, restore, restore_wall, cat_read
 
 
-def in_ram(vm: VM) -> tuple[float, float]:
-    """The same capture and restore with the store in the guest's RAM (/tmp): what the
-    emulated CPU and disk allow with no network at all (job seconds)."""
-    vm.shell("sync; echo 3 > /proc/sys/vm/drop_caches")
-    _, captured = timed_job(vm, "capture --store /tmp/ram-store --name b /dev/nvme0n1")
-    _, restored = timed_job(vm, "restore --store /tmp/ram-store --yes b /dev/nvme0n1")
-    vm.shell("rm -rf /tmp/ram-store")
-    print(f"store in RAM: capture {captured['seconds']} s, restore {restored['seconds']} s")
-    return float(captured["seconds"]), float(restored["seconds"])
-
-
 def timed_job(vm: VM, arguments: str) -> tuple[float, dict[str, Any]]:
     """A recovery command's wall time in the guest and its JSON document."""
     before = vm.elapsed
@@ -150,7 +138,7 @@ def timed_job(vm: VM, arguments: str) -> tuple[float, dict[str, Any]]:
     return wall, document
 
 
-def write_results(rows: list[Row], in_ram: tuple[float, float]) -> None:
+def write_results(rows: list[Row]) -> None:
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [f"QEMU TCG guest (2 vCPU, e1000e, user-mode networking with guestfwd to the "
              f"servers on the host's 127.0.0.1), host load at the end {load}. Throughput = "
