@@ -1,5 +1,5 @@
 """Runs inside the guest (python3 vcsu_check.py TTY): every character on a virtual console's
-screen must be one its loaded font can draw.
+screen must be one its loaded font can draw, in a colour other than its background.
 
 Reads the screen from /dev/vcsuN (one 32-bit code point per cell) and the font's Unicode
 map from the kernel with GIO_UNIMAP, the call `getunimap` makes (Debian's kbd does not ship
@@ -12,15 +12,17 @@ from __future__ import annotations
 import array
 import errno
 import fcntl
+import glob
 import json
 import os
 import struct
 import sys
 
 GIO_UNIMAP = 0x4B66
+BLANK = "\u00a0\u2800"  # no-break space, empty braille: nothing to read
 
 
-def unimap(tty: str) -> set[str]:
+def unimap(tty: str) -> dict[str, int]:
     fd = os.open(tty, os.O_RDONLY | os.O_NOCTTY)
     count = 512
     try:
@@ -36,26 +38,55 @@ def unimap(tty: str) -> set[str]:
                     continue
                 raise
             filled = struct.unpack_from("H", descriptor)[0]
-            return {chr(entries[2 * i]) for i in range(filled)}
+            return {chr(entries[2 * i]): entries[2 * i + 1] for i in range(filled)}
     finally:
         os.close(fd)
+
+
+def framebuffer_console() -> bool:
+    """fbcon (UEFI's frame buffer) rather than vgacon (BIOS text mode) draws the consoles."""
+    for name in glob.glob("/sys/class/vtconsole/vtcon*/name"):
+        with open(name) as text, open(name.replace("/name", "/bind")) as bound:
+            if "frame buffer" in text.read() and bound.read().strip() == "1":
+                return True
+    return False
+
+
+def colours(attribute: int, glyphs_512: bool, framebuffer: bool) -> tuple[int, int]:
+    """(foreground, background) of a cell, as the console draws them.
+
+    With a 512-glyph font vgacon gives the attribute's bright bit to the glyph (8 text
+    colours: "bright black" is black); fbcon shifts the attribute up one bit instead."""
+    if glyphs_512 and framebuffer:
+        return (attribute >> 1) & 0x0F, (attribute >> 5) & 0x07
+    if glyphs_512:
+        return attribute & 0x07, (attribute >> 4) & 0x07
+    return attribute & 0x0F, (attribute >> 4) & 0x07
 
 
 def main(tty: str) -> None:
     number = tty.rsplit("tty", 1)[1]
     with open(f"/dev/vcsa{number}", "rb") as attributes:
         rows, cols = attributes.read(2)
+        attributes.seek(4)
+        cells_attributes = attributes.read()[1::2]
     with open(f"/dev/vcsu{number}", "rb") as screen:
         cells = array.array("I", screen.read())
     text = "".join(chr(c) for c in cells)
     font = unimap(tty)
+    glyphs_512, framebuffer = max(font.values(), default=0) > 255, framebuffer_console()
     missing: dict[str, int] = {}
-    for char in text:
+    unreadable: dict[str, int] = {}
+    for char, attribute in zip(text, cells_attributes, strict=False):
         if char not in font:
             missing[char] = missing.get(char, 0) + 1
+        foreground, background = colours(attribute, glyphs_512, framebuffer)
+        if not char.isspace() and char not in BLANK and foreground == background:
+            unreadable[char] = unreadable.get(char, 0) + 1
     lines = [text[i:i + cols].rstrip() for i in range(0, rows * cols, cols)]
     print(json.dumps({"rows": rows, "cols": cols, "font_size": len(font),
-                      "missing": missing, "text": "\n".join(lines)}))
+                      "missing": missing, "unreadable": unreadable, "glyphs_512": glyphs_512,
+                      "framebuffer": framebuffer, "text": "\n".join(lines)}))
 
 
 main(sys.argv[1] if len(sys.argv) > 1 else "/dev/tty1")

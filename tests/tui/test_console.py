@@ -14,9 +14,12 @@ from typing import Any
 
 import pytest
 from rich.cells import cell_len
+from rich.color import Color, ColorSystem
 from rich.console import Console
+from textual._compositor import LayoutUpdate
 from textual.pilot import Pilot
-from textual.widgets import DataTable, OptionList
+from textual.widgets import DataTable, OptionList, ProgressBar
+from textual.widgets.option_list import Option
 
 from recovery.sys.udev import RecordedUdev
 from recovery.ui.tui.actionlog import ActionLog
@@ -25,6 +28,7 @@ from recovery.ui.tui.backend import Backend
 from recovery.ui.tui.console import FALLBACKS, GlyphFilter, console_font_map, cp437, font_map
 from recovery.ui.tui.screens.capture import CaptureWizard
 from recovery.ui.tui.screens.home import HomeScreen
+from recovery.ui.tui.widgets.picker import PartitionPicker
 from tests.tui.conftest import HANDMADE, SIZE, asynctest, wait_for
 
 TALL_BORDER = set("▔")  # only Textual's "tall" border draws it (its sides share scrollbar glyphs)
@@ -38,6 +42,48 @@ def screen_text(app: RecoveryApp) -> str:
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert isinstance(text, str)
     return text
+
+
+def console_app(tmp_path: Path) -> ConsoleRecoveryApp:
+    return ConsoleRecoveryApp(Backend(udev_source=RecordedUdev(HANDMADE)),
+                              ActionLog(tmp_path / "tui.log"))
+
+
+async def at_home(pilot: Pilot[Any], app: RecoveryApp) -> Pilot[Any]:
+    """The pilot, once home lists the recorded machine's disks."""
+    await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen)
+                   and bool(app.screen.disks), "the disks")
+    return pilot
+
+
+def unreadable_cells(app: RecoveryApp) -> dict[str, int]:
+    """Text the console would draw in its background colour, with how many cells.
+
+    Models the console: the app's colours in 16 (the console's colour system), then the 8
+    a 512-glyph font leaves (the attribute's bright bit picks the glyph's half instead), so
+    "bright black" is black; no colour means the console's default, light grey on black."""
+    hidden: dict[str, int] = {}
+    update = app.screen._compositor.render_update(full=True)
+    assert isinstance(update, LayoutUpdate)
+    for line in update.strips:
+        for strip in line:
+            for segment in strip:
+                style = segment.style
+                if not segment.text.strip() or style is None:
+                    continue
+                fg, bg = (_console_colour(style.color, 7), _console_colour(style.bgcolor, 0))
+                if style.reverse:
+                    fg, bg = bg, fg
+                if fg == bg:
+                    hidden[segment.text.strip()] = hidden.get(segment.text.strip(), 0) + 1
+    return hidden
+
+
+def _console_colour(colour: Color | None, default: int) -> int:
+    if colour is None or colour.is_default:
+        return default
+    number = colour.downgrade(ColorSystem.STANDARD).number
+    return default if number is None else number & 7
 
 
 def test_filter_rewrites_what_the_font_lacks_keeping_the_width() -> None:
@@ -82,13 +128,10 @@ def test_console_app_uses_the_console_driver_and_names_keys_in_words() -> None:
 
 @asynctest
 async def test_console_screens_draw_only_console_glyphs(tmp_path: Path) -> None:
-    app = ConsoleRecoveryApp(Backend(udev_source=RecordedUdev(HANDMADE)),
-                             ActionLog(tmp_path / "tui.log"))
+    app = console_app(tmp_path)
     font = cp437()
     async with app.run_test(size=SIZE) as pilot:
-        pilot_: Pilot[Any] = pilot
-        await wait_for(pilot_, lambda: isinstance(app.screen, HomeScreen)
-                       and bool(app.screen.disks), "the disks")
+        pilot_ = await at_home(pilot, app)
         screens = [screen_text(app)]
         await pilot_.press("c")
         await wait_for(pilot_, lambda: isinstance(app.screen, CaptureWizard), "the wizard")
@@ -106,12 +149,9 @@ async def test_console_screens_draw_only_console_glyphs(tmp_path: Path) -> None:
 async def test_console_cursor_rows_are_white_on_blue(tmp_path: Path) -> None:
     """In the console's 16 colours the theme's cursor became bright cyan on cyan, which a
     technician could not read on a real screen (seen in a tty1 screendump)."""
-    app = ConsoleRecoveryApp(Backend(udev_source=RecordedUdev(HANDMADE)),
-                             ActionLog(tmp_path / "tui.log"))
+    app = console_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        pilot_: Pilot[Any] = pilot
-        await wait_for(pilot_, lambda: isinstance(app.screen, HomeScreen)
-                       and bool(app.screen.disks), "the disks")
+        pilot_ = await at_home(pilot, app)
         table = app.screen.query_one(DataTable)
         styles = [table.get_component_rich_style("datatable--cursor")]
         await pilot_.press("c")
@@ -123,3 +163,67 @@ async def test_console_cursor_rows_are_white_on_blue(tmp_path: Path) -> None:
         assert style.bgcolor is not None and style.color is not None, style
         # ANSI colour 15 is bright white, 4 blue.
         assert (style.color.number, style.bgcolor.number, style.bold) == (15, 4, True), style
+
+
+@asynctest
+async def test_console_screens_have_no_text_in_the_background_colour(tmp_path: Path) -> None:
+    """The hints and the highlighted disk's details were "bright black": black on the real
+    console (seen in tty1 screendumps), so a technician never saw them."""
+    app = console_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        pilot_ = await at_home(pilot, app)
+        await pilot_.press("down")
+        await pilot_.pause(0.2)
+        found = {"home": unreadable_cells(app)}
+        for key, name in [("c", "capture"), ("r", "restore"), ("p", "restore points"),
+                          ("l", "log"), ("a", "open a store")]:
+            await pilot_.press(key)
+            await pilot_.pause(0.5)
+            found[name] = unreadable_cells(app)
+            await pilot_.press("escape")
+            await wait_for(pilot_, lambda: isinstance(app.screen, HomeScreen), "home")
+    assert found == {name: {} for name in found}, found
+
+
+@asynctest
+async def test_console_disabled_entries_are_readable(tmp_path: Path) -> None:
+    """A refused restore target or an interrupted image is a disabled entry, which the
+    theme draws "bright black": invisible on the console."""
+    app = console_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        pilot_ = await at_home(pilot, app)
+        options = OptionList(Option("refused: too small", disabled=True), Option("chosen"))
+        await app.screen.mount(options)
+        await pilot_.pause(0.2)
+        style = options.get_component_rich_style("option-list--option-disabled")
+        assert _console_colour(style.color, 7) != _console_colour(style.bgcolor, 0), style
+
+
+@asynctest
+async def test_console_progress_bar_shows_its_whole_length(tmp_path: Path) -> None:
+    """The unfilled part of a bar is drawn in the bar's background colour, which was black."""
+    app = console_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        pilot_ = await at_home(pilot, app)
+        bar = ProgressBar(total=100, show_eta=False)
+        await app.screen.mount(bar, before=0)
+        bar.update(progress=40)
+        await pilot_.pause(0.3)
+        hidden = unreadable_cells(app)
+        assert not any("━" in text for text in hidden), hidden
+
+
+@asynctest
+async def test_console_tick_boxes_are_readable_and_an_unticked_one_is_blank(
+        tmp_path: Path) -> None:
+    """Textual draws an unticked box's X in a shade of the box, black on black here (found
+    by the tty1 colour check on capture step 2)."""
+    app = console_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        pilot_ = await at_home(pilot, app)
+        picker = PartitionPicker(("ticked", 1, True), ("unticked", 2, False))
+        await app.screen.mount(picker, before=0)
+        await pilot_.pause(0.3)
+        text = screen_text(app)
+        assert "▐X▌ ticked" in text and "▐ ▌ unticked" in text, text
+        assert unreadable_cells(app) == {}, unreadable_cells(app)

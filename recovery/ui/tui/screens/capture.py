@@ -240,6 +240,8 @@ class CaptureWizard(Wizard):
                     f"{(volume.label or '')[:14]:<14} {human_size(part.size):>9}, "
                     f"{human_size(volume.used_bytes)} used")
             selection.add_option((text, part.number, planned.role in PRESELECTED_ROLES))
+        if selection.option_count:
+            selection.highlighted = 0  # the cursor shows on a row before the first key
         warnings = [f"Partition {p.partition.number}: {w}"
                     for p in plan.partitions for w in p.volume.warnings]
         if self.source is not None and self.source.health.needs_care:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.segment import Segment
 from textual.binding import Binding, BindingType
 from textual.message import Message
+from textual.strip import Strip
 from textual.widgets import SelectionList
+from textual.widgets._toggle_button import ToggleButton
 
 
 class PartitionPicker(SelectionList[int]):
@@ -17,3 +20,17 @@ class PartitionPicker(SelectionList[int]):
 
     def action_confirm(self) -> None:
         self.post_message(self.Confirmed())
+
+    def render_line(self, y: int) -> Strip:
+        """An unticked box is blank. Textual draws its "X" in a shade of the box's colour,
+        which the Linux console's 8 text colours make the box colour itself (or a visible
+        X, on other palettes): a blank says "not selected" on every screen."""
+        line = super().render_line(y)
+        index = self.scroll_offset.y + y
+        if index >= self.option_count or self.get_option_at_index(index).value in self._selected:
+            return line
+        segments = list(line)
+        if len(segments) > 1 and segments[1].text == ToggleButton.BUTTON_INNER:
+            segments[1] = Segment(" ", segments[1].style)
+            return Strip(segments, line.cell_length)
+        return line
