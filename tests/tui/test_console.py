@@ -28,7 +28,7 @@ from recovery.ui.tui.backend import Backend
 from recovery.ui.tui.console import FALLBACKS, GlyphFilter, console_font_map, cp437, font_map
 from recovery.ui.tui.screens.capture import CaptureWizard
 from recovery.ui.tui.screens.home import HomeScreen
-from recovery.ui.tui.widgets.picker import PartitionPicker
+from recovery.ui.tui.widgets.picker import PartitionPicker, TickBox
 from tests.tui.conftest import HANDMADE, SIZE, asynctest, wait_for
 
 TALL_BORDER = set("▔")  # only Textual's "tall" border draws it (its sides share scrollbar glyphs)
@@ -222,8 +222,10 @@ async def test_console_tick_boxes_are_readable_and_an_unticked_one_is_blank(
     async with app.run_test(size=SIZE) as pilot:
         pilot_ = await at_home(pilot, app)
         picker = PartitionPicker(("ticked", 1, True), ("unticked", 2, False))
-        await app.screen.mount(picker, before=0)
+        await app.screen.mount(picker, TickBox("box ticked", value=True),
+                               TickBox("box unticked"), before=0)
         await pilot_.pause(0.3)
         text = screen_text(app)
         assert "▐X▌ ticked" in text and "▐ ▌ unticked" in text, text
+        assert "▐X▌ box ticked" in text and "▐ ▌ box unticked" in text, text
         assert unreadable_cells(app) == {}, unreadable_cells(app)

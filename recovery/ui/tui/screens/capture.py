@@ -45,7 +45,7 @@ from recovery.ui.tui.screens.result import ResultScreen
 from recovery.ui.tui.screens.wizard import Wizard
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.disk_table import DiskTable
-from recovery.ui.tui.widgets.picker import PartitionPicker
+from recovery.ui.tui.widgets.picker import PartitionPicker, TickBox
 from recovery.ui.tui.widgets.plain import PlainOption
 from recovery.ui.tui.wording import tui_action
 from recovery.units import human_size
@@ -161,11 +161,10 @@ class CaptureWizard(Wizard):
             with Vertical(id="step-summary"):
                 yield Label("Capture 5/5: ready to capture", classes="screen-title", markup=False)
                 yield Static("", id="summary", markup=False)
-                yield Checkbox("Rescue mode (r): a failing disk; keep going past unreadable "
-                               "sectors, retry them last, list the files they hit",
-                               id="rescue")
-                yield Checkbox("Read every used block (a): slower; for a disk that may have "
-                               "been changed outside Windows", id="read-all")
+                yield TickBox("Rescue mode (r): failing disk; read past bad sectors, name the "
+                              "files hit", id="rescue")
+                yield TickBox("Read all used blocks (a): slower; if changed outside Windows",
+                              id="read-all")
                 yield Button("Start the capture", id="start-capture", variant="primary")
         yield Footer()
 

@@ -42,6 +42,7 @@ from recovery.ui.tui.screens.result import ResultScreen
 from recovery.ui.tui.screens.wizard import Wizard
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.images import describe_image, source_id
+from recovery.ui.tui.widgets.picker import TickBox
 from recovery.ui.tui.widgets.plain import PlainOption
 from recovery.ui.tui.wording import tui_message
 from recovery.units import human_size, parse_size
@@ -137,7 +138,7 @@ class RestoreWizard(Wizard):
                 yield Label("Restore 4/4: this will be LOST", classes="screen-title refusal",
                             markup=False)
                 yield Static("", id="lost", markup=False)
-                yield Checkbox("Delta restore: write only chunks that differ", id="delta")
+                yield TickBox("Delta restore: write only chunks that differ", id="delta")
                 yield Button("Overwrite this disk…", id="overwrite", variant="error")
                 with Vertical(id="system-size-choice"):
                     yield Label("Windows size (Tab here, type e.g. 300M, Enter; empty: as "

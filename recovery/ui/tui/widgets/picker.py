@@ -1,4 +1,5 @@
-"""A checklist where Space toggles and Enter moves on (SelectionList toggles on both)."""
+"""A checklist where Space toggles and Enter moves on (SelectionList toggles on both), and
+a checkbox drawn as plainly."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from rich.segment import Segment
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.strip import Strip
-from textual.widgets import SelectionList
+from textual.widgets import Checkbox, SelectionList
 from textual.widgets._toggle_button import ToggleButton
 
 
@@ -34,3 +35,15 @@ class PartitionPicker(SelectionList[int]):
             segments[1] = Segment(" ", segments[1].style)
             return Strip(segments, line.cell_length)
         return line
+
+
+class TickBox(Checkbox):
+    """A checkbox whose unticked box is blank, for the reason PartitionPicker gives."""
+
+    def __init__(self, label: str, value: bool = False, id: str | None = None) -> None:
+        super().__init__(label, value, id=id)
+        self.watch_value()
+
+    def watch_value(self) -> None:
+        self.BUTTON_INNER = ToggleButton.BUTTON_INNER if self.value else " "
+        self.refresh()
