@@ -141,7 +141,10 @@ def test_every_glyph_on_tty1_is_in_the_console_font(live_image: LiveImage, tmp_p
             vm.keys("esc")
             wait_on_tty1(vm, "Image stores")
             open_capture(vm, dumps, 5)  # and no further: nothing is captured
-        checker_sees_hidden_text(vm)
+            # On a still screen. After BIOS's restore-points step the text written to
+            # tty1 was not on the screen when read back (not understood yet); the check
+            # itself found real hidden text on both drivers before this self-check existed.
+            checker_sees_hidden_text(vm)
 
 
 def checker_sees_hidden_text(vm: VM) -> None:
