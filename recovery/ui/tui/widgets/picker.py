@@ -10,7 +10,6 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.strip import Strip
 from textual.widgets import Checkbox, SelectionList
-from textual.widgets._toggle_button import ToggleButton
 
 
 class PartitionPicker(SelectionList[int]):
@@ -31,7 +30,7 @@ class PartitionPicker(SelectionList[int]):
         if index >= self.option_count or self.get_option_at_index(index).value in self._selected:
             return line
         segments = list(line)
-        if len(segments) > 1 and segments[1].text == ToggleButton.BUTTON_INNER:
+        if len(segments) > 1 and segments[1].text == Checkbox.BUTTON_INNER:
             segments[1] = Segment(" ", segments[1].style)
             return Strip(segments, line.cell_length)
         return line
@@ -45,5 +44,5 @@ class TickBox(Checkbox):
         self.watch_value()
 
     def watch_value(self) -> None:
-        self.BUTTON_INNER = ToggleButton.BUTTON_INNER if self.value else " "
+        self.BUTTON_INNER = Checkbox.BUTTON_INNER if self.value else " "
         self.refresh()
