@@ -92,6 +92,12 @@ class SshServer:
     def url(self, path: str) -> str:
         return f"ssh://{TEST_USER}@127.0.0.1:{self.port}{self.root}/{path}"
 
+    def host_key_fingerprint(self) -> str:
+        """The fingerprint ssh shows for this server's host key (SHA256:...)."""
+        listing = subprocess.run(["ssh-keygen", "-lf", str(self.folder / "host_key.pub")],
+                                 capture_output=True, text=True, check=True).stdout
+        return listing.split()[1]
+
     def start(self) -> None:
         self.process = spawn(["/usr/sbin/sshd", "-D", "-e", "-f",
                               str(self.folder / "sshd_config")],

@@ -148,9 +148,7 @@ def test_unknown_host_key_is_refused_with_its_fingerprint(ssh_server: SshServer,
     empty.write_text("")
     creds = tmp_path / "c"
     creds.write_text(f"known_hosts={empty}\nidentity_file={ssh_server.client_key}\n")
-    fingerprint = subprocess.run(["ssh-keygen", "-lf", str(ssh_server.folder /
-                                                          "host_key.pub")],
-                                 capture_output=True, text=True, check=True).stdout.split()[1]
+    fingerprint = ssh_server.host_key_fingerprint()
     code, result, log = cli("images", "--store", ssh_server.url("x"), "--credentials", creds)
     assert code == LoginError.code, log
     assert "host key of 127.0.0.1 is not known" in result["error"]["title"]
@@ -251,9 +249,7 @@ def test_cli_at_a_terminal_asks_the_host_key_then_a_hidden_password(
     known.write_text("")
     creds = tmp_path / "c"
     creds.write_text(f"known_hosts={known}\n")
-    fingerprint = subprocess.run(["ssh-keygen", "-lf", str(ssh_server.folder /
-                                                          "host_key.pub")],
-                                 capture_output=True, text=True, check=True).stdout.split()[1]
+    fingerprint = ssh_server.host_key_fingerprint()
     code, screen = on_a_terminal(
         ["images", "--store", ssh_server.url("shop"), "--credentials", str(creds)],
         [("Type yes or no: ", "yes"), ("Password for ", ssh_server.password)])
