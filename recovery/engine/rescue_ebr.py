@@ -25,7 +25,6 @@ from recovery.units import MiB, align_up
 
 # From an EBR to its logical partition (see above): 1 MiB, or 63 sectors.
 GAP_BYTES, GAP_SECTORS = MiB, 63
-EXFAT_NAME = b"EXFAT   "  # the OEM name field of an exFAT boot sector
 
 
 @dataclass(frozen=True)
@@ -126,7 +125,7 @@ def file_system_extent(boot: bytes) -> tuple[str, int, int] | None:
         if bytes_per_sector in (512, 1024, 2048, 4096) and total > 0:
             # The backup boot sector follows the sectors the volume counts.
             return "NTFS", (total + 1) * bytes_per_sector, 0x07
-    if boot[3:11] == EXFAT_NAME and boot[510:512] == b"\x55\xaa":
+    if gpt.looks_like_boot_sector(boot) == "exFAT" and boot[510:512] == b"\x55\xaa":
         # exFAT's boot sector: VolumeLength (sectors) at 0x48, BytesPerSectorShift at 0x6C.
         length, = struct.unpack_from("<Q", boot, 0x48)
         shift = boot[0x6C]
