@@ -12,6 +12,11 @@ when reading falls behind), so the disk always has requests queued and only a sm
 wave is read after the last write (waves shrink towards the end). On a spinning disk the
 head would seek between the two regions on every request, so there each wave is read
 back before writing goes on.
+
+A wave's flush starts as soon as its last write has returned, in a thread of its own, while
+the wave before is still being read back: the reader then finds it done instead of waiting
+for it between two waves. The last wave needs none of its own: `finish` follows the
+caller's flush after the last write.
 """
 
 from __future__ import annotations
@@ -56,7 +61,9 @@ class WaveReadBack:
         self.problems: list[str] = []
         self._stop = threading.Event()  # set on cancel or failure: the read-back gives up
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="read-back")
+        self._flusher = ThreadPoolExecutor(1, thread_name_prefix="read-back-flush")
         self._running: Future[None] | None = None
+        self._flushed: Future[None] | None = None  # the flush the next wave read waits for
         self._wave: list[PlacedChunk] = []
         self._wave_bytes = 0
         self._checked_bytes = 0  # written only by the read-back thread
@@ -70,6 +77,7 @@ class WaveReadBack:
         if exc_type is not None:
             self._stop.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._flusher.shutdown(wait=True, cancel_futures=True)
 
     def add(self, chunk: PlacedChunk) -> None:
         """`chunk` has been written (its write returned); called from one thread."""
@@ -85,7 +93,7 @@ class WaveReadBack:
 
     def finish(self, events: EventSink) -> list[str]:
         """Read back the last wave (the caller has flushed); all problems, in disk order."""
-        self._start_wave()
+        self._start_wave(flushed=True)
         with phase(events, "read-back", "Reading back", self._total_bytes) as tracker:
             while not self._wait(_POLL_SECONDS):
                 if self.cancel is not None and self.cancel.is_set():
@@ -98,11 +106,15 @@ class WaveReadBack:
         left = self.planned_bytes - self._total_bytes
         return min(WAVE_BYTES, max(LAST_WAVE_BYTES, left // 2))
 
-    def _start_wave(self) -> None:
-        """Hand the collected wave to the read-back thread once the previous one is done."""
-        self._wait(None)
+    def _start_wave(self, flushed: bool = False) -> None:
+        """Flush the collected wave (unless the caller has) and hand it to the read-back
+        thread once the previous one is done."""
         wave, self._wave, self._wave_bytes = self._wave, [], 0
+        # Every write of the wave returned before add() heard of it: this flush follows them.
+        flush = None if flushed or not wave else self._flusher.submit(self.device.flush)
+        self._wait(None)
         if wave:
+            self._flushed = flush
             self._running = self._pool.submit(self._check, wave)
 
     def _wait(self, timeout: float | None) -> bool:
@@ -117,10 +129,11 @@ class WaveReadBack:
         return True
 
     def _check(self, wave: list[PlacedChunk]) -> None:
-        # Flushed here, not by the writer: every write of the wave returned before it was
-        # handed over, so this flush follows them all, and the writer is not held up by it
-        # (the workers' results wait for the writer while it flushes: about 0.1 s a wave).
-        self.device.flush()
+        # Flushed by the flush thread, not by the writer: the workers' results would wait
+        # for the writer while it flushes (about 0.1 s a wave), nor here before reading:
+        # the flush then overlaps the read of the wave before.
+        if self._flushed is not None:
+            self._flushed.result()
         self.problems += [problem for _chunk, problem in
                           check_on_disk(self.device, iter(wave), self._count, self._stop)
                           if problem]
