@@ -213,19 +213,60 @@ async def test_console_progress_bar_shows_its_whole_length(tmp_path: Path) -> No
         assert not any("━" in text for text in hidden), hidden
 
 
+def grey_cells(app: RecoveryApp, text: str) -> int:
+    """Cells drawn on a light-grey background in the screen lines that hold `text`."""
+    update = app.screen._compositor.render_update(full=True)
+    assert isinstance(update, LayoutUpdate)
+    count = 0
+    for line in update.strips:
+        for strip in line:
+            if text not in strip.text:
+                continue
+            count += sum(len(segment.text) for segment in strip if segment.style
+                         and _console_colour(segment.style.bgcolor, 0) == 7)
+    return count
+
+
+async def mount_tick_boxes(app: RecoveryApp, pilot: Pilot[Any]) -> None:
+    picker = PartitionPicker(("ticked", 1, True), ("unticked", 2, False))
+    await app.screen.mount(picker, TickBox("box ticked", value=True),
+                           TickBox("box unticked"), before=0)
+    await pilot.pause(0.3)
+
+
 @asynctest
-async def test_console_tick_boxes_are_readable_and_an_unticked_one_is_blank(
-        tmp_path: Path) -> None:
-    """Textual draws an unticked box's X in a shade of the box, black on black here (found
-    by the tty1 colour check on capture step 2)."""
+async def test_console_tick_boxes_are_brackets_ticked_or_blank(tmp_path: Path) -> None:
+    """Textual's box (half blocks around a cell) in the console's 8 colours is a solid
+    light-grey cell, ticked or not (tty1 screendumps of capture steps 2 and 5); Textual
+    also draws an unticked box's X black on black there. On the console: "[X]" / "[ ]" in
+    the row's own colours, no grey cell."""
     app = console_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         pilot_ = await at_home(pilot, app)
-        picker = PartitionPicker(("ticked", 1, True), ("unticked", 2, False))
-        await app.screen.mount(picker, TickBox("box ticked", value=True),
-                               TickBox("box unticked"), before=0)
+        await mount_tick_boxes(app, pilot_)
+        text = screen_text(app)
+        assert "[X] ticked" in text and "[ ] unticked" in text, text
+        assert "[X] box ticked" in text and "[ ] box unticked" in text, text
+        assert unreadable_cells(app) == {}, unreadable_cells(app)
+        for label in ("ticked", "unticked", "box ticked", "box unticked"):
+            assert grey_cells(app, f"] {label}") == 0, label
+        picker = app.screen.query_one(PartitionPicker)
+        picker.focus()
+        await pilot_.press("down", "space", "up", "space")  # untick the first, tick the second
         await pilot_.pause(0.3)
+        text = screen_text(app)
+        assert "[ ] ticked" in text and "[X] unticked" in text, text
+        assert unreadable_cells(app) == {}, unreadable_cells(app)
+
+
+@asynctest
+async def test_terminal_tick_boxes_keep_the_block_look(tmp_path: Path) -> None:
+    """Where the glyphs and colours exist (a terminal emulator) the box stays Textual's."""
+    app = RecoveryApp(Backend(udev_source=RecordedUdev(HANDMADE)),
+                      ActionLog(tmp_path / "tui.log"))
+    async with app.run_test(size=SIZE) as pilot:
+        pilot_ = await at_home(pilot, app)
+        await mount_tick_boxes(app, pilot_)
         text = screen_text(app)
         assert "▐X▌ ticked" in text and "▐ ▌ unticked" in text, text
         assert "▐X▌ box ticked" in text and "▐ ▌ box unticked" in text, text
-        assert unreadable_cells(app) == {}, unreadable_cells(app)

@@ -44,6 +44,7 @@ class RecoveryApp(App[int]):
     SUB_TITLE = "capture · restore · verify · restore points"
     ENABLE_COMMAND_PALETTE = False
     HEADER_ICON = "⭘"
+    PLAIN_TICK_BOXES = False
 
     def __init__(self, backend: Backend | Callable[[], Backend] | None = None,
                  log: ActionLog | None = None, verbose: bool = False) -> None:
@@ -154,6 +155,9 @@ class ConsoleRecoveryApp(RecoveryApp):
 
     CSS_PATH: ClassVar[CSSPathType | None] = ["app.tcss", "console.tcss"]
     HEADER_ICON = "*"
+    # With 8 text colours Textual's box (half blocks around a coloured cell) is a solid grey
+    # cell ticked or not; brackets read as a tick box in any font.
+    PLAIN_TICK_BOXES = True
 
     def get_driver_class(self) -> type[Driver]:
         return ConsoleDriver

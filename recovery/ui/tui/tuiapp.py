@@ -23,6 +23,9 @@ class TuiApp(Protocol):
     def HEADER_ICON(self) -> str: ...  # the header's icon: the Linux console has fewer glyphs
 
     @property
+    def PLAIN_TICK_BOXES(self) -> bool: ...  # tick boxes as text, "[X]" / "[ ]" (console)
+
+    @property
     def backend(self) -> Backend: ...
 
     @property
