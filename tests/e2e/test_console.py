@@ -66,8 +66,9 @@ def wait_on_tty1(vm: VM, text: str, timeout: float = 180) -> float:
     return float(match.group(1))
 
 
-def check_screen(vm: VM) -> dict[str, object]:
-    line = vm.shell("python3 /tmp/vcsu_check.py /dev/tty1", timeout=120)
+def check_screen(vm: VM, probe: bool = False) -> dict[str, object]:
+    line = vm.shell("python3 /tmp/vcsu_check.py /dev/tty1" + (" --probe" if probe else ""),
+                    timeout=120)
     result: dict[str, object] = json.loads(line.strip().splitlines()[-1])
     return result
 
@@ -151,9 +152,8 @@ def checker_sees_hidden_text(vm: VM) -> None:
     """The colour check can fail: black on black and white on white written over the
     TUI's top line are reported, light grey on black is not (the attribute decoded as this
     console driver and font draw it)."""
-    vm.shell(r"printf '\0337\033[1;1H\033[30;40mHID\033[37;47mDEN\033[37;40mSEEN\0338' "
-             "> /dev/tty1")
-    screen = check_screen(vm)
+    screen = check_screen(vm, probe=True)
+    assert screen["probe_seen"], f"the probe was not on tty1 when read back: {screen}"
     assert screen["unreadable"] == {"H": 1, "I": 1, "D": 2, "E": 1, "N": 1}, screen
 
 

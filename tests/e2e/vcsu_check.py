@@ -1,10 +1,16 @@
-"""Runs inside the guest (python3 vcsu_check.py TTY): every character on a virtual console's
-screen must be one its loaded font can draw, in a colour other than its background.
+"""Runs inside the guest (python3 vcsu_check.py TTY [--probe]): every character on a virtual
+console's screen must be one its loaded font can draw, in a colour other than its background.
 
 Reads the screen from /dev/vcsuN (one 32-bit code point per cell) and the font's Unicode
 map from the kernel with GIO_UNIMAP, the call `getunimap` makes (Debian's kbd does not ship
 getunimap). Prints one JSON line: rows, columns, the characters missing from the font with
 their count, and the screen text. Independent of the recovery package on purpose.
+
+--probe first writes black-on-black "HID", white-on-white "DEN" and grey "SEEN" over the
+top line and reads the screen back in the same process, the moment the console has drawn
+it: the TUI repaints its lines whenever its layout changes (a second later the probe may be
+gone), so a read from a second program was a race. Written again (up to 5 times) when a
+repaint came in between; "probe_seen" says whether the read found it.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import sys
 
 GIO_UNIMAP = 0x4B66
 BLANK = "\u00a0\u2800"  # no-break space, empty braille: nothing to read
+PROBE, PROBE_TEXT = ("\0337\033[1;1H\033[30;40mHID\033[37;47mDEN\033[37;40mSEEN\0338",
+                     "HIDDENSEEN")
 
 
 def unimap(tty: str) -> dict[str, int]:
@@ -64,7 +72,7 @@ def colours(attribute: int, glyphs_512: bool, framebuffer: bool) -> tuple[int, i
     return attribute & 0x0F, (attribute >> 4) & 0x07
 
 
-def main(tty: str) -> None:
+def read_screen(tty: str) -> dict[str, object]:
     number = tty.rsplit("tty", 1)[1]
     with open(f"/dev/vcsa{number}", "rb") as attributes:
         rows, cols = attributes.read(2)
@@ -84,9 +92,26 @@ def main(tty: str) -> None:
         if not char.isspace() and char not in BLANK and foreground == background:
             unreadable[char] = unreadable.get(char, 0) + 1
     lines = [text[i:i + cols].rstrip() for i in range(0, rows * cols, cols)]
-    print(json.dumps({"rows": rows, "cols": cols, "font_size": len(font),
-                      "missing": missing, "unreadable": unreadable, "glyphs_512": glyphs_512,
-                      "framebuffer": framebuffer, "text": "\n".join(lines)}))
+    return {"rows": rows, "cols": cols, "font_size": len(font), "missing": missing,
+            "unreadable": unreadable, "glyphs_512": glyphs_512, "framebuffer": framebuffer,
+            "text": "\n".join(lines)}
 
 
-main(sys.argv[1] if len(sys.argv) > 1 else "/dev/tty1")
+def probed_screen(tty: str, tries: int = 5) -> dict[str, object]:
+    for attempt in range(1, tries + 1):
+        with open(tty, "w") as console:
+            console.write(PROBE)  # returns once the console driver has drawn it
+        result = read_screen(tty)
+        result["probe_tries"] = attempt
+        result["probe_seen"] = PROBE_TEXT in str(result["text"]).split("\n", 1)[0]
+        if result["probe_seen"]:
+            break
+    return result
+
+
+def main(argv: list[str]) -> None:
+    tty = next((arg for arg in argv if not arg.startswith("--")), "/dev/tty1")
+    print(json.dumps(probed_screen(tty) if "--probe" in argv else read_screen(tty)))
+
+
+main(sys.argv[1:])

@@ -158,6 +158,8 @@ async def test_console_cursor_rows_are_white_on_blue(tmp_path: Path) -> None:
         await wait_for(pilot_, lambda: isinstance(app.screen, CaptureWizard), "the wizard")
         await pilot_.pause(0.2)
         options = app.screen.query_one(OptionList)
+        options.focus()  # the cursor row of the list with the focus (the others: no bar)
+        await pilot_.pause(0.2)
         styles.append(options.get_component_rich_style("option-list--option-highlighted"))
     for style in styles:
         assert style.bgcolor is not None and style.color is not None, style
@@ -270,3 +272,69 @@ async def test_terminal_tick_boxes_keep_the_block_look(tmp_path: Path) -> None:
         text = screen_text(app)
         assert "▐X▌ ticked" in text and "▐ ▌ unticked" in text, text
         assert "▐X▌ box ticked" in text and "▐ ▌ box unticked" in text, text
+
+
+async def capture_wizard(app: RecoveryApp) -> CaptureWizard:
+    """The capture wizard over home's recorded disks, at its first step."""
+    home = app.screen
+    assert isinstance(home, HomeScreen)
+    wizard = CaptureWizard(home.disks, [])
+    await app.push_screen(wizard)
+    return wizard
+
+
+@asynctest
+async def test_console_capture_summary_options_fit_80_columns(tmp_path: Path) -> None:
+    """The rescue-mode box's frame ran past the 80th column on tty1 (capture 5/5 screendump):
+    every framed line of the summary step ends in its frame's side."""
+    app = console_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        pilot_ = await at_home(pilot, app)
+        wizard = await capture_wizard(app)
+        await pilot_.pause(0.2)
+        wizard.goto(CaptureWizard.STEPS.index(("step-summary", "start-capture")))
+        await pilot_.pause(0.3)
+        text = screen_text(app)
+    boxes = [line.rstrip() for line in text.splitlines() if "[ ]" in line]
+    assert len(boxes) == 2, text
+    for line in boxes:
+        assert line.endswith(("│", "║")), f"cut off at {SIZE[0]} columns:\n{text}"
+
+
+@asynctest
+async def test_console_only_the_focused_list_draws_a_cursor_bar(tmp_path: Path) -> None:
+    """Home on tty1 showed two identical white-on-blue bars, the disk table's cursor and the
+    store list's highlighted entry; only the focused one is a bar, the other cyan text."""
+    app = console_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        pilot_ = await at_home(pilot, app)
+        table, stores = app.screen.query_one(DataTable), app.screen.query_one(OptionList)
+        styles = []
+        for focused in (table, stores):
+            focused.focus()
+            await pilot_.pause(0.2)
+            styles.append((table.get_component_rich_style("datatable--cursor"),
+                           stores.get_component_rich_style("option-list--option-highlighted")))
+    (table_bar, stores_text), (table_text, stores_bar) = styles
+    for bar in (table_bar, stores_bar):
+        assert _console_colour(bar.bgcolor, 0) == 4, bar  # blue
+    for text in (table_text, stores_text):
+        assert _console_colour(text.bgcolor, 0) == 0, text  # no bar
+        assert _console_colour(text.color, 7) not in (0, 7), text  # and not plain text
+
+
+@asynctest
+async def test_console_every_capture_step_says_which_keys_go_on(tmp_path: Path) -> None:
+    """The footer names only Esc; steps 3-5 on tty1 said nothing about Enter (or r, a)."""
+    app = console_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        pilot_ = await at_home(pilot, app)
+        wizard = await capture_wizard(app)
+        texts = []
+        for step in range(len(CaptureWizard.STEPS)):
+            wizard.goto(step)
+            await pilot_.pause(0.3)
+            texts.append(screen_text(app))
+    for text in texts:
+        assert "Enter: " in text and "Esc" in text, text
+    assert "r: rescue mode" in texts[-1] and "a: read all" in texts[-1], texts[-1]

@@ -155,17 +155,23 @@ class CaptureWizard(Wizard):
                             markup=False)
                 yield OptionList(id="capture-stores")
                 yield Static("", id="store-refusal", classes="refusal", markup=False)
+                yield Static("Enter: choose   Escape: back", classes="hint", markup=False)
             with Vertical(id="step-name"):
                 yield Label("Capture 4/5: name of the image", classes="screen-title", markup=False)
                 yield Input(id="image-name")
+                yield Static("Type to change the name   Enter: continue   Escape: back",
+                             classes="hint", markup=False)
             with Vertical(id="step-summary"):
                 yield Label("Capture 5/5: ready to capture", classes="screen-title", markup=False)
                 yield Static("", id="summary", markup=False)
-                yield TickBox("Rescue mode (r): failing disk; read past bad sectors, name the "
-                              "files hit", id="rescue")
+                # Each at most 71 characters: box, gaps and frame fill the rest of 80.
+                yield TickBox("Rescue mode (r): failing disk; read past bad sectors, list files "
+                              "hit", id="rescue")
                 yield TickBox("Read all used blocks (a): slower; if changed outside Windows",
                               id="read-all")
                 yield Button("Start the capture", id="start-capture", variant="primary")
+                yield Static("Enter: start   r: rescue mode   a: read all   Escape: back",
+                             classes="hint", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
