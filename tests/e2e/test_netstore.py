@@ -30,11 +30,13 @@ from recovery.errors import NetworkError
 from recovery.store.images import stored_area_digests
 from recovery.store.objects import ChunkStore
 from tests.e2e.conftest import BOOT_TIMEOUT, LiveImage
+from tests.e2e.test_tui import check_tui_opens_an_ssh_share
 from tests.e2e.windisk import fingerprint, make_gpt_disk, make_store_disk, mounted_store_disk
 from tests.netstore.servers import (
     TEST_USER,
     SambaServer,
     SshServer,
+    ensure_test_user,
     make_ganesha_server,
     make_samba_server,
     make_ssh_server,
@@ -205,7 +207,8 @@ def test_dhcp_nfs_capture_restore_and_ssh_verify_in_one_boot(
     """One boot to a shell: DHCP on e1000e and nothing listening, then capture to an NFS
     export, wipe, restore from it, verify the same image over SSH and over SMB (sshd and
     smbd serve the folder Ganesha exports), SMB's error classes, NFS 3, a restore with a
-    capture into the same share meanwhile, a static address."""
+    capture into the same share meanwhile, a static address, and the TUI on the serial
+    console opening the SSH store from `a` (masked password, host key asked)."""
     disk = make_gpt_disk(tmp_path / "windows.img", 2 * GiB, tmp_path / "build")
     original = fingerprint(disk)
     with served(make_ssh_server(tmp_path / "sshd")) as ssh, \
@@ -234,12 +237,24 @@ def test_dhcp_nfs_capture_restore_and_ssh_verify_in_one_boot(
             check_nfs3_fallback(vm)
             vm.shell("umount /mnt/creds; sync")
             check_static_address_and_back_to_dhcp(vm)
+            # The test user is the machine's: a netstore test running meanwhile in another
+            # session sets its own password (sshd then said "Failed password" here).
+            ensure_test_user(ssh.password)
+            check_tui_opens_an_ssh_share(vm, f"ssh://{TEST_USER}@{NAS}{ssh.root}/shop",
+                                         ssh.password, host_fingerprint(ssh), "win-nfs")
         serial = (tmp_path / "vm" / "serial.log").read_bytes()
         assert ssh.password.encode() not in serial
     assert fingerprint(disk) == original
     from recovery.ui.cli import main as recovery_cli
     for image in ("win-nfs", "pc-2"):
         assert recovery_cli(["verify", "--store", str(ssh.root / "shop"), image]) == 0
+
+
+def host_fingerprint(ssh: SshServer) -> str:
+    """"SHA256:..." of the SSH server's host key, as ssh-keygen prints it."""
+    shown = subprocess.run(["ssh-keygen", "-lf", str(ssh.folder / "host_key.pub")],
+                           capture_output=True, text=True, check=True).stdout
+    return shown.split()[1]
 
 
 def restore_while_another_job_captures(vm: VM, store: str, share: Path) -> None:
@@ -369,3 +384,6 @@ def check_dhcp_and_nothing_listens(vm: VM) -> None:
     # Kept by image-build/exclude.txt: PCI and USB Ethernet, cifs, NFS, Realtek firmware.
     vm.shell("modinfo -n e1000e igb igc r8169 r8152 ax88179_178a cdc_ether cifs nfsv4 nfsv3")
     assert vm.shell("ls /lib/firmware/rtl_nic | wc -l").strip() != "0"
+    # Nothing waits for the network at boot (the time to the TUI must not grow).
+    waits = vm.shell("systemctl is-enabled systemd-networkd-wait-online.service || true")
+    assert waits.strip().endswith("masked"), waits
