@@ -31,10 +31,13 @@ from recovery.sys.network import (
 from recovery.ui.render import print_json
 
 
-def add_store_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", required=True, metavar="STORE",
-                        help="image store: a directory, or smb://[DOMAIN;]USER@SERVER/SHARE/"
-                        "PATH, nfs://SERVER/EXPORT/PATH, ssh://USER@SERVER[:PORT]/PATH")
+def add_store_argument(parser: argparse.ArgumentParser, required: bool = True,
+                       purpose: str = "") -> None:
+    """--store as text (a Path would fold a URL's "//") and --credentials for a URL."""
+    parser.add_argument("--store", required=required, metavar="STORE",
+                        help=f"{purpose}image store: a directory, or smb://[DOMAIN;]USER@"
+                        "SERVER/SHARE/PATH, nfs://SERVER/EXPORT/PATH, ssh://USER@SERVER[:PORT]"
+                        "/PATH")
     parser.add_argument("--credentials", type=Path, metavar="FILE",
                         help="for a store URL: file of username=, password=, domain=, "
                         "identity_file= (SSH key), known_hosts= lines")

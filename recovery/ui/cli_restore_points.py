@@ -26,6 +26,7 @@ from recovery.registry.rollback import (
 )
 from recovery.registry.undo import UndoRecord
 from recovery.sys.joblock import machine_job
+from recovery.ui.cli_netstore import add_store_argument
 from recovery.ui.render import print_json
 from recovery.units import human_size
 
@@ -38,8 +39,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                                   "diff, roll back hives offline, undo")
     commands = group.add_subparsers(dest="points_command", required=True, metavar="ACTION")
     listing = _command(commands, "list", "list restore points, newest first", cmd_list)
-    listing.add_argument("--store", type=Path, help="VOLUME is then the name of an image in "
-                         "this store: list the points inside the captured volume")
+    add_store_argument(listing, required=False, purpose="VOLUME is then the name of an "
+                       "image in this store (the points inside the captured volume); ")
     _user_flag(listing)
     show = _command(commands, "show", "hives, sizes, validity and diff summary of a point",
                     cmd_show)

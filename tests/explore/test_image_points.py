@@ -19,8 +19,8 @@ from recovery.units import MiB
 from tests.explore.conftest import read_only_bind
 
 
-def test_shadow_copies_listed_from_the_image(fixtures_dir: Path, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def make_vss_disk(fixtures_dir: Path, tmp_path: Path) -> Path:
+    """A GPT disk image whose one partition is the fixture volume with two shadow copies."""
     volume = tmp_path / "vss.raw"
     run(["qemu-img", "convert", "-O", "raw",
          str(fixtures_dir / "volumes" / "ntfs-vss-2stores.qcow2"), str(volume)])
@@ -32,6 +32,13 @@ def test_shadow_copies_listed_from_the_image(fixtures_dir: Path, tmp_path: Path,
         TablePartition(1, MiB, size, BASIC_DATA, name="Basic data partition"),)))
     run(["dd", f"if={volume}", f"of={disk}", "bs=1M", f"seek={MiB}", "oflag=seek_bytes",
          "conv=sparse,notrunc", "status=none"])
+    volume.unlink()
+    return disk
+
+
+def test_shadow_copies_listed_from_the_image(fixtures_dir: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    disk = make_vss_disk(fixtures_dir, tmp_path)
     capture(CaptureRequest(disk, tmp_path / "store", name="vss"))
     with read_only_bind(tmp_path / "store", tmp_path / "ro") as store:
         report = image_restore_points(store, "vss")
