@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from recovery.errors import RecoveryError
+from recovery.errors import NetworkError, RecoveryError
 from recovery.model.netstore import Secret
 from recovery.sys.neterrors import classify
 from recovery.sys.run import run
@@ -36,7 +36,7 @@ def mount(server: str, share: str, mountpoint: Path, *, port: int, username: str
           password: Secret | None, domain: str = "", version: str = "") -> str:
     """Mount //server/share; returns the SMB version that worked."""
     unc = f"//{server}/{share}"
-    last: RecoveryError | None = None
+    refused = ""  # SMB 3's refusal, when 2.1 is tried next
     for vers in (version,) if version else VERSIONS:
         with _credentials_file(username, password, domain) as credentials:
             options = (f"credentials={credentials},vers={vers},port={port},uid=0,gid=0,"
@@ -45,11 +45,34 @@ def mount(server: str, share: str, mountpoint: Path, *, port: int, username: str
         if result.returncode == 0:
             return vers
         message = (result.stderr or result.stdout).decode(errors="replace")
-        last = classify(message, server, port, f"SMB share {share}")
+        error = classify(message, server, port, f"SMB share {share}")
+        if refused:  # SMB 2.1 failed too; a wrong password or share is said as such
+            raise _neither(server, share, refused, error) if isinstance(
+                error, NetworkError) else error
         if not any(key in message.lower() for key in _DIALECT_REFUSED):
-            break
-    assert last is not None
-    raise last
+            raise error
+        if version:
+            raise _forced_refused(server, share, version, message)
+        refused = " ".join(message.split())[-200:]
+    raise AssertionError("unreachable: the last version's failure is raised above")
+
+
+def _neither(server: str, share: str, smb3: str, smb21: RecoveryError) -> NetworkError:
+    return NetworkError(
+        f"The server {server} did not accept SMB 3 for share {share} ({smb3}), and SMB 2.1 "
+        f"failed too: {smb21.title}",
+        "Turn on SMB 2.1 or 3 on the server (a NAS calls it the minimum or maximum SMB "
+        "protocol), or add ?vers=2.0 (or ?vers=1.0 for a very old NAS) to the URL to use "
+        "the version it speaks. " + smb21.action)
+
+
+def _forced_refused(server: str, share: str, version: str, message: str) -> NetworkError:
+    tail = " ".join(message.split())[-200:]
+    return NetworkError(
+        f"The server {server} did not accept SMB {version} (asked by ?vers={version} in the "
+        f"URL) for share {share} ({tail}).",
+        "Remove ?vers= from the URL (SMB 3 is tried, then 2.1), or give the version the "
+        "server speaks (its SMB settings say which).")
 
 
 @contextlib.contextmanager

@@ -48,6 +48,7 @@ MiB = 1 << 20
 RESULT = re.compile(r"RECOVERY-RESULT: (PASS|FAIL) (\{.*\})\r?\n")
 NAS = "10.0.2.100"  # every server, each on its usual port
 NFS3_PORT, MOUNT_PORT = 20490, 20048  # a second NFS server, NFS 3 only, and its mountd
+SMB21_PORT, SMB20_PORT = 1445, 2445  # Samba speaking at most SMB 2.1, and only SMB 2.0
 
 
 @pytest.fixture
@@ -214,7 +215,11 @@ def test_dhcp_nfs_capture_restore_and_ssh_verify_in_one_boot(
     with served(make_ssh_server(tmp_path / "sshd")) as ssh, \
             served(make_ganesha_server(tmp_path / "ganesha", share=ssh.root)) as nfs, \
             served(make_ganesha_server(tmp_path / "ganesha3", ssh.root, version=3)) as nfs3, \
-            served(make_samba_server(tmp_path / "samba", ssh.password, ssh.root)) as smb:
+            served(make_samba_server(tmp_path / "samba", ssh.password, ssh.root)) as smb, \
+            served(make_samba_server(tmp_path / "smb21", ssh.password, ssh.root,
+                                     ("SMB2_10", "SMB2_10"))) as smb21, \
+            served(make_samba_server(tmp_path / "smb20", ssh.password, ssh.root,
+                                     ("SMB2_02", "SMB2_02"))) as smb20:
         stick = nas_credentials_stick(tmp_path / "creds.img", tmp_path, ssh)
         medium = BootMedium(live_image.iso, mode="kernel", append="recovery.run=shell")
         assert nfs3.mount_port is not None
@@ -222,7 +227,9 @@ def test_dhcp_nfs_capture_restore_and_ssh_verify_in_one_boot(
                 {"system": disk.image, "store": stick}, timeout=1800,
                 guestfwd={f"{NAS}:2049": nfs.port, f"{NAS}:22": ssh.port,
                           f"{NAS}:445": smb.port, f"{NAS}:{NFS3_PORT}": nfs3.port,
-                          f"{NAS}:{MOUNT_PORT}": nfs3.mount_port}) as vm:
+                          f"{NAS}:{MOUNT_PORT}": nfs3.mount_port,
+                          f"{NAS}:{SMB21_PORT}": smb21.port,
+                          f"{NAS}:{SMB20_PORT}": smb20.port}) as vm:
             vm.wait_for("Shell: type 'exit'", timeout=BOOT_TIMEOUT)
             vm.wait_for(r"# $", timeout=60)
             check_dhcp_and_nothing_listens(vm)
@@ -235,26 +242,20 @@ def test_dhcp_nfs_capture_restore_and_ssh_verify_in_one_boot(
                     "--credentials /mnt/creds/ssh.cred win-nfs")
             check_smb_errors_then_verify(vm)
             check_nfs3_fallback(vm)
-            vm.shell("umount /mnt/creds; sync")
             check_static_address_and_back_to_dhcp(vm)
             # The test user is the machine's: a netstore test running meanwhile in another
             # session sets its own password (sshd then said "Failed password" here).
             ensure_test_user(ssh.password)
             check_tui_opens_an_ssh_share(vm, f"ssh://{TEST_USER}@{NAS}{ssh.root}/shop",
-                                         ssh.password, host_fingerprint(ssh), "win-nfs")
+                                         ssh.password, ssh.host_key_fingerprint(), "win-nfs")
+            check_smb_fallback_to_2_1(vm)
+            vm.shell("umount /mnt/creds; sync")
         serial = (tmp_path / "vm" / "serial.log").read_bytes()
         assert ssh.password.encode() not in serial
     assert fingerprint(disk) == original
     from recovery.ui.cli import main as recovery_cli
     for image in ("win-nfs", "pc-2"):
         assert recovery_cli(["verify", "--store", str(ssh.root / "shop"), image]) == 0
-
-
-def host_fingerprint(ssh: SshServer) -> str:
-    """"SHA256:..." of the SSH server's host key, as ssh-keygen prints it."""
-    shown = subprocess.run(["ssh-keygen", "-lf", str(ssh.folder / "host_key.pub")],
-                           capture_output=True, text=True, check=True).stdout
-    return shown.split()[1]
 
 
 def restore_while_another_job_captures(vm: VM, store: str, share: Path) -> None:
@@ -347,6 +348,28 @@ def check_nfs3_fallback(vm: VM) -> None:
     assert "exit=70" in failed and "does not offer NFS 4" in failed, failed
     assert "NFS 3 failed too" in failed and "?mountport=" in failed, failed
     print(f"guest: NFS 3 fallback and its error: {vm.elapsed - before:.0f} s")
+
+
+def check_smb_fallback_to_2_1(vm: VM) -> None:
+    """An old NAS that speaks at most SMB 2.1: smb:// falls back to it from SMB 3, and
+    ?vers=3.0 forced on it fails saying so; a NAS that speaks only SMB 2.0: both attempts
+    fail and the message names both and ?vers=, which then works."""
+    before = vm.elapsed
+    smb = f"smb://{TEST_USER}@{NAS}"
+    creds = "--credentials /mnt/creds/smb.cred"
+    listed = vm.shell(f"python3 -m recovery images --store {smb}:{SMB21_PORT}/images/shop "
+                      f"{creds} </dev/null 2>&1", timeout=300)
+    assert "(SMB 2.1)" in listed and "win-nfs" in listed, listed
+    forced = images_in_guest(vm, f"'{smb}:{SMB21_PORT}/images/shop?vers=3.0' {creds}")
+    assert "exit=70" in forced and "did not accept SMB 3.0" in forced, forced
+    assert "Remove ?vers=" in forced, forced
+    neither = images_in_guest(vm, f"{smb}:{SMB20_PORT}/images/shop {creds}")
+    assert "exit=70" in neither and "did not accept SMB 3" in neither, neither
+    assert "SMB 2.1 failed too" in neither and "?vers=2.0" in neither, neither
+    old = vm.shell(f"python3 -m recovery images --store '{smb}:{SMB20_PORT}/images/shop"
+                   f"?vers=2.0' {creds} </dev/null 2>&1", timeout=300)
+    assert "(SMB 2.0)" in old and "win-nfs" in old, old
+    print(f"guest: SMB 3 -> 2.1 fallback, ?vers= forced, neither: {vm.elapsed - before:.0f} s")
 
 
 def wait_for_address(vm: VM, address: str) -> str:

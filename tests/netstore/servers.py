@@ -204,10 +204,11 @@ class SambaServer:
         self.process = None
 
 
-def make_samba_server(folder: Path, password: str | None = None,
-                      share: Path | None = None) -> SambaServer:
+def make_samba_server(folder: Path, password: str | None = None, share: Path | None = None,
+                      protocols: tuple[str, str] = ("SMB2_10", "SMB3")) -> SambaServer:
     """`share`: the folder to share (default: a new one in `folder`); `password`: the test
-    user's (pass the SSH server's when both serve one folder)."""
+    user's (pass the SSH server's when both serve one folder); `protocols`: the lowest and
+    highest SMB dialect smbd speaks (an old NAS: ("SMB2_10", "SMB2_10"))."""
     folder.mkdir(parents=True, exist_ok=True)
     password = password or "pw-" + secrets.token_urlsafe(12)
     uid, gid = ensure_test_user(password)
@@ -240,7 +241,8 @@ printing = bsd
 printcap name = /dev/null
 disable spoolss = yes
 map to guest = never
-server min protocol = SMB2_10
+server min protocol = {protocols[0]}
+server max protocol = {protocols[1]}
 
 [images]
 path = {share}
