@@ -9,13 +9,15 @@ would be measured). For each of smb, nfs and ssh: a capture of the disk into a n
 on the share (so every chunk is written), then a restore of it onto the disk; the stored
 bytes B are the image's chunk files. The baseline is a script on the credentials stick that
 mounts the share the same way (recovery.store.remote) and times `cat` of B bytes from RAM
-to a file on the share (then sync) and, page caches dropped, from that file to /dev/null.
-Throughput is B / seconds; the capture also reads the disk, hashes and compresses, the
-restore also decompresses, writes the disk and reads it back. Two times per job: the job's
-own (its JSON `seconds`: plan, work, check; inside the mount, as cat's time is) and the
-command's wall time (Python's start, the mount and unmount too). The ratios go to
-docs/benchmarks.md with the host's load; nothing is asserted about time. BENCH_KINDS="nfs"
-(a list of smb, nfs, ssh) runs only those and prints without writing.
+to a file on the share (then fsync: sync FILE) and, page caches dropped, from that file to
+/dev/null. Every command runs under jobstat (CPU seconds of the process, the kernel threads
+and the whole guest: where the time goes). Throughput is B / seconds; the capture also
+reads the disk, hashes and compresses, the restore also decompresses, writes the disk and
+reads it back. Two times per job: the job's own (its JSON `seconds`: plan, work, check;
+inside the mount, as cat's time is) and the command's wall time (Python's start, the mount
+and unmount too). The ratios go to docs/benchmarks.md with the host's load; nothing is
+asserted about time. BENCH_KINDS="nfs" (a list of smb, nfs, ssh) runs only those and prints
+without writing, unless BENCH_WRITE=1.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +48,63 @@ ROOT = Path(__file__).resolve().parents[2]
 BEGIN, END = "<!-- netstore bench: begin -->", "<!-- netstore bench: end -->"
 GiB = 1 << 30
 BIG = 256 << 20
+# On the credentials stick: where the guest's CPU time goes during one command. Our process
+# (and its children: mount helpers, ssh) from getrusage, the kernel threads (cifsd,
+# kworkers, nfsiod: the PF_KTHREAD flag in /proc/PID/stat) and the whole guest's
+# busy/idle/iowait from /proc/stat, in CPU seconds over both vCPUs; plus the share's line
+# in /proc/mounts while the command runs (rsize/wsize) and its page-cache flushes.
+JOBSTAT = """\
+import json, os, resource, subprocess, sys, threading, time
+HZ = os.sysconf("SC_CLK_TCK")
+def guest():
+    with open("/proc/stat") as stat:
+        user, nice, system, idle, iowait, irq, softirq = map(int, stat.readline().split()[1:8])
+    return {"busy": user + nice + system + irq + softirq, "idle": idle, "iowait": iowait}
+def kthreads():
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[6]) & 0x200000:
+            total += int(fields[11]) + int(fields[12])
+    return total
+def measure(command, **kwargs):
+    seen, done = [], threading.Event()
+    def watch():
+        while not done.wait(0.5):
+            with open("/proc/mounts") as mounts:
+                seen.extend(line.strip() for line in mounts
+                            if (" cifs " in line or " nfs" in line) and line.strip() not in seen)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    before, kbefore, rbefore = guest(), kthreads(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    subprocess.run(command, check=True, **kwargs)
+    wall = time.monotonic() - start
+    after, kafter, rafter = guest(), kthreads(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    done.set()
+    watcher.join()
+    return {"wall": round(wall, 2),
+            "ours": round(rafter.ru_utime + rafter.ru_stime
+                          - rbefore.ru_utime - rbefore.ru_stime, 2),
+            "ours_sys": round(rafter.ru_stime - rbefore.ru_stime, 2),
+            "kthreads": round((kafter - kbefore) / HZ, 2),
+            **{key: round((after[key] - before[key]) / HZ, 2) for key in after},
+            "mounts": seen[:2]}
+if __name__ == "__main__":
+    with open("/tmp/job.json", "w") as out:
+        stats = measure(sys.argv[1:], stdout=out, stderr=subprocess.DEVNULL,
+                        stdin=subprocess.DEVNULL)
+    print("JOBSTAT " + json.dumps(stats))
+"""
 CAT_SCRIPT = """\
-import subprocess, sys, time
+import json, subprocess, sys
 from pathlib import Path
+sys.path.insert(0, "/mnt/creds")
+from jobstat import measure
 from recovery.model.netstore import Credentials, parse_url, read_credentials
 from recovery.store.remote import mounted_store
 url, creds, size = parse_url(sys.argv[1]), sys.argv[2], int(sys.argv[3])
@@ -55,16 +112,14 @@ credentials = read_credentials(Path(creds)) if creds != "-" else Credentials()
 with mounted_store(url, credentials) as store:
     store.path.mkdir(parents=True, exist_ok=True)
     blob = store.path / "cat-blob"
-    start = time.monotonic()
-    subprocess.run(f"cat /tmp/blob > {blob} && sync -f {blob}", shell=True, check=True)
-    write = time.monotonic() - start
+    # sync FILE: fsync, as the jobs fsync their chunk files (durable on the server: SMB
+    # flush, NFS commit); `sync -f` (syncfs) sends no SMB flush.
+    write = measure(f"cat /tmp/blob > {blob} && sync {blob}", shell=True)
     Path("/proc/sys/vm/drop_caches").write_text("3")
-    start = time.monotonic()
-    subprocess.run(f"cat {blob} > /dev/null", shell=True, check=True)
-    read = time.monotonic() - start
+    read = measure(f"cat {blob} > /dev/null", shell=True)
     assert blob.stat().st_size == size, (blob.stat().st_size, size)
     blob.unlink()
-print(f"CAT-RESULT {write:.3f} {read:.3f}")
+print("CAT-RESULT " + json.dumps({"write": write, "read": read}))
 """
 
 
@@ -80,7 +135,8 @@ def test_bench_network_stores_against_cat(live_image: LiveImage,  # noqa: F811
             served(make_ganesha_server(tmp_path / "ganesha", share=ssh.root)) as nfs, \
             served(make_samba_server(tmp_path / "samba", ssh.password, ssh.root)) as smb:
         stick = nas_credentials_stick(tmp_path / "creds.img", tmp_path, ssh,
-                                      {"catbench.py": CAT_SCRIPT})
+                                      {"catbench.py": CAT_SCRIPT,
+                                       "jobstat.py": JOBSTAT})
         medium = BootMedium(live_image.iso, mode="kernel", append="recovery.run=shell")
         with VM(load_machine("uefi-nvme-usb"), medium, tmp_path / "vm",
                 {"system": disk.image, "store": stick}, timeout=3600,
@@ -95,47 +151,60 @@ def test_bench_network_stores_against_cat(live_image: LiveImage,  # noqa: F811
             for kind in os.environ.get("BENCH_KINDS", "smb nfs ssh").split():
                 url, creds = kinds[kind]
                 rows.append(bench_one(vm, kind, url, creds, ssh.root / f"bench-{kind}"))
-    if len(rows) == len(kinds):  # a partial run only prints its numbers
+    if len(rows) == len(kinds) or os.environ.get("BENCH_WRITE"):  # else only printed
         write_results(rows)
 
 
-Row = tuple[str, int, float, float, float, float, float, float]
+Stats = dict[str, Any]  # one command's JOBSTAT: wall, CPU seconds, mounts
+
+
+@dataclass
+class Row:
+    kind: str
+    stored: int
+    capture: float  # the job's own seconds (its JSON)
+    restore: float
+    runs: dict[str, Stats]  # capture, restore, cat-write, cat-read
 
 
 def bench_one(vm: VM, kind: str, url: str, creds: str, store: Path) -> Row:
     option = f"--credentials /mnt/creds/{creds}" if creds != "-" else ""
     vm.shell("sync; echo 3 > /proc/sys/vm/drop_caches")
-    capture_wall, captured = timed_job(vm, f"capture --store {url} {option} --name b "
-                                           "/dev/nvme0n1")
+    capture_run, captured = timed_job(vm, f"capture --store {url} {option} --name b "
+                                          "/dev/nvme0n1")
     stored = sum(p.stat().st_size for p in (store / "chunks").rglob("*") if p.is_file())
     vm.shell("sync; echo 3 > /proc/sys/vm/drop_caches")
-    restore_wall, restored = timed_job(vm, f"restore --store {url} {option} --yes b "
-                                           "/dev/nvme0n1")
+    restore_run, restored = timed_job(vm, f"restore --store {url} {option} --yes b "
+                                          "/dev/nvme0n1")
     # cat's source: as many bytes as the image stored, in RAM (the live system's /tmp)
     vm.shell(f"head -c {stored} /dev/urandom > /tmp/blob", timeout=600)
     out = vm.shell(f"python3 /mnt/creds/catbench.py {url} "
                    f"{'/mnt/creds/' + creds if creds != '-' else '-'} {stored}", timeout=900)
     vm.shell("rm -f /tmp/blob")
-    match = re.search(r"CAT-RESULT ([\d.]+) ([\d.]+)", out)
+    match = re.search(r"CAT-RESULT (\{.*\})", out)
     assert match, out
-    cat_write, cat_read = float(match.group(1)), float(match.group(2))
-    capture, restore = float(captured["seconds"]), float(restored["seconds"])
-    print(f"{kind}: {stored / 1e6:.0f} MB stored; capture {capture:.1f} s "
-          f"({capture_wall:.1f} s wall), cat to the share {cat_write:.1f} s; restore "
-          f"{restore:.1f} s ({restore_wall:.1f} s wall), cat from the share {cat_read:.1f} s")
-    return kind, stored, capture, capture_wall, cat_write, restore, restore_wall, cat_read
+    cat = json.loads(match.group(1))
+    row = Row(kind, stored, float(captured["seconds"]), float(restored["seconds"]),
+              {"capture": capture_run, "restore": restore_run, "cat-write": cat["write"],
+               "cat-read": cat["read"]})
+    print(f"{kind}: {stored / 1e6:.0f} MB stored; capture {row.capture:.1f} s, restore "
+          f"{row.restore:.1f} s (the jobs' own)")
+    for what, stats in row.runs.items():
+        print(f"  {what}: {json.dumps(stats)}")
+    return row
 
 
-def timed_job(vm: VM, arguments: str) -> tuple[float, dict[str, Any]]:
-    """A recovery command's wall time in the guest and its JSON document."""
-    before = vm.elapsed
-    vm.shell(f"python3 -m recovery {arguments} --json </dev/null >/tmp/job.json 2>/dev/null",
-             timeout=1800)
-    wall = vm.elapsed - before
-    print(f"guest: recovery {arguments.split()[0]}: {wall:.1f} s wall")
+def timed_job(vm: VM, arguments: str) -> tuple[Stats, dict[str, Any]]:
+    """A recovery command's CPU and wall times in the guest (jobstat) and its JSON."""
+    out = vm.shell(f"python3 /mnt/creds/jobstat.py python3 -m recovery {arguments} --json",
+                   timeout=1800)
+    match = re.search(r"JOBSTAT (\{.*\})", out)
+    assert match, out
+    stats: Stats = json.loads(match.group(1))
+    print(f"guest: recovery {arguments.split()[0]}: {stats['wall']:.1f} s wall")
     document: dict[str, Any] = json.loads(vm.shell("cat /tmp/job.json"))
     assert document.get("ok"), document
-    return wall, document
+    return stats, document
 
 
 def write_results(rows: list[Row]) -> None:
@@ -148,13 +217,31 @@ def write_results(rows: list[Row]) -> None:
              "| share | stored | capture | cat to the share | ratio | restore | "
              "cat from the share | ratio | target |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for kind, stored, capture, capture_wall, cat_write, restore, restore_wall, cat_read in rows:
-        mb = stored / 1e6
-        lines.append(f"| {kind} | {mb:.0f} MB | {mb / capture:.1f} ({mb / capture_wall:.1f}) "
-                     f"MB/s | {mb / cat_write:.1f} MB/s | {cat_write / capture:.2f}x "
-                     f"({cat_write / capture_wall:.2f}x) | {mb / restore:.1f} "
-                     f"({mb / restore_wall:.1f}) MB/s | {mb / cat_read:.1f} MB/s | "
-                     f"{cat_read / restore:.2f}x ({cat_read / restore_wall:.2f}x) | >= 0.9x |")
+    for row in rows:
+        mb, runs = row.stored / 1e6, row.runs
+        capture_wall, restore_wall = runs["capture"]["wall"], runs["restore"]["wall"]
+        cat_write, cat_read = runs["cat-write"]["wall"], runs["cat-read"]["wall"]
+        lines.append(f"| {row.kind} | {mb:.0f} MB | {mb / row.capture:.1f} "
+                     f"({mb / capture_wall:.1f}) MB/s | {mb / cat_write:.1f} MB/s | "
+                     f"{cat_write / row.capture:.2f}x ({cat_write / capture_wall:.2f}x) | "
+                     f"{mb / row.restore:.1f} ({mb / restore_wall:.1f}) MB/s | "
+                     f"{mb / cat_read:.1f} MB/s | {cat_read / row.restore:.2f}x "
+                     f"({cat_read / restore_wall:.2f}x) | >= 0.9x |")
+    lines += ["", "Where the guest's time went (CPU seconds over both vCPUs, so at most 2x "
+              "wall): our process and its children (getrusage), the kernel threads (cifsd, "
+              "kworkers, nfsiod), the whole guest busy / idle / waiting for I/O (/proc/stat).",
+              "", "| share | command | wall s | ours (sys) | kernel threads | guest busy | "
+              "idle | iowait |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        for what, stats in row.runs.items():
+            lines.append(f"| {row.kind} | {what} | {stats['wall']:.1f} | {stats['ours']:.1f} "
+                         f"({stats['ours_sys']:.1f}) | {stats['kthreads']:.1f} | "
+                         f"{stats['busy']:.1f} | {stats['idle']:.1f} | "
+                         f"{stats['iowait']:.1f} |")
+    mounts = {line.split()[2] + " " + opt for row in rows for stats in row.runs.values()
+              for line in stats["mounts"] for opt in line.split()[3].split(",")
+              if opt.split("=")[0] in ("rsize", "wsize", "vers", "cache")}
+    lines += ["", "Mount options seen: " + ", ".join(sorted(mounts)) + "."]
     text = "\n".join(lines) + "\n"
     doc = ROOT / "docs" / "benchmarks.md"
     old = doc.read_text()
