@@ -43,6 +43,7 @@ from recovery.store import files
 LOCKS_DIR = "locks"
 REFRESH_SECONDS = 300.0
 STALE_SECONDS = 1800.0
+RELEASE_WAIT_SECONDS = 5.0
 _SUFFIX = ".yaml"
 
 
@@ -113,17 +114,23 @@ class StoreLock:
     def release(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join()
+            # Bounded: a refresh stuck in a call to a share that stopped answering must
+            # not keep the job from ending and saying so (the thread is a daemon).
+            self._thread.join(timeout=RELEASE_WAIT_SECONDS)
         with contextlib.suppress(OSError):
             self.path.unlink(missing_ok=True)
 
     def _refresh_loop(self) -> None:
         while not self._stop.wait(self.refresh_seconds):
-            if not self.path.is_file():
-                self.lost = "removed"
-                return
-            with contextlib.suppress(StoreError):
+            try:
+                if not self.path.is_file():
+                    self.lost = "removed"
+                    return
                 _write(self.path, self.info, self.root)
+            except (OSError, StoreError):
+                # The share stopped answering (cifs: EHOSTDOWN). The job's own reads and
+                # writes fail too and say so; if the server comes back, so does the lock.
+                continue
 
 
 def acquire(root: Path, job: str, *, exclusive: bool, image: str = "",

@@ -7,14 +7,24 @@ URL's whole path, or the longest part of it that exists (so a first capture can 
 store folder, as it does on a USB drive). Every failure names the server and says what to
 do (recovery.sys.neterrors); a job that fails because the server stopped answering says
 so and how to resume. Secrets only pass through recovery.sys.cifs and .sshfs.
+
+While the job runs, a watch thread asks the mount every WATCH_SECONDS whether it answers;
+after GONE_SECONDS without an answer it forces the calls stuck on the share to end
+(`umount -f`: cifs, NFS and FUSE fail their pending requests), so a job on a server that
+went away ends and says so instead of hanging in the kernel (a soft mount bounds most calls,
+not all: the SMB server-gone test once hung a capture for 25 minutes). The watch keeps a
+handle open on the mount, so the forced unmount cannot detach it: the job's paths never
+fall through to the empty folder beneath and fill the PC's RAM.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,6 +33,12 @@ from recovery.errors import LoginError, NetworkError, RecoveryError, StoreError,
 from recovery.model.netstore import Credentials, StoreURL
 from recovery.sys import cifs, network, nfs, sshfs, sshkeys
 from recovery.sys.run import run
+
+log = logging.getLogger(__name__)
+
+WATCH_SECONDS = 15.0
+GONE_SECONDS = 120.0  # far above a slow answer under load; cifs itself gives up after 30 s
+UNMOUNT_WAIT_SECONDS = 30.0
 
 NET_ROOT = Path("/run/recovery/net")
 # (server, "ED25519 SHA256:...") -> does the technician trust this host key?
@@ -61,17 +77,20 @@ def mounted_store(url: StoreURL, credentials: Credentials, *, job: str = "job",
 def _mounted(url: StoreURL, credentials: Credentials, mountpoint: Path, job: str,
              ask_host_key: HostKeyPrompt | None) -> Iterator[MountedStore]:
     detail, inner = _mount(url, credentials, mountpoint, ask_host_key)
+    gone = False
     try:
-        yield MountedStore(url, mountpoint, mountpoint.joinpath(*inner), detail)
+        with _watched(mountpoint, url.server):
+            yield MountedStore(url, mountpoint, mountpoint.joinpath(*inner), detail)
     except (RecoveryError, OSError) as exc:
         if _answers(mountpoint):
             raise
+        gone = True
         title = exc.title if isinstance(exc, RecoveryError) else str(exc)
         raise NetworkError(f"The server {url.server} stopped answering during the {job} "
                            f"({title}).", _RESUME.get(job, "Check the network and the "
                            "server, then run the same command again.")) from exc
     finally:
-        _unmount(mountpoint)
+        _unmount(mountpoint, gone)
 
 
 @contextlib.contextmanager
@@ -182,7 +201,45 @@ def _answers(mountpoint: Path, timeout: float = 20.0) -> bool:
     return answered.is_set()
 
 
-def _unmount(mountpoint: Path) -> None:
+@contextlib.contextmanager
+def _watched(mountpoint: Path, server: str) -> Iterator[None]:
+    """Watch the mount while the job runs (module docstring); the open handle keeps it
+    busy until the job is over."""
+    holder = os.open(mountpoint, os.O_RDONLY | os.O_DIRECTORY)
+    stop = threading.Event()
+    watch = threading.Thread(target=_watch, args=(mountpoint, server, stop), daemon=True,
+                             name=f"share-watch-{server}")
+    watch.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(OSError):
+            os.close(holder)
+
+
+def _watch(mountpoint: Path, server: str, stop: threading.Event) -> None:
+    answered = time.monotonic()
+    while not stop.wait(WATCH_SECONDS):
+        if _answers(mountpoint, timeout=WATCH_SECONDS):
+            answered = time.monotonic()
+        elif time.monotonic() - answered >= GONE_SECONDS and not stop.is_set():
+            log.warning("The server %s has not answered for %.0f s: ending the job's "
+                        "calls to it.", server, time.monotonic() - answered)
+            # Runs in this daemon thread: if even this hangs, the job is not held up.
+            run(["umount", "-f", str(mountpoint)], check=False, timeout=None)
+            return
+
+
+def _unmount(mountpoint: Path, gone: bool = False) -> None:
+    """Unmount after the job. A gone server's mount is detached at once (`umount -l`) in a
+    thread of its own: a plain unmount would wait for the server, maybe for ever."""
+    if gone:
+        detach = threading.Thread(target=run, args=(["umount", "-l", str(mountpoint)],),
+                                  kwargs={"check": False, "timeout": None}, daemon=True)
+        detach.start()
+        detach.join(UNMOUNT_WAIT_SECONDS)
+        return
     if run(["umount", str(mountpoint)], check=False, timeout=60).returncode != 0:
         # Busy or the server is gone: detach now, the kernel finishes when it can.
         run(["umount", "-l", str(mountpoint)], check=False, timeout=60)
