@@ -27,7 +27,7 @@ from recovery.ui.tui.app import ConsoleDriver, ConsoleRecoveryApp, RecoveryApp
 from recovery.ui.tui.backend import Backend
 from recovery.ui.tui.console import FALLBACKS, GlyphFilter, console_font_map, cp437, font_map
 from recovery.ui.tui.screens.capture import CaptureWizard
-from recovery.ui.tui.screens.home import HomeScreen
+from recovery.ui.tui.screens.home import JOB_POLL_SECONDS, HomeScreen
 from recovery.ui.tui.widgets.picker import PartitionPicker, TickBox
 from tests.tui.conftest import HANDMADE, SIZE, asynctest, wait_for
 
@@ -338,3 +338,29 @@ async def test_console_every_capture_step_says_which_keys_go_on(tmp_path: Path) 
     for text in texts:
         assert "Enter: " in text and "Esc" in text, text
     assert "r: rescue mode" in texts[-1] and "a: read all" in texts[-1], texts[-1]
+
+
+@asynctest
+async def test_a_screen_over_home_is_not_redrawn_while_idle(tmp_path: Path) -> None:
+    """Home's polls (job lock every 2 s, network every 5 s) redrew the whole screen in
+    front of it: text written over tty1's restore-points screen was gone within 0.4-1.9 s
+    in a BIOS boot (so the e2e colour self-check missed it), and a TCG guest or an old PC
+    spent the CPU on it. Home polls only while it is shown, and again once back."""
+    app = console_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        pilot_ = await at_home(pilot, app)
+        home = app.screen
+        assert isinstance(home, HomeScreen)
+        await pilot_.press("p")
+        await wait_for(pilot_, lambda: app.screen is not home, "restore points")
+        await pilot_.pause(0.5)
+        updates: list[object] = []
+        display = app._display
+        app._display = lambda screen, update: (updates.append(update),  # type: ignore
+                                               display(screen, update))[1]
+        await pilot_.pause(JOB_POLL_SECONDS * 2.5)
+        app._display = display  # type: ignore[method-assign]
+        assert updates == [], f"{len(updates)} redraws of an idle screen"
+        await pilot_.press("escape")
+        await wait_for(pilot_, lambda: app.screen is home, "home")
+        assert not home.polls_paused and all(poll._active.is_set() for poll in home.polls)

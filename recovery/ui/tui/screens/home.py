@@ -80,6 +80,8 @@ class HomeScreen(Screen[None]):
         self.pending_refresh: Timer | None = None
         self.watcher: Watcher | None = None
         self.stale = False  # devices changed while another screen was on top
+        self.polls: list[Timer] = []  # the job lock and the network, while home is shown
+        self.polls_paused = False
         self.other_job: JobHolder | None = None
 
     def compose(self) -> ComposeResult:
@@ -99,10 +101,10 @@ class HomeScreen(Screen[None]):
         self.query_one(DiskTable).focus()
         self.refresh_devices()
         self.start_watching()
-        self.set_interval(JOB_POLL_SECONDS, self.look_for_job)
         self.query_one("#network", Static).display = False
         self.look_at_network()
-        self.set_interval(NETWORK_POLL_SECONDS, self.look_at_network)
+        self.polls = [self.set_interval(JOB_POLL_SECONDS, self.look_for_job),
+                      self.set_interval(NETWORK_POLL_SECONDS, self.look_at_network)]
 
     def device_event(self, action: str, node: str) -> None:
         """Called on the udev monitor's thread; post_message is thread-safe."""
@@ -240,7 +242,21 @@ class HomeScreen(Screen[None]):
     def back_home(self, _result: None) -> None:
         self.refresh_devices()
 
+    def on_screen_suspend(self) -> None:
+        """No polling under another screen: each poll redrew the whole screen on top (the
+        console's screens have no opaque background, so home counts as visible below),
+        every 2 s, the CPU an old PC or a TCG guest needs for the wizard in front."""
+        for poll in self.polls:
+            poll.pause()
+        self.polls_paused = True
+
     def on_screen_resume(self) -> None:
+        if self.polls_paused:
+            self.polls_paused = False
+            for poll in self.polls:
+                poll.resume()
+            self.look_for_job()
+            self.look_at_network()
         if self.stale:
             self.stale = False
             self.refresh_devices()
