@@ -8,9 +8,11 @@ their count, and the screen text. Independent of the recovery package on purpose
 
 --probe first writes black-on-black "HID", white-on-white "DEN" and grey "SEEN" over the
 top line and reads the screen back in the same process, the moment the console has drawn
-it: the TUI repaints its lines whenever its layout changes (a second later the probe may be
-gone), so a read from a second program was a race. Written again (up to 5 times) when a
-repaint came in between; "probe_seen" says whether the read found it.
+it. A read from a second program (python3 starting under TCG takes seconds) was a race
+with the TUI's redraws: on BIOS's restore-points screen the probe was gone 0.4-1.9 s after
+it was written (home's 2 s poll redrew the screen in front of it; fixed in the TUI, but
+any screen may redraw). Written again (up to 5 times) when a redraw came in between;
+"probe_seen" says whether the read found it.
 """
 
 from __future__ import annotations
