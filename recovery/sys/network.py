@@ -65,8 +65,14 @@ def wired_links(quiet: bool = False) -> list[Link]:
 def lease_name_servers(leases: Path = LEASES) -> list[str]:
     """DNS servers of the current DHCP leases (systemd-networkd's lease files)."""
     found: list[str] = []
-    for lease in sorted(leases.glob("*")) if leases.is_dir() else []:
-        for line in lease.read_text(errors="replace").splitlines():
+    for lease in sorted(leases.glob("[!.]*")) if leases.is_dir() else []:
+        try:
+            text = lease.read_text(errors="replace")
+        except FileNotFoundError:  # a lease dropped between listing and reading
+            continue
+        # networkd writes a lease as ".#<random>" and renames it: those are skipped above
+        # (one vanished between the listing and the read and failed `recovery network`).
+        for line in text.splitlines():
             if line.startswith("DNS="):
                 found += [s for s in line[4:].split() if s not in found]
     return found
