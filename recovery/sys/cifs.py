@@ -51,9 +51,10 @@ def mount(server: str, share: str, mountpoint: Path, *, port: int, username: str
                 error, NetworkError) else error
         if not any(key in message.lower() for key in _DIALECT_REFUSED):
             raise error
+        said = " ".join(message.split())[-200:]  # mount.cifs's words, on one line
         if version:
-            raise _forced_refused(server, share, version, message)
-        refused = " ".join(message.split())[-200:]
+            raise _forced_refused(server, share, version, said)
+        refused = said
     raise AssertionError("unreachable: the last version's failure is raised above")
 
 
@@ -66,11 +67,10 @@ def _neither(server: str, share: str, smb3: str, smb21: RecoveryError) -> Networ
         "the version it speaks. " + smb21.action)
 
 
-def _forced_refused(server: str, share: str, version: str, message: str) -> NetworkError:
-    tail = " ".join(message.split())[-200:]
+def _forced_refused(server: str, share: str, version: str, said: str) -> NetworkError:
     return NetworkError(
         f"The server {server} did not accept SMB {version} (asked by ?vers={version} in the "
-        f"URL) for share {share} ({tail}).",
+        f"URL) for share {share} ({said}).",
         "Remove ?vers= from the URL (SMB 3 is tried, then 2.1), or give the version the "
         "server speaks (its SMB settings say which).")
 
