@@ -7,10 +7,11 @@ deliberate fallback of the same width, and no border is made of block elements.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from rich.cells import cell_len
@@ -28,9 +29,12 @@ from recovery.ui.tui.backend import Backend
 from recovery.ui.tui.console import FALLBACKS, GlyphFilter, console_font_map, cp437, font_map
 from recovery.ui.tui.screens.capture import CaptureWizard
 from recovery.ui.tui.screens.home import JOB_POLL_SECONDS, HomeScreen
+from recovery.ui.tui.screens.restore import RestoreWizard
+from recovery.ui.tui.screens.wizard import Wizard
 from recovery.ui.tui.widgets.picker import PartitionPicker, TickBox
-from tests.tui.conftest import HANDMADE, SIZE, asynctest, wait_for
+from tests.tui.conftest import HANDMADE, HANG_LIMIT_SECONDS, SIZE, asynctest, wait_for
 
+W = TypeVar("W", CaptureWizard, RestoreWizard)
 TALL_BORDER = set("▔")  # only Textual's "tall" border draws it (its sides share scrollbar glyphs)
 
 
@@ -274,13 +278,21 @@ async def test_terminal_tick_boxes_keep_the_block_look(tmp_path: Path) -> None:
         assert "▐X▌ box ticked" in text and "▐ ▌ box unticked" in text, text
 
 
-async def capture_wizard(app: RecoveryApp) -> CaptureWizard:
-    """The capture wizard over home's recorded disks, at its first step."""
+async def open_wizard(app: RecoveryApp, kind: type[W]) -> W:
+    """A wizard (capture or restore, no store) over home's recorded disks, at step 1."""
     home = app.screen
     assert isinstance(home, HomeScreen)
-    wizard = CaptureWizard(home.disks, [])
+    wizard = kind(home.disks, [])
     await app.push_screen(wizard)
     return wizard
+
+
+async def capture_wizard(app: RecoveryApp) -> CaptureWizard:
+    return await open_wizard(app, CaptureWizard)
+
+
+async def restore_wizard(app: RecoveryApp) -> RestoreWizard:
+    return await open_wizard(app, RestoreWizard)
 
 
 @asynctest
@@ -323,21 +335,29 @@ async def test_console_only_the_focused_list_draws_a_cursor_bar(tmp_path: Path) 
         assert _console_colour(text.color, 7) not in (0, 7), text  # and not plain text
 
 
-@asynctest
-async def test_console_every_capture_step_says_which_keys_go_on(tmp_path: Path) -> None:
-    """The footer names only Esc; steps 3-5 on tty1 said nothing about Enter (or r, a)."""
-    app = console_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        pilot_ = await at_home(pilot, app)
-        wizard = await capture_wizard(app)
-        texts = []
-        for step in range(len(CaptureWizard.STEPS)):
-            wizard.goto(step)
-            await pilot_.pause(0.3)
-            texts.append(screen_text(app))
+@pytest.mark.parametrize("kind, last_step_keys", [
+    ("capture", ("Enter: start", "r: rescue mode", "a: read all")),
+    ("restore", ("Enter: overwrite",))])
+def test_console_every_wizard_step_says_which_keys_go_on(
+        tmp_path: Path, kind: str, last_step_keys: tuple[str, ...]) -> None:
+    """The footer names only Esc: capture steps 3-5 and every restore step on tty1 said
+    nothing about Enter (or r, a); each step has a hint line."""
+    async def steps() -> list[str]:
+        app = console_app(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            pilot_ = await at_home(pilot, app)
+            wizard: Wizard = await (capture_wizard if kind == "capture"
+                                    else restore_wizard)(app)
+            texts = []
+            for step in range(len(wizard.STEPS)):
+                wizard.goto(step)
+                await pilot_.pause(0.3)
+                texts.append(screen_text(app))
+        return texts
+    texts = asyncio.run(asyncio.wait_for(steps(), HANG_LIMIT_SECONDS))
     for text in texts:
         assert "Enter: " in text and "Esc" in text, text
-    assert "r: rescue mode" in texts[-1] and "a: read all" in texts[-1], texts[-1]
+    assert all(keys in texts[-1] for keys in last_step_keys), texts[-1]
 
 
 @asynctest
@@ -364,3 +384,43 @@ async def test_a_screen_over_home_is_not_redrawn_while_idle(tmp_path: Path) -> N
         await pilot_.press("escape")
         await wait_for(pilot_, lambda: app.screen is home, "home")
         assert not home.polls_paused and all(poll._active.is_set() for poll in home.polls)
+
+
+def label_colours(app: RecoveryApp, label: str) -> set[tuple[int, int]]:
+    """(text, background) of `label`'s cells in the console's 8 colours."""
+    update = app.screen._compositor.render_update(full=True)
+    assert isinstance(update, LayoutUpdate)
+    found = set()
+    for line in update.strips:
+        for strip in line:
+            for segment in strip:
+                style = segment.style
+                if label in segment.text and style is not None:
+                    fg, bg = _console_colour(style.color, 7), _console_colour(style.bgcolor, 0)
+                    found.add((bg, fg) if style.reverse else (fg, bg))
+    return found
+
+
+@asynctest
+async def test_console_buttons_are_white_on_their_colour(tmp_path: Path) -> None:
+    """The focused "Overwrite this disk…" button was the theme's red reversed: black text
+    on red on tty1, hard to read; unfocused, red text on black. White on red (and white on
+    blue for "Start the capture"), focused or not."""
+    app = console_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        pilot_ = await at_home(pilot, app)
+        restore = await restore_wizard(app)
+        restore.goto(len(RestoreWizard.STEPS) - 1)  # the button has the focus
+        await pilot_.pause(0.3)
+        found = {"overwrite, focused": label_colours(app, "Overwrite this disk")}
+        restore.query_one("#delta").focus()
+        await pilot_.pause(0.3)
+        found["overwrite"] = label_colours(app, "Overwrite this disk")
+        restore.dismiss(None)
+        capture = await capture_wizard(app)
+        capture.goto(len(CaptureWizard.STEPS) - 1)
+        await pilot_.pause(0.3)
+        found["start, focused"] = label_colours(app, "Start the capture")
+    red, blue, white = 1, 4, 7
+    assert found == {"overwrite, focused": {(white, red)}, "overwrite": {(white, red)},
+                     "start, focused": {(white, blue)}}, found
