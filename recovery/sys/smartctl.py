@@ -63,7 +63,8 @@ def query(node: Path, device_type: str | None = None,
     a non-zero status is normal: it is read from the document, not raised)."""
     argv = ["smartctl", "--json", "-a", *(["-d", device_type] if device_type else []),
             str(node)]
-    result = run(argv, check=False, timeout=timeout)
+    # A look repeated at every disk listing; the TUI logs each disk's health instead.
+    result = run(argv, check=False, timeout=timeout, quiet=True)
     try:
         document = json.loads(result.stdout)
     except ValueError as exc:

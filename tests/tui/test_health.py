@@ -66,6 +66,12 @@ async def test_home_and_capture_source_show_health(action_log: ActionLog) -> Non
         details = str(app.screen.query_one("#disk-details").render())
         assert "health FAILING: Overall self-assessment: FAILED" in details
         assert "Media and data integrity errors: 7" in details
+        # The action log has each disk's health once, though every listing reads it again.
+        await pilot.press("f5")
+        await pilot.pause(1.0)
+        logged = [line for line in action_log.text().splitlines() if "disk health:" in line]
+        assert len([line for line in logged if "(/dev/nvme0n1): FAILING" in line]) == 1, logged
+        assert len([line for line in logged if "(/dev/sda): WARNING" in line]) == 1, logged
 
         await pilot.press("c")
         wizard = app.screen

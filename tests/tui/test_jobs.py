@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import Log, OptionList, Static
+from textual.widgets import OptionList, Static
 
 from recovery.demo.disk import DemoDisk
 from recovery.engine.capture import CaptureRequest, capture
@@ -32,11 +32,11 @@ from recovery.ui.tui.backend import Backend
 from recovery.ui.tui.screens.dialogs import ConfirmDialog, ErrorDialog, PathPrompt
 from recovery.ui.tui.screens.home import HomeScreen
 from recovery.ui.tui.screens.job import JobScreen
-from recovery.ui.tui.screens.log import LogScreen
 from recovery.ui.tui.screens.restore import RestoreWizard
 from recovery.units import human_size
 from tests.tui.conftest import SIZE, asynctest, recorded_app, wait_for
 from tests.tui.test_flows import DISK_SIZE, store, windows_loop  # noqa: F401 (fixtures)
+from tests.tui.test_log import log_shown, squeezed
 
 OTHER_CONSOLE = """
 import sys
@@ -219,10 +219,9 @@ async def test_a_tools_command_line_and_stderr_are_in_the_action_log(tmp_path: P
         await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen), "home")
         run(["sfdisk", "--dump", str(missing)], check=False)
         await pilot.press("l")
-        assert isinstance(app.screen, LogScreen)
-        shown = "\n".join(str(line) for line in app.screen.query_one(Log).lines)
-    assert f"run: sfdisk --dump {missing}" in shown
-    assert f"stderr of sfdisk: sfdisk: cannot open {missing}" in shown
+        shown = await log_shown(app, pilot)
+    assert squeezed(f"run: sfdisk --dump {missing}") in shown
+    assert squeezed(f"stderr of sfdisk: sfdisk: cannot open {missing}") in shown
 
 
 @asynctest

@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-from textual.widgets import Log
+from textual.pilot import Pilot
+from textual.widgets import RichLog
 
 from recovery.errors import StoreError
 from recovery.store.objects import ChunkStore
 from recovery.ui.tui.actionlog import ActionLog
+from recovery.ui.tui.app import RecoveryApp
 from recovery.ui.tui.screens.dialogs import PathPrompt
 from recovery.ui.tui.screens.home import HomeScreen
 from recovery.ui.tui.screens.log import LogScreen
 from tests.tui.conftest import SIZE, asynctest, recorded_app, wait_for
+
+
+def squeezed(text: str) -> str:
+    return "".join(text.split())
+
+
+async def log_shown(app: RecoveryApp, pilot: Pilot[Any]) -> str:
+    """The log screen's text with its wrapping undone (all white space taken out)."""
+    assert isinstance(app.screen, LogScreen)
+    await pilot.pause(0.3)
+    return squeezed("".join(line.text for line in app.screen.query_one(RichLog).lines))
 
 
 @asynctest
@@ -26,9 +40,7 @@ async def test_log_is_shown_and_saved_to_the_store(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen), "home")
         await pilot.press("l")
-        assert isinstance(app.screen, LogScreen)
-        shown = "\n".join(str(line) for line in app.screen.query_one(Log).lines)
-        assert "restore finished: image win10" in shown
+        assert squeezed("restore finished: image win10") in await log_shown(app, pilot)
         await pilot.press("s")
         assert isinstance(app.screen, PathPrompt)
         await pilot.press("ctrl+a", "ctrl+k", *str(store), "enter")

@@ -73,10 +73,11 @@ async def test_rollback_then_undo_on_a_volume(tmp_path: Path) -> None:
                        attempts=600)
         assert system_hive_hash(image, mnt) == digest(good)
         result = str(app.screen.query_one("#result-lines").render())
-        assert "was rolled back to restore point vss-1" in result
-        assert "Put back from the point: SYSTEM" in result
+        assert "was rolled back to restore point vss-1 of 2024-03-01 09:30 UTC" in result
+        assert "Put back from the point of 2024-03-01 09:30 UTC: SYSTEM" in result
         assert "Checked: every file written was read back" in result
-        assert "press u (Undo)" in result and "replaced:" not in result
+        assert "press u (Undo) and choose the rollback of 20" in result
+        assert "replaced:" not in result and "record" not in result
 
         await pilot.press("enter")  # close the result; back on the volume step
         await pilot.press("end", "enter", "ctrl+a", "ctrl+k", *str(image), "enter")
@@ -89,5 +90,6 @@ async def test_rollback_then_undo_on_a_volume(tmp_path: Path) -> None:
                        and bool(app.screen.query("#result-lines")), "undo result",
                        attempts=600)
         result = str(app.screen.query_one("#result-lines").render())
-        assert "was undone" in result and "Put back as they were before it: SYSTEM" in result
+        assert "The rollback of 20" in result and "was undone" in result
+        assert "Put back as they were before it: SYSTEM" in result
     assert system_hive_hash(image, mnt) == digest(bad)

@@ -464,7 +464,7 @@ class CaptureWizard(Wizard):
         if result is None:
             return
         lines = capture_result_lines(result, self.source.describe() if self.source else "")
-        app.log_file.write("capture finished: " + "; ".join(lines[:5]))
+        app.log_file.write("capture finished: " + " ".join(lines[:5]))
         self.dismiss(None)
         title = "Capture finished"
         if result.summary.unreadable_bytes:

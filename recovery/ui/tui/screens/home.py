@@ -25,6 +25,7 @@ from textual.widgets import DataTable, Footer, Header, Label, OptionList, Static
 
 from recovery.errors import RecoveryError
 from recovery.model.disk import Disk
+from recovery.model.health import NOT_CHECKED
 from recovery.ui.tui.screens.dialogs import ConfirmDialog
 from recovery.ui.tui.screens.wizard import Wizard
 from recovery.ui.tui.tuiapp import tui_app
@@ -77,6 +78,7 @@ class HomeScreen(Screen[None]):
         self.disks: list[Disk] = []
         self.stores: list[StoreLocation] = []
         self.notes: dict[PartKey, VolumeNotes] = {}
+        self.health_logged: dict[Path, str] = {}  # node -> the health last written to the log
         self.pending_refresh: Timer | None = None
         self.watcher: Watcher | None = None
         self.stale = False  # devices changed while another screen was on top
@@ -223,6 +225,14 @@ class HomeScreen(Screen[None]):
                 log.write(f"disk appeared: {after[node].describe()} ({node})")
             for node in before.keys() - after.keys():
                 log.write(f"disk gone: {before[node].describe()} ({node})")
+        # Each listing reads SMART again (smartctl's command lines are logged only with
+        # --verbose, they drowned the technician's actions): a disk's health once, and
+        # again when it changes.
+        for node, disk in after.items():
+            health = disk.health.describe()
+            if disk.health != NOT_CHECKED and self.health_logged.get(node) != health:
+                self.health_logged[node] = health
+                log.write(f"disk health: {disk.describe()} ({node}): {health}")
         for path in {s.path for s in stores} - {s.path for s in self.stores}:
             log.write(f"image store found: {path}")
         for path in {s.path for s in self.stores} - {s.path for s in stores}:

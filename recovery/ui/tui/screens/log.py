@@ -1,19 +1,78 @@
-"""The action log on screen, and saving it to an image store for the ticket."""
+"""The action log on screen, and saving it to an image store for the ticket.
+
+The file has a date, time and level on every line (for the ticket); on an 80-column console
+that left 52 columns and the rest of a line was cut off. On screen: the date once, each entry
+as its time and the message wrapped under itself."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Log
+from textual.widgets import Footer, RichLog
 
 from recovery.engine.storescan import StoreLocation
 from recovery.errors import RecoveryError
 from recovery.ui.tui.screens.dialogs import PathPrompt
 from recovery.ui.tui.tuiapp import tui_app
+
+ENTRY = re.compile(r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d) (\w+) +(.*)")
+# The logger of the tool runner: its lines already say "run: ..." or "stderr of ...".
+QUIET_PREFIXES = ("sys.run: ",)
+
+
+@dataclass
+class Entry:
+    date: str
+    time: str
+    level: str
+    message: str
+
+
+def log_entries(text: str) -> list[Entry]:
+    """The log file's entries; continuation lines (a tool's stderr) stay with theirs."""
+    entries: list[Entry] = []
+    for line in text.splitlines():
+        match = ENTRY.fullmatch(line)
+        if match:
+            date, time, level, message = match.groups()
+            for prefix in QUIET_PREFIXES:
+                message = message.removeprefix(prefix)
+            entries.append(Entry(date, time, level, message))
+        elif entries:
+            entries[-1].message += "\n" + line.strip()
+        elif line.strip():
+            entries.append(Entry("", "", "info", line))
+    return entries
+
+
+def entry_rows(entries: list[Entry]) -> list[Table]:
+    """One two-column row per entry (the date on a row of its own when it changes)."""
+    rows, date = [], ""
+    for entry in entries:
+        if entry.date and entry.date != date:
+            date = entry.date
+            rows.append(_row("", Text(date, style="bold")))
+        level = "" if entry.level == "info" else f"{entry.level.upper()}: "
+        style = "bold red" if entry.level in ("error", "critical") else (
+            "yellow" if entry.level == "warning" else "")
+        rows.append(_row(entry.time, Text(level + entry.message, style=style)))
+    return rows
+
+
+def _row(time: str, message: Text) -> Table:
+    row = Table.grid(padding=(0, 1), expand=True)
+    row.add_column(width=8, no_wrap=True)
+    row.add_column(ratio=1, overflow="fold")
+    row.add_row(time, message)
+    return row
 
 
 class LogScreen(Screen[None]):
@@ -26,17 +85,18 @@ class LogScreen(Screen[None]):
         self.stores = stores
 
     def compose(self) -> ComposeResult:
-        yield Log(id="log", highlight=False)
+        yield RichLog(id="log", wrap=True, min_width=1)
         yield Footer()
 
     def on_mount(self) -> None:
         self.action_reload()
-        self.query_one(Log).focus()
+        self.query_one(RichLog).focus()
 
     def action_reload(self) -> None:
-        view = self.query_one(Log)
+        view = self.query_one(RichLog)
         view.clear()
-        view.write(tui_app(self.app).log_file.text())
+        for row in entry_rows(log_entries(tui_app(self.app).log_file.text())):
+            view.write(row, expand=True)
 
     def action_close(self) -> None:
         self.dismiss(None)

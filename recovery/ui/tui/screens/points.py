@@ -8,6 +8,7 @@ take seconds on a slow disk.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -82,17 +83,30 @@ def unreadable_current(report: PointReport) -> list[str]:
     return lines
 
 
-def rollback_result_lines(summary: RollbackSummary, volume: str, point: str) -> list[str]:
+def record_time(record: str) -> str:
+    """When a rollback was made, from its undo record's id (a UTC time stamp): the words a
+    technician finds it by in the undo list."""
+    try:
+        made = datetime.strptime(record, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return record
+    return f"{made:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def rollback_result_lines(summary: RollbackSummary, volume: str, point: str,
+                          point_time: str = "") -> list[str]:
     names = ", ".join(path.rsplit("/", 1)[-1] for path in summary.replaced) or "no hive"
-    lines = [f"The registry of {volume} was rolled back to restore point {point}.",
-             f"Put back from the point: {names} ({human_size(summary.bytes_written)} written)."]
+    of = f" of {point_time}" if point_time else ""
+    lines = [f"The registry of {volume} was rolled back to restore point {point}{of}.",
+             f"Put back from the point{of}: {names} "
+             f"({human_size(summary.bytes_written)} written)."]
     lines.append("Checked: every file written was read back from the volume and matches the "
                  "point's copy." if summary.verified else
                  "Warning: reading the written files back did not match the point's copy; "
                  "see the log (l) before restarting Windows.")
-    lines.append(f"The replaced hives were saved on the volume first (undo record "
-                 f"{summary.record}); to put them back, open this volume here again and "
-                 "press u (Undo).")
+    lines.append("The hives it replaced were saved on the volume first; to put them back, "
+                 "open this volume here again, press u (Undo) and choose the rollback of "
+                 f"{record_time(summary.record)}.")
     if summary.exported_points:
         lines.append(f"Copies of the restore points ({', '.join(summary.exported_points)}) "
                      "were saved with them, in case Windows deletes its own.")
@@ -102,7 +116,8 @@ def rollback_result_lines(summary: RollbackSummary, volume: str, point: str) -> 
 
 def undo_result_lines(summary: UndoSummary, volume: str) -> list[str]:
     names = ", ".join(path.rsplit("/", 1)[-1] for path in summary.restored) or "no hive"
-    return [f"Rollback {summary.record} (to point {summary.point}) on {volume} was undone.",
+    return [f"The rollback of {record_time(summary.record)} (to point {summary.point}) on "
+            f"{volume} was undone.",
             f"Put back as they were before it: {names}.",
             "Checked: every file put back was read back and matches its saved copy."
             if summary.verified else
@@ -296,9 +311,11 @@ class RestorePointsScreen(Wizard):
         self.records = records
         options = self.query_one("#undo-records", OptionList)
         options.clear_options()
-        options.add_options([PlainOption(f"{r.id}  {r.created}  point {r.point.get('id')}  "
-                                    f"[{r.state}]  {replaced_names(r)}",
-                                    id=r.id, disabled=r.state != "applied") for r in records])
+        options.add_options([PlainOption(f"Rollback of {record_time(r.id)} to point "
+                                         f"{r.point.get('id')}  [{r.state}]\n    "
+                                         f"{replaced_names(r)}",
+                                         id=r.id, disabled=r.state != "applied")
+                             for r in records])
         applied = [i for i, r in enumerate(records) if r.state == "applied"]
         if applied:
             options.highlighted = applied[0]
@@ -313,17 +330,30 @@ class RestorePointsScreen(Wizard):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.run_engine(f"Undoing rollback {record}", "undo", lambda events, _c:
+                self.run_engine(f"Undoing the rollback of {record_time(record)}", "undo",
+                                lambda events, _c:
                                 backend.undo(UndoRequest(volume=volume[0], record=record,
                                                          partition=volume[1], confirmed=True),
                                              events))
-        self.app.push_screen(ConfirmDialog(f"Put back the hives rollback {record} replaced?",
+        self.app.push_screen(ConfirmDialog(f"Put back the hives the rollback of "
+                                           f"{record_time(record)} replaced?",
                                            yes_label="Undo"), answered)
+
+    def volume_name(self) -> str:
+        if self.report is not None:
+            return self.report.volume.describe()
+        return str(self.volume[0]) if self.volume else ""
+
+    def point_time(self) -> str:
+        """When the chosen point was made, as listed."""
+        points = self.report.listing.points if self.report else []
+        made = next((p.created for p in points if p.id == self.point_id), None)
+        return f"{made:%Y-%m-%d %H:%M} UTC" if made else ""
 
     def run_engine(self, title: str, what: str, job: object) -> None:
         assert self.volume is not None
         app = tui_app(self.app)
-        app.log_file.write(f"{what} started: {title} on {self.volume}")
+        app.log_file.write(f"{what} started: {title} on {self.volume_name()}")
         hold = app.backend.hold_job(f"{what} on {self.volume[0]}", [self.volume[0]])
         self.app.push_screen(JobScreen(title, job, what, app.log_file,  # type: ignore[arg-type]
                                        hold), lambda outcome: self.engine_done(what, outcome))
@@ -334,12 +364,14 @@ class RestorePointsScreen(Wizard):
         summary = settle(app, outcome, what)
         if summary is None:
             return
-        volume = self.report.volume.describe() if self.report else str(self.volume)
+        volume = self.volume_name()
         if isinstance(summary, RollbackSummary):
-            lines = rollback_result_lines(summary, volume, self.point_id)
+            lines = rollback_result_lines(summary, volume, self.point_id, self.point_time())
         else:
             lines = undo_result_lines(summary, volume)
-        app.log_file.write(f"{what} finished: " + " ".join(lines))
+        # The record's id for the ticket: `recovery restore-points undo` takes it.
+        app.log_file.write(f"{what} finished (undo record {summary.record}): "
+                           + " ".join(lines))
         self.goto(0)
         app.push_screen(ResultScreen(f"{what.capitalize()} finished", lines,
                                      ok=summary.verified))

@@ -375,6 +375,6 @@ class RestoreWizard(Wizard):
         if summary is None:
             return
         lines = restore_result_lines(summary)
-        app.log_file.write("restore finished: " + "; ".join(lines))
+        app.log_file.write("restore finished: " + " ".join(lines))
         self.dismiss(None)
         app.push_screen(ResultScreen("Restore finished", lines))
