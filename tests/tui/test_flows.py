@@ -101,11 +101,9 @@ async def _untick(pilot: Pilot[Any], picker: SelectionList[int], number: int) ->
     await pilot.press("space")
 
 
-async def _capture(app: RecoveryApp, pilot: Pilot[Any], device: Path, store: Path,
-                   untick: tuple[int, ...] = (), wait_result: bool = True,
-                   new_place: Path | None = None) -> None:
-    """Capture `device` into `store`, or (`new_place`: a drive) into a new store on the
-    first file system of that drive the store step offers."""
+async def open_capture_of(app: RecoveryApp, pilot: Pilot[Any], device: Path
+                          ) -> CaptureWizard:
+    """From home: the capture wizard, `device` chosen as the source, at the partitions."""
     await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen)
                    and any(d.node == device for d in app.screen.disks), f"{device} listed")
     await pilot.press("c")
@@ -121,6 +119,15 @@ async def _capture(app: RecoveryApp, pilot: Pilot[Any], device: Path, store: Pat
     assert table.selected_node() == device
     await pilot.press("enter")  # the source disk under the cursor
     await wait_for(pilot, lambda: wizard.step == 1, "the partition list")
+    return wizard
+
+
+async def _capture(app: RecoveryApp, pilot: Pilot[Any], device: Path, store: Path,
+                   untick: tuple[int, ...] = (), wait_result: bool = True,
+                   new_place: Path | None = None) -> None:
+    """Capture `device` into `store`, or (`new_place`: a drive) into a new store on the
+    first file system of that drive the store step offers."""
+    wizard = await open_capture_of(app, pilot, device)
     picker = wizard.query_one("#partitions", SelectionList)
     for number in untick:
         await _untick(pilot, picker, number)
