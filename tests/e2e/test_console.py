@@ -7,7 +7,7 @@ getunimap reads it), in a colour other than its background (/dev/vcsa1's attribu
 the console driver draws them: a 512-glyph font leaves vgacon 8 text colours). Both walk
 home, every capture step, the restore wizard's four steps and restore points' first step.
 BIOS captures for real (a first capture onto a new store on the USB drive, its result,
-home listing that store); UEFI walks the restore wizard on a store
+home listing that store, the action log); UEFI walks the restore wizard on a store
 made on the host, then the capture wizard up to its summary, never starting it (no second
 capture under TCG).
 The serial console runs a shell for the checks: its own TUI starts only when a key arrives
@@ -179,6 +179,11 @@ def capture_onto_a_new_store(vm: VM, dumps: Path) -> None:
                     "|| true").strip().splitlines()[-1] == "0"
     vm.keys("ret")
     step(vm, "home-with-store", NEW_STORE, dumps)
+    # The action log as a technician reads it after the job: wrapped at 80 columns.
+    vm.keys("l")
+    step(vm, "log", "capture finished: The disk", dumps)
+    vm.keys("esc")
+    wait_on_tty1(vm, "Image stores")
 
 
 def restore_and_points(vm: VM, dumps: Path, target: str) -> None:
