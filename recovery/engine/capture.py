@@ -40,7 +40,7 @@ from recovery.engine.capture_result import CapturedPartition, CaptureSummary
 from recovery.engine.chunking import ChunkIO, ChunkSpan, chunk_spans, digest, zero_digest
 from recovery.engine.devices import machine_now, resolve_disk
 from recovery.engine.diskareas import DiskAreaReader, area_damage, read_boot_areas, rescue_table
-from recovery.engine.pipeline import ordered_map
+from recovery.engine.pipeline import CAPTURE_DEPTH, ordered_map
 from recovery.engine.rescue import RescueOptions
 from recovery.engine.rescue_capture import RescueJob, RescueOutcome, rescue_partitions
 from recovery.engine.roles import classify
@@ -570,7 +570,7 @@ def _read_chunks(job: _PartitionJob, planned: PlannedPartition) -> list[ChunkRef
     refs = []
     spans = chunk_spans(part.size, job.request.chunk_size, planned.volume.used)
     with ChunkIO(job.device) as chunk_io:
-        for ref, used in ordered_map(work, spans, cancel=job.cancel):
+        for ref, used in ordered_map(work, spans, workers=CAPTURE_DEPTH, cancel=job.cancel):
             refs.append(ref)
             job.advance(used)
     return refs

@@ -27,6 +27,12 @@ Out = TypeVar("Out")
 # with 4 workers, 3.9-4.3 s with 8, 3.5-3.9 s with 16 (docs/benchmarks.md, "Issue 9, third
 # pass"). Memory: about two chunk buffers per worker.
 IO_DEPTH = 16
+# A capture's chunk files are written through the page cache (recovery.store.objects), so
+# its workers wait mostly on reads, which the disk serves faster with more in flight (fio
+# here: 4 MiB reads and writes mixed 2:1, 1.06 GB/s at 16, 1.15 at 32): 3.2-3.3 s instead
+# of 3.5-4.4 s at 16 (docs/benchmarks.md, "Issue 9, fifth pass"). Memory: one 4 MiB read
+# buffer and one compressed chunk per worker.
+CAPTURE_DEPTH = 32
 
 
 def default_workers() -> int:

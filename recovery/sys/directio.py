@@ -1,7 +1,8 @@
 """Bulk data past the page cache: whole chunks between a disk (or file) and aligned buffers.
 
 The one O_DIRECT code path: chunk I/O (engine.chunking), BlockDevice.read_uncached and the
-store's chunk files all come here.
+store's chunk files (read, and written one at a time; a capture's batched chunk files go
+through the page cache, see recovery.store.objects) all come here.
 
 Why: copying through the page cache is the slowest part of imaging on the machines we
 measured (buffered writes ~430 MB/s, O_DIRECT writes 1.4-1.9 GB/s; reads likewise), and a
