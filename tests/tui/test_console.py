@@ -29,6 +29,7 @@ from recovery.ui.tui.backend import Backend
 from recovery.ui.tui.console import FALLBACKS, GlyphFilter, console_font_map, cp437, font_map
 from recovery.ui.tui.screens.capture import CaptureWizard
 from recovery.ui.tui.screens.home import JOB_POLL_SECONDS, HomeScreen
+from recovery.ui.tui.screens.points import RestorePointsScreen
 from recovery.ui.tui.screens.restore import RestoreWizard
 from recovery.ui.tui.screens.wizard import Wizard
 from recovery.ui.tui.widgets.picker import PartitionPicker, TickBox
@@ -295,6 +296,14 @@ async def restore_wizard(app: RecoveryApp) -> RestoreWizard:
     return await open_wizard(app, RestoreWizard)
 
 
+async def points_screen(app: RecoveryApp) -> RestorePointsScreen:
+    home = app.screen
+    assert isinstance(home, HomeScreen)
+    screen = RestorePointsScreen(home.disks)
+    await app.push_screen(screen)
+    return screen
+
+
 @asynctest
 async def test_console_capture_summary_options_fit_80_columns(tmp_path: Path) -> None:
     """The rescue-mode box's frame ran past the 80th column on tty1 (capture 5/5 screendump):
@@ -337,17 +346,19 @@ async def test_console_only_the_focused_list_draws_a_cursor_bar(tmp_path: Path) 
 
 @pytest.mark.parametrize("kind, last_step_keys", [
     ("capture", ("Enter: start", "r: rescue mode", "a: read all")),
-    ("restore", ("Enter: overwrite",))])
+    ("restore", ("Enter: overwrite",)), ("points", ("Enter: put back",))])
 def test_console_every_wizard_step_says_which_keys_go_on(
         tmp_path: Path, kind: str, last_step_keys: tuple[str, ...]) -> None:
-    """The footer names only Esc: capture steps 3-5 and every restore step on tty1 said
-    nothing about Enter (or r, a); each step has a hint line."""
+    """The footer names only Esc: capture steps 3-5, every restore step and the restore
+    points' lists on tty1 said nothing about Enter (or r, a); each step has a hint line
+    (restore points' detail step names r and k in its title, Esc in the footer)."""
     async def steps() -> list[str]:
         app = console_app(tmp_path)
         async with app.run_test(size=SIZE) as pilot:
             pilot_ = await at_home(pilot, app)
-            wizard: Wizard = await (capture_wizard if kind == "capture"
-                                    else restore_wizard)(app)
+            opens = {"capture": capture_wizard, "restore": restore_wizard,
+                     "points": points_screen}
+            wizard: Wizard = await opens[kind](app)
             texts = []
             for step in range(len(wizard.STEPS)):
                 wizard.goto(step)
@@ -355,6 +366,9 @@ def test_console_every_wizard_step_says_which_keys_go_on(
                 texts.append(screen_text(app))
         return texts
     texts = asyncio.run(asyncio.wait_for(steps(), HANG_LIMIT_SECONDS))
+    if kind == "points":
+        assert "r roll back" in texts[2] and "Esc Back" in texts[2], texts[2]
+        del texts[2]
     for text in texts:
         assert "Enter: " in text and "Esc" in text, text
     assert all(keys in texts[-1] for keys in last_step_keys), texts[-1]

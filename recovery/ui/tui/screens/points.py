@@ -147,11 +147,14 @@ class RestorePointsScreen(Wizard):
                 yield Label("Restore points 1/3: Windows volume", classes="screen-title",
                             markup=False)
                 yield OptionList(*self.volume_options(), id="volumes")
+                yield Static("Enter: choose   Escape: back", classes="hint", markup=False)
             with Vertical(id="points-list"):
                 yield Label("Restore points 2/3: choose a point", classes="screen-title",
                             markup=False)
                 yield OptionList(id="points")
                 yield Static("", id="points-notes", classes="hint", markup=False)
+                yield Static("Enter: compare with the current hives   Escape: back",
+                             classes="hint", markup=False)
             with VerticalScroll(id="points-detail"):
                 yield Label("Restore points 3/3: r roll back, k diff a key",
                             classes="screen-title", markup=False)
@@ -160,6 +163,8 @@ class RestorePointsScreen(Wizard):
                 yield Label("Undo: earlier rollbacks on this volume", classes="screen-title",
                             markup=False)
                 yield OptionList(id="undo-records")
+                yield Static("Enter: put back what this rollback replaced   Escape: back",
+                             classes="hint", markup=False)
         yield Static("", id="points-status", classes="hint", markup=False)
         yield Footer()
 
