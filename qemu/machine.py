@@ -3,6 +3,7 @@
     description: UEFI PC, NVMe system disk, USB stick for the image store
     firmware: uefi            # bios | uefi | uefi-secureboot
     memory_mib: 2048
+    cpu: max                  # QEMU -cpu (default max)
     disks:
       - name: system          # the test hands in an image file under this name
         bus: nvme             # nvme | sata | virtio | usb
@@ -56,6 +57,9 @@ class Machine:
     disks: tuple[DiskSpec, ...]
     memory_mib: int = 2048
     cpus: int = 2
+    # QEMU's -cpu. "max": every feature TCG emulates, AVX2 included (what real PCs have);
+    # under TCG the wider SIMD paths run slower, not faster (docs/benchmarks.md, network).
+    cpu: str = "max"
 
     def disk(self, name: str) -> DiskSpec:
         for disk in self.disks:
@@ -119,4 +123,5 @@ def parse_machine(name: str, raw: dict[str, object], where: str = "<machine>") -
         disks=disks,
         memory_mib=int(cast(int, raw.get("memory_mib", 2048))),
         cpus=int(cast(int, raw.get("cpus", 2))),
+        cpu=str(raw.get("cpu", "max")),
     )

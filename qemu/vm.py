@@ -80,13 +80,17 @@ class VM:
     def __init__(self, machine: Machine, medium: BootMedium, workdir: Path,
                  disks: Mapping[str, Path] | None = None, *, timeout: float = 600,
                  log_name: str = "serial.log",
-                 guestfwd: Mapping[str, int] | None = None, mac: str = "") -> None:
+                 guestfwd: Mapping[str, int] | None = None, mac: str = "",
+                 silent_nic: str = "") -> None:
         """`guestfwd`: {"10.0.2.100:445": host port}: the guest gets an Intel e1000e NIC on
         user-mode networking with restrict=on (DHCP from QEMU, nothing else reachable) and
         reaches only these servers, all on the host's 127.0.0.1. `mac`: the NIC's address
-        (QEMU's default when empty): two guests at once are two PCs, two addresses."""
+        (QEMU's default when empty): two guests at once are two PCs, two addresses.
+        `silent_nic`: the MAC of a second e1000e whose cable goes to a network where
+        nothing answers (a QEMU hub with no other port): link up, no DHCP server."""
         self.guestfwd = dict(guestfwd) if guestfwd is not None else None
         self.mac = mac
+        self.silent_nic = silent_nic
         self.machine = machine
         self.medium = medium
         self.workdir = Path(workdir)
@@ -308,7 +312,7 @@ class VM:
         secure = machine.firmware == "uefi-secureboot"
         argv = [QEMU, "-nodefaults", "-no-user-config", "-display", "none", "-vga", "std",
                 "-machine", "q35,smm=on" if secure else "q35",
-                "-accel", "kvm" if use_kvm() else "tcg", "-cpu", "max",
+                "-accel", "kvm" if use_kvm() else "tcg", "-cpu", machine.cpu,
                 "-m", str(machine.memory_mib), "-smp", str(machine.cpus), "-no-reboot",
                 "-chardev", f"socket,id=serial0,path={self._socket_path},server=on,wait=on",
                 "-serial", "chardev:serial0",
@@ -331,6 +335,9 @@ class VM:
             mac = f",mac={self.mac}" if self.mac else ""
             argv += ["-netdev", f"user,id=net0,restrict=on{rules}",
                      "-device", f"e1000e,netdev=net0{mac}"]
+        if self.silent_nic:
+            argv += ["-netdev", "hubport,id=silent,hubid=1",
+                     "-device", f"e1000e,netdev=silent,mac={self.silent_nic}"]
         return argv
 
     def _firmware_args(self) -> list[str]:

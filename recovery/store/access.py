@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from recovery.store.frames import Frame
+
 
 class StoreAccess(Protocol):
     @property
@@ -20,9 +22,9 @@ class StoreAccess(Protocol):
 
     def has(self, digest: bytes) -> bool: ...
 
-    def compress(self, data: bytes | memoryview) -> bytes: ...
+    def compress(self, data: bytes | memoryview) -> bytes | Frame: ...
 
-    def put(self, digest: bytes, compressed: bytes, batched: bool = False) -> bool: ...
+    def put(self, digest: bytes, compressed: bytes | Frame, batched: bool = False) -> bool: ...
 
     def ensure_space(self, needed: int) -> None: ...
 

@@ -46,7 +46,23 @@ def incompressible(data: bytes | memoryview, compressor: zstandard.ZstdCompresso
     return len(compressor.compress(sample)) >= len(sample) * _WORTH_COMPRESSING
 
 
-def raw_frame(data: bytes | memoryview) -> bytes:
+class Frame:
+    """A chunk file's bytes as pieces, the data's own among them (not copied): the pieces
+    go to the file in one write (writev), which saved a chunk-sized copy per stored chunk.
+    The pieces may be views of a thread's read buffer: write them before the next read."""
+
+    def __init__(self, pieces: list[bytes | memoryview]) -> None:
+        self.pieces = pieces
+        self._size = sum(len(piece) for piece in pieces)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.pieces)
+
+
+def raw_frame(data: bytes | memoryview) -> Frame:
     """A zstd frame holding `data` uncompressed, with its content size (as zstd writes it)."""
     view = memoryview(data)
     pieces: list[bytes | memoryview] = [_MAGIC, _DESCRIPTOR, struct.pack("<Q", len(view))]
@@ -57,7 +73,7 @@ def raw_frame(data: bytes | memoryview) -> bytes:
         pieces += [(size << 3 | int(last)).to_bytes(3, "little"), view[offset: offset + size]]
         offset += size
         if last:
-            return b"".join(pieces)
+            return Frame(pieces)
 
 
 def padding(length: int, align: int) -> bytes:

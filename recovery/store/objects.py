@@ -111,7 +111,7 @@ class ChunkStore:
                 return True
         return self.chunk_path(digest).is_file()
 
-    def compress(self, data: bytes | memoryview) -> bytes:
+    def compress(self, data: bytes | memoryview) -> bytes | frames.Frame:
         """The chunk file's zstd frame: compressed, or raw blocks when a sample says
         compressing would not pay (recovery.store.frames)."""
         compressor = getattr(self._local, "compressor", None)
@@ -123,7 +123,8 @@ class ChunkStore:
         compressed: bytes = compressor.compress(data)
         return compressed
 
-    def put(self, digest: bytes, compressed: bytes, batched: bool = False) -> bool:
+    def put(self, digest: bytes, compressed: bytes | frames.Frame,
+            batched: bool = False) -> bool:
         """Store a compressed chunk under its digest; True when it was not there before.
 
         `batched` (capture's bulk path): the file gets its name once it is durable, with
@@ -142,7 +143,9 @@ class ChunkStore:
             # write returns at once and the allocation is done once per file at writeback
             # (capture 3.5-4.4 s instead of 4.0-5.8 s, docs/benchmarks.md, "Issue 9, fifth
             # pass"). Durability is the same: named only after its fsync.
-            temp = files.write_temp(final, self.root, compressed, pad, sync=not batched,
+            pieces = compressed.pieces if isinstance(compressed, frames.Frame) \
+                else [compressed]
+            temp = files.write_temp(final, self.root, *pieces, pad, sync=not batched,
                                      direct=self._direct and not batched)
             if not batched:
                 files.publish(temp, final, self.root)

@@ -173,6 +173,11 @@ def write_file_direct(path: Path, *pieces: bytes | memoryview, sync: bool = True
                      0o644)
     except OSError as exc:
         if exc.errno in _REFUSED:
+            # The kernel creates the file before it refuses O_DIRECT (tmpfs before Linux
+            # 6.6, ramfs): the caller's own create then failed with "File exists" (a store
+            # in the live system's RAM was refused so). O_EXCL: the file is this call's.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
             return False
         raise
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +24,13 @@ from recovery.sys import systemctl
 from recovery.sys.run import run
 
 LEASES = Path("/run/systemd/netif/leases")
+LINK_STATES = Path("/run/systemd/netif/links")  # networkd's state file per port (ifindex)
+# A DHCP server answers within a second or two (networkd asks again after 1, 2, 4, 8 s):
+# a port with a cable and no address after this long has no DHCP server on its network.
+NO_ANSWER_SECONDS = 20
 RESOLV_CONF = Path("/etc/resolv.conf")
 RUNTIME_NETWORK = Path("/run/systemd/network")  # sorts before image-build's 20-wired.network
+_STATIC_PREFIX = "10-recovery-static-"
 
 
 @dataclass(frozen=True)
@@ -33,15 +39,32 @@ class Link:
     mac: str
     carrier: bool  # a cable is plugged in and the link is up
     addresses: tuple[str, ...]  # "192.168.1.20/24"
+    # With a cable and no address: seconds since networkd began asking DHCP (None: unknown)
+    waiting: float | None = None
+
+    @property
+    def no_dhcp_answer(self) -> bool:
+        return self.carrier and not self.addresses and (self.waiting or 0) >= NO_ANSWER_SECONDS
 
     def describe(self) -> str:
         if not self.carrier:
             return f"{self.name}: no cable"
+        if self.no_dhcp_answer:
+            return f"{self.name}: no DHCP answer in {self.waiting:.0f} s"
         return f"{self.name}: {', '.join(self.addresses) or 'waiting for an address (DHCP)'}"
+
+    def advice(self) -> str:
+        """What to do about a port whose DHCP request nobody answers ("" when it is fine)."""
+        if not self.no_dhcp_answer:
+            return ""
+        return (f"No DHCP server answered on {self.name}: check that its cable goes to the "
+                "shop's network (a switch or router, not straight to the NAS), or type a "
+                "static address for it.")
 
     def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "mac": self.mac, "carrier": self.carrier,
-                "addresses": list(self.addresses)}
+                "addresses": list(self.addresses), "no_dhcp_answer": self.no_dhcp_answer,
+                "waiting_seconds": None if self.waiting is None else round(self.waiting)}
 
 
 def wired_links(quiet: bool = False) -> list[Link]:
@@ -57,9 +80,26 @@ def wired_links(quiet: bool = False) -> list[Link]:
         addresses = tuple(f"{a['local']}/{a['prefixlen']}" for a in item.get("addr_info", [])
                           if a.get("family") == "inet")
         flags = item.get("flags", [])
-        links.append(Link(item["ifname"], item.get("address", ""),
-                          "LOWER_UP" in flags and "NO-CARRIER" not in flags, addresses))
+        carrier = "LOWER_UP" in flags and "NO-CARRIER" not in flags
+        waiting = None if addresses or not carrier else _dhcp_waiting(item)
+        links.append(Link(item["ifname"], item.get("address", ""), carrier, addresses,
+                          waiting))
     return links
+
+
+def _dhcp_waiting(item: dict[str, object], states: Path = LINK_STATES,
+                  runtime: Path = RUNTIME_NETWORK) -> float | None:
+    """Seconds a port with a cable has gone without an address: networkd writes its state
+    file when the port's state changes (cable in, address got), not while DHCP asks
+    again, so the file's age is how long it has been asking. None when the port has a
+    typed address (not DHCP) or networkd has no file for it."""
+    if _network_file(runtime, str(item["ifname"])).exists():
+        return None
+    try:
+        changed = (states / str(item.get("ifindex"))).stat().st_mtime
+    except OSError:
+        return None
+    return max(0.0, time.time() - changed)
 
 
 def lease_name_servers(leases: Path = LEASES) -> list[str]:
@@ -167,7 +207,7 @@ def pick_link(links: list[Link], name: str = "") -> Link:
         raise UsageError("This PC has no Ethernet port the live system knows.",
                          "Plug in a USB Ethernet adapter.")
     raise UsageError("Which Ethernet port should get the address?",
-                     f"Ports here: {', '.join(link.name for link in links)}.",
+                     f"Ports here: {'; '.join(link.describe() for link in links)}.",
                      hint=Hint.NETWORK_PORT)
 
 
@@ -190,7 +230,7 @@ def use_dhcp(interface: str, runtime: Path = RUNTIME_NETWORK) -> None:
 
 
 def _network_file(runtime: Path, interface: str) -> Path:
-    return runtime / f"10-recovery-static-{interface}.network"
+    return runtime / f"{_STATIC_PREFIX}{interface}.network"
 
 
 def _apply() -> None:

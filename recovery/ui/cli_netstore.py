@@ -94,6 +94,9 @@ def _ask_host_key(server: str, fingerprint: str) -> bool:
     return answer.strip().lower() == "yes"
 
 
+STATIC_COMMAND = "recovery network --static ADDRESS/PREFIX"
+
+
 def register_network(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     network = commands.add_parser(
         "network", help="wired Ethernet ports: cable, address; type a static address",
@@ -134,9 +137,12 @@ def cmd_network(args: argparse.Namespace, events: EventSink) -> int:
     if args.static or args.dhcp:
         links = wired_links()
     servers = update_resolv_conf()
+    advice = [f"{text} ({STATIC_COMMAND} --interface {link.name})" for link in links
+              if (text := link.advice())]
     if args.json:
         print_json({**document, "links": [link.to_dict() for link in links],
-                    "name_servers": servers})
+                    "name_servers": servers, "advice": advice})
     else:
         print("\n".join(link.describe() for link in links) or "No Ethernet port found.")
+        print("\n".join(advice), end="\n" if advice else "")
     return 0

@@ -47,6 +47,7 @@ GiB = 1 << 30
 MiB = 1 << 20
 RESULT = re.compile(r"RECOVERY-RESULT: (PASS|FAIL) (\{.*\})\r?\n")
 NAS = "10.0.2.100"  # every server, each on its usual port
+SILENT_MAC = "52:54:00:00:0d:0d"  # a second port whose network has no DHCP server
 NFS3_PORT, MOUNT_PORT = 20490, 20048  # a second NFS server, NFS 3 only, and its mountd
 SMB21_PORT, SMB20_PORT = 1445, 2445  # Samba speaking at most SMB 2.1, and only SMB 2.0
 
@@ -234,12 +235,15 @@ def test_dhcp_nfs_capture_restore_and_ssh_verify_in_one_boot(
                           f"{NAS}:445": smb.port, f"{NAS}:{NFS3_PORT}": nfs3.port,
                           f"{NAS}:{MOUNT_PORT}": nfs3.mount_port,
                           f"{NAS}:{SMB21_PORT}": smb21.port,
-                          f"{NAS}:{SMB20_PORT}": smb20.port}) as vm:
+                          f"{NAS}:{SMB20_PORT}": smb20.port},
+                silent_nic=SILENT_MAC) as vm:
             vm.wait_for("Shell: type 'exit'", timeout=BOOT_TIMEOUT)
             vm.wait_for(r"# $", timeout=60)
+            print(f"guest: shell after {vm.elapsed:.0f} s (two NICs, one without DHCP)")
             check_dhcp_and_nothing_listens(vm)
             nfs_store = f"nfs://{NAS}/images/shop"
             job(vm, f"capture --store {nfs_store} --name win-nfs /dev/nvme0n1")
+            port = check_port_without_dhcp_answer(vm)
             vm.shell("dd if=/dev/zero of=/dev/nvme0n1 bs=1M count=200 conv=fsync status=none")
             restore_while_another_job_captures(vm, nfs_store, ssh.root / "shop")
             vm.shell("mkdir -p /mnt/creds && mount -o ro LABEL=CREDS /mnt/creds")
@@ -247,7 +251,7 @@ def test_dhcp_nfs_capture_restore_and_ssh_verify_in_one_boot(
                     "--credentials /mnt/creds/ssh.cred win-nfs")
             check_smb_errors_then_verify(vm)
             check_nfs3_fallback(vm)
-            check_static_address_and_back_to_dhcp(vm)
+            check_static_address_and_back_to_dhcp(vm, port)
             # The test user is the machine's: a netstore test running meanwhile in another
             # session sets its own password (sshd then said "Failed password" here).
             ensure_test_user(ssh.password)
@@ -388,15 +392,45 @@ def wait_for_address(vm: VM, address: str) -> str:
     return shown
 
 
-def check_static_address_and_back_to_dhcp(vm: VM) -> None:
+def check_port_without_dhcp_answer(vm: VM) -> str:
+    """The second NIC (silent_nic: a link, no DHCP server) is named with what to do, and
+    nothing waited for it: the shell came up and the first port got its address and did a
+    capture meanwhile. Returns the DHCP port's name (the one with the address)."""
+    before = vm.elapsed
+    deadline = time.monotonic() + 300
+    while True:  # networkd counts as "no answer" after NO_ANSWER_SECONDS of asking
+        links = json.loads(vm.shell("python3 -m recovery network --json"))["links"]
+        silent = next(link for link in links if link["mac"] == SILENT_MAC)
+        if silent["no_dhcp_answer"] or time.monotonic() > deadline:
+            break
+        vm.shell("sleep 5")
+    assert silent["carrier"] and not silent["addresses"], silent
+    assert silent["no_dhcp_answer"], links
+    shown = vm.shell("python3 -m recovery network")
+    name = silent["name"]
+    assert f"{name}: no DHCP answer in " in shown, shown
+    assert f"No DHCP server answered on {name}" in shown, shown
+    assert f"--static ADDRESS/PREFIX --interface {name}" in shown, shown
+    # Two ports with a cable: a typed address must name its port; the error lists both.
+    refused = vm.shell("python3 -m recovery network --static 10.0.2.50/24; echo exit=$?")
+    assert "exit=2" in refused and "Which Ethernet port" in refused, refused
+    assert f"{name}: no DHCP answer" in refused, refused
+    jobs = vm.shell("systemctl list-jobs --no-legend").splitlines()  # nothing waits
+    assert [line for line in jobs if line.strip() and "No jobs" not in line] == [], jobs
+    print(f"guest: the port without DHCP answer ({name}) named after "
+          f"{silent['waiting_seconds']} s of asking; its checks took {vm.elapsed - before:.0f} s")
+    return str(next(link["name"] for link in links if "10.0.2.15/24" in link["addresses"]))
+
+
+def check_static_address_and_back_to_dhcp(vm: VM, port: str) -> None:
     """A typed address replaces the DHCP one on the port; --dhcp brings DHCP back."""
     document = vm.shell("python3 -m recovery network --static 10.0.2.50/24 --gateway "
-                        "10.0.2.2 --dns 10.0.2.3 --json")
+                        f"10.0.2.2 --dns 10.0.2.3 --interface {port} --json")
     assert '"address": "10.0.2.50/24"' in document, document
     shown = wait_for_address(vm, "10.0.2.50/24")
     assert "10.0.2.15/" not in shown, shown
     assert "nameserver 10.0.2.3" in vm.shell("cat /etc/resolv.conf")
-    vm.shell("python3 -m recovery network --dhcp --json")
+    vm.shell(f"python3 -m recovery network --dhcp --interface {port} --json")
     wait_for_address(vm, "10.0.2.15/24")
 
 

@@ -95,7 +95,7 @@ def test_get_into_checks_size_and_hash(tmp_path: Path) -> None:
     other = os.urandom(CHUNK)
     path = store.chunk_path(digest)
     path.unlink()
-    path.write_bytes(store.compress(other))  # right size, wrong content
+    path.write_bytes(bytes(store.compress(other)))  # right size, wrong content
     with pytest.raises(ImageDamagedError, match="does not match its hash"):
         store.get_into(digest, out)
 

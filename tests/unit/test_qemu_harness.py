@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from pathlib import Path
@@ -101,3 +102,18 @@ def test_guest_network_reaches_only_the_forwarded_servers_one_relay_per_connecti
     assert argv[argv.index("-device", argv.index("-netdev")) + 1] == "e1000e,netdev=net0"
     no_network = VM(load_machine("bios-virtio"), BootMedium(iso, mode="cd"), tmp_path)
     assert "-netdev" not in no_network.command_line()
+
+
+def test_a_silent_second_nic_and_the_cpu_model(tmp_path: Path) -> None:
+    """silent_nic: a second e1000e on a QEMU hub with nothing else on it (a link and no DHCP
+    server); the machine's cpu goes to -cpu (default max)."""
+    iso = tmp_path / "recovery.iso"
+    iso.touch()
+    machine = load_machine("bios-virtio")
+    vm = VM(dataclasses.replace(machine, cpu="max,-avx2"), BootMedium(iso, mode="cd"),
+            tmp_path, guestfwd={}, silent_nic="52:54:00:00:0d:0d")
+    argv = vm.command_line()
+    assert argv[argv.index("-cpu") + 1] == "max,-avx2"
+    hub = argv.index("hubport,id=silent,hubid=1")
+    assert argv[hub + 2] == "e1000e,netdev=silent,mac=52:54:00:00:0d:0d"
+    assert machine.cpu == "max"

@@ -244,7 +244,7 @@ def test_damaged_chunk_is_named(store: ChunkStore) -> None:
 
 def test_chunk_with_other_content_fails_its_hash(store: ChunkStore) -> None:
     digest = put_data(store, b"A" * 4096)
-    store.chunk_path(digest).write_bytes(store.compress(b"B" * 4096))
+    store.chunk_path(digest).write_bytes(bytes(store.compress(b"B" * 4096)))
     with pytest.raises(ImageDamagedError, match="does not match its hash"):
         store.get(digest)
 
@@ -488,3 +488,19 @@ def test_default_name_avoids_names_in_use() -> None:
     base = "WDC-WD2500AAKS-00V1A0-20261125-1530"
     assert default_image_name(sample_source(), when, {"other"}) == base
     assert default_image_name(sample_source(), when, {base, f"{base}-2"}) == f"{base}-3"
+
+
+def test_a_raw_frame_written_through_the_page_cache_is_one_zstd_frame(tmp_path: Path) -> None:
+    """The network path (no O_DIRECT): the frame's pieces go out in one writev, not joined
+    first; the file is what zstd -d reads, padding included."""
+    from recovery.store import files, frames
+    data = os.urandom(CHUNK)
+    frame = frames.raw_frame(data)
+    assert isinstance(frame, frames.Frame) and len(frame) == len(bytes(frame))
+    pad = frames.padding(len(frame), 4096)
+    temp = files.write_temp(tmp_path / "chunk", tmp_path, *frame.pieces, pad, direct=False)
+    assert temp.read_bytes() == bytes(frame) + pad
+    unpacked = subprocess.run(["zstd", "-d", "-c", str(temp)], capture_output=True,
+                              check=True).stdout
+    assert unpacked == data
+

@@ -42,9 +42,11 @@ def network_line(links: list[Link]) -> str:
 
 
 def default_port(links: list[Link]) -> str:
-    """The port a typed address goes to unless another is named: the first with a cable."""
+    """The port a typed address goes to unless another is named: the first whose DHCP
+    request nobody answers, else the first with a cable."""
+    unanswered = [link for link in links if link.no_dhcp_answer]
     cabled = [link for link in links if link.carrier]
-    return (cabled or links)[0].name if links else ""
+    return (unanswered or cabled or links)[0].name if links else ""
 
 
 class StorePrompt(ModalScreen[str | None]):
