@@ -96,6 +96,14 @@ def test_shell_has_the_tools_and_no_swap_no_network_no_automount(bios_guest: Bio
     tools = vm.shell("for t in sgdisk sfdisk ntfs-3g ntfsclone partclone.ntfs mkfs.fat mcopy "
                      "udevadm smartctl; do command -v $t >/dev/null || echo missing $t; done")
     assert tools == ""
+    # Address-space randomisation was off only while the initramfs ran (under TCG its
+    # processes' translations otherwise cost up to a minute after switch_root, see
+    # docs/live-image.md "session 9"), and is on for the system itself.
+    aslr = vm.shell("dmesg | grep -o 'recovery: address-space randomisation.*'; "
+                    "cat /proc/sys/kernel/randomize_va_space").splitlines()
+    assert aslr == ["recovery: address-space randomisation off while the initramfs runs",
+                    "recovery: address-space randomisation on again (randomize_va_space=2)",
+                    "2"]
     # SMART health through the image's smartctl: QEMU's AHCI disk answers, its usb-storage
     # bridge does not (not even through -d sat), which is "unknown", not an error.
     listing = json.loads(vm.shell("dmesg -n 1; recovery disks --json"))
