@@ -38,9 +38,9 @@ from tests.tui.test_flows import (  # noqa: F401 (fixtures)
 from tests.tui.test_log import squeezed
 from tests.tui.test_points import broken_volume
 
-# What a dump of Python values looks like: a list's repr, a bare boolean or None after a
-# colon, an undo record's raw id.
-DUMP = re.compile(r"\['|': |: (True|False|None)\b|record: \d{8}T")
+# What a dump of Python values looks like: a list's repr (of strings or numbers), a bare
+# boolean or None after a colon or an equals sign, an undo record's raw id.
+DUMP = re.compile(r"\['|\[\d+(,\s*\d+)*\]|': |[:=] ?(True|False|None)\b|record: \d{8}T")
 
 
 def read_as_technician(app: RecoveryApp) -> str:

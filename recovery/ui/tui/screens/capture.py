@@ -434,7 +434,7 @@ class CaptureWizard(Wizard):
         read_all = self.query_one("#read-all", Checkbox).value
         app = tui_app(self.app)
         app.log_file.write(f"capture started: {self.source.describe()} -> {store} "
-                           f"as {name}, partitions {sorted(numbers)}"
+                           f"as {name}, partitions {', '.join(map(str, sorted(numbers)))}"
                            + (", rescue mode" if rescue else "")
                            + (", reading every used block" if read_all else ""))
 

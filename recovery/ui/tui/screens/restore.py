@@ -358,8 +358,9 @@ class RestoreWizard(Wizard):
                                         allow_failing=self.allow_failing)
         request = plan.request
         app = tui_app(self.app)
+        writes = "only the chunks that differ" if request.delta else "every chunk"
         app.log_file.write(f"restore started: image {request.image} from {request.store} -> "
-                           f"{disk.describe()} ({disk.node}), delta={request.delta}; "
+                           f"{disk.describe()} ({disk.node}), writing {writes}; "
                            "technician typed the confirmation")
 
         def job(events: EventSink, cancel: threading.Event) -> RestoreSummary:
