@@ -68,8 +68,19 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+RECORD_ID_FORMAT = "%Y%m%dT%H%M%S%fZ"  # an undo record's id: when it was made, UTC
+
+
 def new_record_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return datetime.now(UTC).strftime(RECORD_ID_FORMAT)
+
+
+def record_made(record_id: str) -> datetime | None:
+    """When the rollback behind an undo record was made (None: not an id we wrote)."""
+    try:
+        return datetime.strptime(record_id, RECORD_ID_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def atomic_write(target: Path, source: Path | None) -> None:

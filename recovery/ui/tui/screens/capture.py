@@ -42,7 +42,7 @@ from recovery.ui.tui.screens.dialogs import ChoiceDialog, ConfirmDialog, TypeToC
 from recovery.ui.tui.screens.job import JobOutcome, JobScreen, settle
 from recovery.ui.tui.screens.restore import confirmation_code
 from recovery.ui.tui.screens.result import ResultScreen
-from recovery.ui.tui.screens.wizard import Wizard
+from recovery.ui.tui.screens.wizard import Wizard, key_hint
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.disk_table import DiskTable
 from recovery.ui.tui.widgets.picker import PartitionPicker, TickBox
@@ -142,25 +142,23 @@ class CaptureWizard(Wizard):
                 health = Static("", id="source-health", classes="warning", markup=False)
                 health.display = False
                 yield health
-                yield Static("Enter: choose   Escape: back", classes="hint", markup=False)
+                yield key_hint()
             with Vertical(id="step-partitions"):
                 yield Label("Capture 2/5: partitions to capture", classes="screen-title",
                             markup=False)
                 yield PartitionPicker(id="partitions")
                 yield Static("", id="plan-warnings", classes="warning", markup=False)
-                yield Static("Space: select/unselect   Enter: continue", classes="hint",
-                             markup=False)
+                yield key_hint("Space: select/unselect   Enter: continue")
             with Vertical(id="step-store"):
                 yield Label("Capture 3/5: where to store the image", classes="screen-title",
                             markup=False)
                 yield OptionList(id="capture-stores")
                 yield Static("", id="store-refusal", classes="refusal", markup=False)
-                yield Static("Enter: choose   Escape: back", classes="hint", markup=False)
+                yield key_hint()
             with Vertical(id="step-name"):
                 yield Label("Capture 4/5: name of the image", classes="screen-title", markup=False)
                 yield Input(id="image-name")
-                yield Static("Type to change the name   Enter: continue   Escape: back",
-                             classes="hint", markup=False)
+                yield key_hint("Type to change the name   Enter: continue   Escape: back")
             with Vertical(id="step-summary"):
                 yield Label("Capture 5/5: ready to capture", classes="screen-title", markup=False)
                 yield Static("", id="summary", markup=False)
@@ -170,8 +168,7 @@ class CaptureWizard(Wizard):
                 yield TickBox("Read all used blocks (a): slower; if changed outside Windows",
                               id="read-all")
                 yield Button("Start the capture", id="start-capture", variant="primary")
-                yield Static("Enter: start   r: rescue mode   a: read all   Escape: back",
-                             classes="hint", markup=False)
+                yield key_hint("Enter: start   r: rescue mode   a: read all   Escape: back")
         yield Footer()
 
     def on_mount(self) -> None:

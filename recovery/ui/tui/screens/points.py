@@ -8,7 +8,6 @@ take seconds on a slow disk.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,11 +20,11 @@ from textual.widgets import ContentSwitcher, Footer, Label, OptionList, Static
 from recovery.model.disk import Disk
 from recovery.registry.inspect import PointReport, PointsReport
 from recovery.registry.rollback import RollbackRequest, RollbackSummary, UndoRequest, UndoSummary
-from recovery.registry.undo import UndoRecord
+from recovery.registry.undo import UndoRecord, record_made
 from recovery.ui.tui.screens.dialogs import ConfirmDialog, PathPrompt
 from recovery.ui.tui.screens.job import JobOutcome, JobScreen, settle
 from recovery.ui.tui.screens.result import ResultScreen
-from recovery.ui.tui.screens.wizard import Wizard
+from recovery.ui.tui.screens.wizard import Wizard, key_hint
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.plain import PlainOption
 from recovery.ui.tui.workers import shown_errors
@@ -86,11 +85,8 @@ def unreadable_current(report: PointReport) -> list[str]:
 def record_time(record: str) -> str:
     """When a rollback was made, from its undo record's id (a UTC time stamp): the words a
     technician finds it by in the undo list."""
-    try:
-        made = datetime.strptime(record, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
-    except ValueError:
-        return record
-    return f"{made:%Y-%m-%d %H:%M:%S} UTC"
+    made = record_made(record)
+    return f"{made:%Y-%m-%d %H:%M:%S} UTC" if made else record
 
 
 def rollback_result_lines(summary: RollbackSummary, volume: str, point: str,
@@ -147,14 +143,13 @@ class RestorePointsScreen(Wizard):
                 yield Label("Restore points 1/3: Windows volume", classes="screen-title",
                             markup=False)
                 yield OptionList(*self.volume_options(), id="volumes")
-                yield Static("Enter: choose   Escape: back", classes="hint", markup=False)
+                yield key_hint()
             with Vertical(id="points-list"):
                 yield Label("Restore points 2/3: choose a point", classes="screen-title",
                             markup=False)
                 yield OptionList(id="points")
                 yield Static("", id="points-notes", classes="hint", markup=False)
-                yield Static("Enter: compare with the current hives   Escape: back",
-                             classes="hint", markup=False)
+                yield key_hint("Enter: compare with the current hives   Escape: back")
             with VerticalScroll(id="points-detail"):
                 yield Label("Restore points 3/3: r roll back, k diff a key",
                             classes="screen-title", markup=False)
@@ -163,8 +158,7 @@ class RestorePointsScreen(Wizard):
                 yield Label("Undo: earlier rollbacks on this volume", classes="screen-title",
                             markup=False)
                 yield OptionList(id="undo-records")
-                yield Static("Enter: put back what this rollback replaced   Escape: back",
-                             classes="hint", markup=False)
+                yield key_hint("Enter: put back what this rollback replaced   Escape: back")
         yield Static("", id="points-status", classes="hint", markup=False)
         yield Footer()
 

@@ -39,7 +39,7 @@ from recovery.ui import text
 from recovery.ui.tui.screens.dialogs import ConfirmDialog, TypeToConfirmDialog
 from recovery.ui.tui.screens.job import JobOutcome, JobScreen, settle
 from recovery.ui.tui.screens.result import ResultScreen
-from recovery.ui.tui.screens.wizard import Wizard
+from recovery.ui.tui.screens.wizard import Wizard, key_hint
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.images import describe_image, source_id
 from recovery.ui.tui.widgets.picker import TickBox
@@ -126,25 +126,25 @@ class RestoreWizard(Wizard):
             with Vertical(id="step-store"):
                 yield Label("Restore 1/4: image store", classes="screen-title", markup=False)
                 yield OptionList(id="restore-stores")
-                yield Static("Enter: choose   Escape: back", classes="hint", markup=False)
+                yield key_hint()
             with Vertical(id="step-image"):
                 yield Label("Restore 2/4: image to restore", classes="screen-title", markup=False)
                 yield OptionList(id="images")
                 yield Static("", id="image-details", markup=False)
-                yield Static("Enter: choose   Escape: back", classes="hint", markup=False)
+                yield key_hint()
             with Vertical(id="step-target"):
                 yield Label("Restore 3/4: disk to overwrite", classes="screen-title", markup=False)
                 yield OptionList(id="targets")
                 yield Static("Checking disks…", id="target-details", markup=False)
-                yield Static("Enter: choose   Escape: back", classes="hint", markup=False)
+                yield key_hint()
             with Vertical(id="step-lost"):
                 yield Label("Restore 4/4: this will be LOST", classes="screen-title refusal",
                             markup=False)
                 yield Static("", id="lost", markup=False)
                 yield TickBox("Delta restore: write only chunks that differ", id="delta")
                 yield Button("Overwrite this disk…", id="overwrite", variant="error")
-                yield Static("Enter: overwrite (you type the disk's code first)   "
-                             "Escape: back", classes="hint", markup=False)
+                yield key_hint("Enter: overwrite (you type the disk's code first)   "
+                               "Escape: back")
                 with Vertical(id="system-size-choice"):
                     yield Label("Windows size (Tab here, type e.g. 300M, Enter; empty: as "
                                 "large as fits):", markup=False)

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, OptionList
+from textual.widgets import ContentSwitcher, OptionList, Static
 
 from recovery.engine.storescan import StoreLocation
 from recovery.errors import RecoveryError
@@ -16,6 +16,13 @@ from recovery.store.images import ImageInfo
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.images import image_option
 from recovery.ui.tui.widgets.plain import PlainOption
+
+CHOOSE = "Enter: choose   Escape: back"
+
+
+def key_hint(keys: str = CHOOSE) -> Static:
+    """The line under a wizard step saying which keys go on (the same look on every step)."""
+    return Static(keys, classes="hint", markup=False)
 
 
 class Wizard(Screen[None]):
