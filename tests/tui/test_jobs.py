@@ -199,7 +199,9 @@ async def test_an_oserror_in_a_worker_is_shown_and_logged(tmp_path: Path) -> Non
     log = ActionLog(tmp_path / "tui.log")
     app = RecoveryApp(FailingBackend(hotplug=False), log)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog), "the error")
+        # Pushed is not yet composed: wait until its title is there to read.
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog)
+                       and bool(app.screen.query("#error-title")), "the error")
         shown = str(app.screen.query_one("#error-title").render())
         assert "Listing the disks failed: Input/output error" in shown
         assert "/sys/block/sdz/device" in shown
