@@ -43,11 +43,18 @@ def recorded_app(log: ActionLog, record: Path = HANDMADE) -> RecoveryApp:
     return RecoveryApp(Backend(udev_source=RecordedUdev(record)), log)
 
 
+def _composed(app: Any) -> bool:
+    if not app.is_running or not app.screen_stack:
+        return True  # nothing left to compose: the condition is about the app's end
+    return bool(app.screen.is_mounted)
+
+
 async def wait_for(pilot: Pilot[Any], condition: Callable[[], bool],
                    what: str, attempts: int = 200) -> None:
-    """Let the app run until `condition` holds; fail naming `what` if it never does."""
+    """Let the app run until `condition` holds and the screen on top is composed (a screen
+    just pushed has no widgets to query yet); fail naming `what` if it never does."""
     for _ in range(attempts):
-        if condition():
+        if condition() and _composed(pilot.app):
             return
         await pilot.pause(0.1)
     screen = pilot.app.screen

@@ -199,9 +199,7 @@ async def test_an_oserror_in_a_worker_is_shown_and_logged(tmp_path: Path) -> Non
     log = ActionLog(tmp_path / "tui.log")
     app = RecoveryApp(FailingBackend(hotplug=False), log)
     async with app.run_test(size=SIZE) as pilot:
-        # Pushed is not yet composed: wait until its title is there to read.
-        await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog)
-                       and bool(app.screen.query("#error-title")), "the error")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog), "the error")
         shown = str(app.screen.query_one("#error-title").render())
         assert "Listing the disks failed: Input/output error" in shown
         assert "/sys/block/sdz/device" in shown
