@@ -47,8 +47,9 @@ from recovery.sys.joblock import JobLock
 from recovery.sys.mount import mounted_range
 
 MOUNT_ROOT = Path("/run/recovery/stores")
-# What the live kernel (and ntfs-3g) can read. A type this kernel lacks (vfat and exfat on
-# some build hosts) fails to mount and is skipped like a partition holding no store.
+# What the live kernel (and ntfs-3g) can read. A type this kernel lacks (vfat on some build
+# hosts) fails to mount and is skipped like a partition holding no store; exFAT on a kernel
+# without the driver is mounted through exfat-fuse instead (recovery.sys.mount).
 READABLE = WRITABLE
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 

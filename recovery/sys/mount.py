@@ -1,7 +1,9 @@
 """Mounting a file system found on a disk the technician plugged in (the image store).
 
 NTFS goes through ntfs-3g (recovery.sys.ntfs3g); everything else the kernel mounts itself
-(ext4, exfat, vfat, xfs, btrfs). Unmounting is ntfs3g.unmount: one `umount` for all.
+(ext4, exfat, vfat, xfs, btrfs), except exFAT on a kernel without the driver, which falls
+back to exfat-fuse (recovery.sys.exfatfuse says why). Unmounting is ntfs3g.unmount: one
+`umount` for all, FUSE mounts included.
 A file system inside a disk or image file (a partition without a node of its own) is
 reached through a loop device over its byte range (ntfs-3g takes the offset itself).
 """
@@ -12,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from recovery.sys import losetup, ntfs3g
+from recovery.sys import exfatfuse, losetup, ntfs3g
 from recovery.sys.run import run
 
 
@@ -25,16 +27,25 @@ def mounted(device: Path, fs_type: str, mountpoint: Path, *, read_write: bool = 
             yield point
         return
     mountpoint.mkdir(parents=True, exist_ok=True)
-    options = "rw" if read_write else "ro"
-    argv = ["mount", "-o", options]
-    if fs_type:
-        argv += ["-t", fs_type]
-    run([*argv, str(device), str(mountpoint)])
+    _mount(device, fs_type, mountpoint, ["-o", "rw" if read_write else "ro"], read_write)
     try:
         yield mountpoint
     finally:
         run(["sync", "-f", str(mountpoint)], check=False)
         ntfs3g.unmount(mountpoint)
+
+
+def _mount(source: Path, fs_type: str, mountpoint: Path, options: list[str],
+           read_write: bool) -> None:
+    """The kernel's mount; for exFAT on a kernel without the driver, exfat-fuse."""
+    argv = ["mount", *options, *(["-t", fs_type] if fs_type else [])]
+    result = run([*argv, str(source), str(mountpoint)], check=fs_type != "exfat")
+    if result.returncode == 0:
+        return
+    if not exfatfuse.kernel_has_exfat():  # the failed mount would have loaded the module
+        exfatfuse.mount(source, mountpoint, read_write)
+        return
+    run([*argv, str(source), str(mountpoint)])  # the kernel's own error, raised
 
 
 @contextmanager
@@ -63,4 +74,4 @@ def mount_read_only(image: Path, fs_type: str, mountpoint: Path) -> None:
     if fs_type == "ntfs":
         ntfs3g.mount_file_read_only(image, mountpoint)
         return
-    run(["mount", "-o", "ro,loop", "-t", fs_type, str(image), str(mountpoint)])
+    _mount(image, fs_type, mountpoint, ["-o", "ro,loop"], read_write=False)

@@ -24,7 +24,7 @@ PACKAGE_OF = {
     "partclone.fat": "partclone", "mdel": "mtools", "mtype": "mtools", "umount": "mount",
     "sshfs": "sshfs", "ssh-keyscan": "openssh-client", "ssh-keygen": "openssh-client",
     "mount.cifs": "cifs-utils", "mount.nfs": "nfs-common", "mount": "mount", "ip": "iproute2",
-    "fusermount3": "fuse3", "ntfsresize": "ntfs-3g",
+    "fusermount3": "fuse3", "ntfsresize": "ntfs-3g", "mount.exfat-fuse": "exfat-fuse",
     "smartctl": "smartmontools",
 }
 

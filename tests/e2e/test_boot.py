@@ -63,7 +63,10 @@ def test_iso_fits_the_budget_and_keeps_what_networking_needs(live_image: LiveIma
                    f"{kernel}drivers/net/usb/r8152.ko", f"{kernel}drivers/net/usb/ax88179_178a.ko",
                    f"{kernel}fs/smb/client/cifs.ko", f"{kernel}fs/nfs/nfsv4.ko",
                    f"{kernel}fs/nfs/nfsv3.ko", "/firmware/rtl_nic/rtl8168h-2.fw",
-                   "/sbin/mount.cifs", "/sbin/mount.nfs", "/bin/sshfs", "/lib/udev/hwdb.bin"):
+                   "/sbin/mount.cifs", "/sbin/mount.nfs", "/bin/sshfs", "/lib/udev/hwdb.bin",
+                   # The new-store format's default: mkfs.exfat and the kernel's driver
+                   # (exfat-fuse is only the fallback for hosts without it).
+                   f"{kernel}fs/exfat/exfat.ko", "/sbin/mkfs.exfat"):
         assert needed in listing, f"{needed} is not in the image"
     for gone in ("/usr/share/perl/", "/lib/udev/hwdb.d/20-OUI.hwdb", "/kernel/lib/test_bpf.ko"):
         assert gone not in listing, f"{gone} is in the image again"

@@ -1,11 +1,16 @@
 """A drive with no file system becomes a store from the capture wizard: its store step
-offers to format it, the technician picks NTFS (this host's kernel has no exFAT driver;
-the live image's has), types the drive's size (a loop device has no serial), a wrong code
-is refused and leaves the drive untouched, then the capture goes into the new store. Real
-loop devices, mkntfs and ntfs-3g; the console app at 80x25."""
+offers to format it, the technician picks NTFS, types the drive's size (a loop device has
+no serial), a wrong code is refused and leaves the drive untouched, then the capture goes
+into the new store. And the default, exFAT, end to end: formatted, mounted read-write
+(through exfat-fuse where the kernel has no exfat driver, as on this host; the live
+image's kernel has one), captured into, verified by `recovery verify`, unmounted, and
+clean for fsck.exfat. Real loop devices, mkntfs, ntfs-3g, exfatprogs and exfat-fuse; the
+console app at 80x25."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +20,7 @@ from textual.pilot import Pilot
 from textual.widgets import OptionList
 
 from recovery.demo.disk import DemoDisk
+from recovery.engine.storedrive import START
 from recovery.engine.storemounts import StoreMounts
 from recovery.engine.storescan import NEW_STORE_DIR
 from recovery.store.objects import ChunkStore
@@ -56,6 +62,23 @@ def signature(device: Path) -> bytes:
     return run(["blkid", "-p", "-o", "export", str(device)], check=False).stdout
 
 
+def console_app(tmp_path: Path, source: Path, drive: Path
+                ) -> tuple[Path, ActionLog, StoreMounts, ConsoleRecoveryApp]:
+    """The console app, mounting stores under its own root and looking only at `source`
+    and `drive`."""
+    root = tmp_path / "stores"
+    log = ActionLog(tmp_path / "tui.log")
+    mounts = StoreMounts(root, log=log.write, accept=lambda disk: disk.node in (drive, source))
+    return root, log, mounts, ConsoleRecoveryApp(Backend(store_mounts=mounts, hotplug=False),
+                                                 log)
+
+
+def listed(app: RecoveryApp, store: Path) -> bool:
+    """Home is on screen and lists `store`."""
+    return isinstance(app.screen, HomeScreen) and any(s.path == store
+                                                      for s in app.screen.stores)
+
+
 async def to_store_step(app: RecoveryApp, pilot: Pilot[Any], source: Path,
                         drive: Path) -> CaptureWizard:
     """Capture `source`: its partitions as proposed, then the store step, once it offers to
@@ -77,16 +100,25 @@ async def to_store_step(app: RecoveryApp, pilot: Pilot[Any], source: Path,
     return wizard
 
 
+async def capture_named(app: RecoveryApp, pilot: Pilot[Any], wizard: CaptureWizard,
+                        name: str) -> str:
+    """From the name step: name the image, start the capture; the result screen's text,
+    which says the image was read back whole."""
+    await pilot.press("ctrl+a", "ctrl+k", *name, "enter")
+    await wait_for(pilot, lambda: wizard.step == 4, "the summary")
+    await pilot.press("enter")  # "Start the capture"
+    await wait_for(pilot, lambda: showing_result(app), "capture result", attempts=900)
+    result = await check_result(app, pilot)
+    assert "every chunk is there and intact" in result, result
+    return result
+
+
 @asynctest
 async def test_a_blank_drive_is_formatted_from_the_store_step_and_captured_into(
         windows_loop: tuple[DemoDisk, Path], blank_drive: Path,  # noqa: F811
         tmp_path: Path) -> None:
     _disk, source = windows_loop
-    root = tmp_path / "stores"
-    log = ActionLog(tmp_path / "tui.log")
-    mounts = StoreMounts(root, log=log.write,
-                         accept=lambda disk: disk.node in (blank_drive, source))
-    app = ConsoleRecoveryApp(Backend(store_mounts=mounts, hotplug=False), log)
+    root, log, mounts, app = console_app(tmp_path, source, blank_drive)
     code = human_size(BLANK_SIZE)
     try:
         async with app.run_test(size=SIZE) as pilot:
@@ -122,22 +154,13 @@ async def test_a_blank_drive_is_formatted_from_the_store_step_and_captured_into(
             assert wizard.store is not None
             store = wizard.store.path
             assert store == root / f"{blank_drive.name}-1" / NEW_STORE_DIR
-            await pilot.press("ctrl+a", "ctrl+k", *"first-on-new-drive", "enter")
-            await wait_for(pilot, lambda: wizard.step == 4, "the summary")
-            await pilot.press("enter")  # "Start the capture"
-            await wait_for(pilot, lambda: showing_result(app), "capture result",
-                           attempts=900)
-            result = await check_result(app, pilot)
-            assert "every chunk is there and intact" in result, result
+            result = await capture_named(app, pilot, wizard, "first-on-new-drive")
             assert f"in the store {store}" in result, result
             # The job is over: the new store's drive is not held read-write any more.
             assert "rw" not in [mode for _point, mode in _mounted_under(root)]
             await pilot.press("enter")  # close the result: home lists the new store
-
-            def listed() -> bool:
-                return isinstance(app.screen, HomeScreen) and any(
-                    s.path == store for s in app.screen.stores)
-            await wait_for(pilot, listed, f"the new store {store} on home", attempts=600)
+            await wait_for(pilot, lambda: listed(app, store), f"the new store {store} on home",
+                           attempts=600)
             images = ChunkStore.open(store).list_images()
             assert [(i.name, i.complete) for i in images] == [("first-on-new-drive", True)]
     finally:
@@ -147,3 +170,50 @@ async def test_a_blank_drive_is_formatted_from_the_store_step_and_captured_into(
     text = log.text()
     assert "formatting " in text and f"({blank_drive}) as ntfs for a store" in text
     assert "on the formatted " in text and "capture finished" in text
+
+
+@asynctest
+async def test_a_blank_drive_formatted_exfat_by_default_is_captured_into_and_verified(
+        windows_loop: tuple[DemoDisk, Path], blank_drive: Path,  # noqa: F811
+        tmp_path: Path) -> None:
+    _disk, source = windows_loop
+    root, log, mounts, app = console_app(tmp_path, source, blank_drive)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            wizard = await to_store_step(app, pilot, source, blank_drive)
+            await pilot.press("enter")
+            assert isinstance(app.screen, ChoiceDialog)
+            await pilot.press("enter")  # exFAT, the first choice (the default)
+            assert isinstance(app.screen, TypeToConfirmDialog)
+            assert "formatted exFAT" in " ".join(app.screen.warning.split())
+            await pilot.press(*human_size(BLANK_SIZE), "enter")
+            await wait_for(pilot, lambda: wizard.step == 3, "the name step", attempts=600)
+            assert wizard.store is not None
+            store = wizard.store.path
+            assert store == root / f"{blank_drive.name}-1" / NEW_STORE_DIR
+            # Held read-write on the drive being captured into (fuseblk: exfat-fuse).
+            assert [mode for _point, mode in _mounted_under(root)] == ["rw"]
+            result = await capture_named(app, pilot, wizard, "first-on-exfat")
+            assert f"in the store {store}" in result, result
+            # The read-write FUSE mount ended with the job (a rescan may mount it "ro").
+            assert "rw" not in [mode for _point, mode in _mounted_under(root)]
+            await pilot.press("enter")  # home: the scan mounts it read-only, lists it
+            await wait_for(pilot, lambda: listed(app, store), f"the new store {store} on home",
+                           attempts=600)
+            assert [mode for _point, mode in _mounted_under(root)] == ["ro"]
+            verified = subprocess.run(
+                [sys.executable, "-m", "recovery", "verify", "--store", str(store),
+                 "first-on-exfat"], capture_output=True, text=True, timeout=300, check=False)
+            assert verified.returncode == 0, verified.stdout + verified.stderr
+    finally:
+        mounts.close()
+    assert _mounted_under(root) == []
+    # Every loop device made over the drive's partition to mount it is gone again.
+    image = tmp_path / "new-drive.img"
+    assert run(["losetup", "-j", str(image)]).stdout.count(b"\n") == 1  # the drive's own
+    with losetup.loop_device(blank_drive, offset=START, size=BLANK_SIZE - START,
+                             read_only=True) as volume:
+        fsck = run(["fsck.exfat", "-n", str(volume)], check=False)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    assert b"clean" in fsck.stdout, fsck.stdout
+    assert f"({blank_drive}) as exfat for a store" in log.text()
