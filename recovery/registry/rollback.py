@@ -203,9 +203,20 @@ def existing_spelling(root: Path, path: str) -> str:
     return "/".join(parts)
 
 
+def _export_bytes(plan: RollbackPlan) -> int:
+    """Every restore point's hives, as exported for the undo record."""
+    return sum(f.stat().st_size for f in (plan.staging / "points").rglob("*") if f.is_file())
+
+
+def _undo_bytes(plan: RollbackPlan, root: Path, items: list[_Item]) -> int:
+    """What _save_undo copies: every export and each file about to be replaced."""
+    targets = [root / PurePosixPath(item.path) for item in items]
+    return _export_bytes(plan) + sum(t.stat().st_size for t in targets if t.exists())
+
+
 def _needed_bytes(plan: RollbackPlan) -> int:
     """Every export, the current files, and room for the largest temporary copy."""
-    exports = sum(f.stat().st_size for f in (plan.staging / "points").rglob("*") if f.is_file())
+    exports = _export_bytes(plan)
     current = sum(f.stat().st_size for f in (plan.staging / "current").glob("*"))
     point = plan.staging / "points" / plan.point.id
     largest_new = max((f.stat().st_size for f in point.iterdir()), default=0)
@@ -230,18 +241,20 @@ def execute(plan: RollbackPlan, events: EventSink = discard,
             if plan.point.hives[name].status == "dirty":
                 events(Notice(f"The {name} hive of {plan.point.id} was not cleanly written "
                               "and has no logs; Windows will load it as it is.", "warning"))
-        with phase(events, "undo-record", "Saving current hives and every restore point"):
-            _save_undo(root, record, plan, items)
+        with phase(events, "undo-record", "Saving current hives and every restore point",
+                   _undo_bytes(plan, root, items)) as saving:
+            _save_undo(root, record, plan, items, saving.advance)
         if undo_copy is not None:
             shutil.copytree(records.record_dir(root, record.id), undo_copy / record.id)
         with phase(events, "rollback", f"Writing {plan.point.id} hives",
                    sum(item.size for item in items)) as tracker:
             for item in items:
-                records.atomic_write(root / PurePosixPath(item.path), item.content)
-                tracker.advance(item.size)
+                records.atomic_write(root / PurePosixPath(item.path), item.content,
+                                     tracker.advance)
         record.state = "applied"
         records.save_manifest(root, record)
-    verify_written(plan.volume, record)
+    with phase(events, "check", "Reading the written hives back from the volume"):
+        verify_written(plan.volume, record)
     events(Notice(f"Undo record {record.id} saved on the volume."))
     return RollbackSummary(record.id, plan.point.id, [item.path for item in items],
                            sum(item.size for item in items), True,
@@ -249,7 +262,7 @@ def execute(plan: RollbackPlan, events: EventSink = discard,
 
 
 def _save_undo(root: Path, record: records.UndoRecord, plan: RollbackPlan,
-               items: list[_Item]) -> None:
+               items: list[_Item], advance: records.Advance) -> None:
     for point in plan.listing.points:
         record.points.append({key: point.to_dict()[key] for key in (
             "id", "source", "created", "description")} | {
@@ -258,14 +271,14 @@ def _save_undo(root: Path, record: records.UndoRecord, plan: RollbackPlan,
     for point_dir in sorted((plan.staging / "points").iterdir()):
         for exported in sorted(point_dir.iterdir()):
             name = f"shadows/{point_dir.name}/{exported.name}"
-            record.exports[name] = records.save_file(root, record, exported, name)
+            record.exports[name] = records.save_file(root, record, exported, name, advance)
     for item in items:
         target = root / PurePosixPath(item.path)
         saved = digest = None
         size = 0
         if target.exists():
             saved = f"current/{item.hive}{item.suffix}"
-            digest = records.save_file(root, record, target, saved)
+            digest = records.save_file(root, record, target, saved, advance)
             size = target.stat().st_size
         written = file_hash(item.content) if item.content else _EMPTY_HASH
         record.files.append(records.ReplacedFile(item.path, saved, digest, size, written))
@@ -345,7 +358,10 @@ def undo(request: UndoRequest, events: EventSink = discard) -> UndoSummary:
     if not request.confirmed:
         raise NotConfirmedError(f"Undoing rollback {record.id} on {volume.describe()} was not "
                                 "confirmed.", "Nothing was written.", hint=Hint.CONFIRM)
-    with _mounted(volume) as root, phase(events, "undo", f"Undoing rollback {record.id}"):
-        restored = records.restore_record(root, record)
-    verify_written(volume, record, expect_saved=True)
+    saved = sum(item.size for item in record.files if item.saved is not None)
+    with _mounted(volume) as root, phase(events, "undo", "Putting back the files the "
+                                         "rollback replaced", saved) as tracker:
+        restored = records.restore_record(root, record, tracker.advance)
+    with phase(events, "check", "Reading the files put back from the volume"):
+        verify_written(volume, record, expect_saved=True)
     return UndoSummary(record.id, str(record.point.get("id")), restored, True)

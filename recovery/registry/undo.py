@@ -10,7 +10,7 @@ because writing to the volume may invalidate the remaining shadow copies).
 from __future__ import annotations
 
 import os
-import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -25,6 +25,14 @@ from recovery.registry.volume import OpenVolume
 UNDO_DIR = "System Volume Information/recovery-undo"
 MANIFEST = "manifest.yaml"
 FORMAT = 1
+BLOCK = 1 << 20
+# Told the bytes of each block written: a hive is 10-100 MB and goes through ntfs-3g, which
+# takes half a minute for one on a slow PC; counted per file, the bar sat at 0 % meanwhile.
+Advance = Callable[[int], None]
+
+
+def _ignore(_nbytes: int) -> None:
+    """An Advance for writes nobody watches."""
 
 
 @dataclass
@@ -83,14 +91,17 @@ def record_made(record_id: str) -> datetime | None:
         return None
 
 
-def atomic_write(target: Path, source: Path | None) -> None:
+def atomic_write(target: Path, source: Path | None, advance: Advance = _ignore) -> None:
     """Replace `target` with `source`'s bytes (or an empty file): temporary file, fsync,
-    rename, fsync of the folder, so a crash leaves either the old or the new file."""
+    rename, fsync of the folder, so a crash leaves either the old or the new file.
+    `advance` is told each block's size as it is written."""
     temporary = target.with_name(target.name + ".recovery-tmp")
     with open(temporary, "wb") as out:
         if source is not None:
             with open(source, "rb") as data:
-                shutil.copyfileobj(data, out, 1 << 20)
+                while block := data.read(BLOCK):
+                    out.write(block)
+                    advance(len(block))
         out.flush()
         os.fsync(out.fileno())
     os.replace(temporary, target)
@@ -115,12 +126,13 @@ def save_manifest(root: Path, record: UndoRecord) -> None:
     temporary.unlink()
 
 
-def save_file(root: Path, record: UndoRecord, source: Path, name: str) -> str:
+def save_file(root: Path, record: UndoRecord, source: Path, name: str,
+              advance: Advance = _ignore) -> str:
     """Copy `source` into the record as `name`, return its BLAKE3 (checked after copying)."""
     target = record_dir(root, record.id) / name
     target.parent.mkdir(parents=True, exist_ok=True)
     expected = file_hash(source)
-    atomic_write(target, source)
+    atomic_write(target, source, advance)
     if file_hash(target) != expected:
         raise UndoError(f"The undo copy of {source.name} does not read back correctly.",
                         "The volume may be failing; nothing was replaced. Check the disk.")
@@ -162,8 +174,9 @@ def choose_record(records: list[UndoRecord], record_id: str | None) -> UndoRecor
                     "Use one of the volume's record ids.", hint=Hint.POINTS_HISTORY)
 
 
-def restore_record(root: Path, record: UndoRecord) -> list[str]:
-    """Put back every file the record saved (hash-checked first); returns the paths."""
+def restore_record(root: Path, record: UndoRecord, advance: Advance = _ignore) -> list[str]:
+    """Put back every file the record saved (hash-checked first); returns the paths.
+    `advance` counts the bytes written (the sum of the saved files' sizes)."""
     folder = record_dir(root, record.id)
     for item in record.files:
         if item.saved is not None and file_hash(folder / item.saved) != item.blake3:
@@ -177,7 +190,7 @@ def restore_record(root: Path, record: UndoRecord) -> list[str]:
         if item.saved is None:
             target.unlink(missing_ok=True)
         else:
-            atomic_write(target, folder / item.saved)
+            atomic_write(target, folder / item.saved, advance)
         restored.append(item.path)
     record.state, record.used = "used", now_iso()
     save_manifest(root, record)

@@ -11,9 +11,11 @@ import yaml
 
 from recovery.engine.table import write_table
 from recovery.errors import NotConfirmedError
+from recovery.events import Event, PhaseStarted, Progress
 from recovery.model.layout import PartitionTable, TablePartition
 from recovery.registry.inspect import diff_point, restore_points
 from recovery.registry.rollback import RollbackRequest, UndoRequest, history, rollback, undo
+from recovery.registry.undo import BLOCK
 from recovery.sys import ntfs3g
 from tests.conftest import unpack_hive
 from tests.registry.conftest import CONFIG, POINT_TIME, VolumeFactory
@@ -170,3 +172,25 @@ def test_rollback_on_a_partition_of_a_whole_disk(broken_system_volume: Path,
         volume.write_bytes(handle.read(size))
     assert digest(read_volume_file(volume, f"{CONFIG}/SYSTEM")) == digest(hives["SYSTEM"])
     assert ntfs3g.ntfsfix_check(disk, 2 * MiB, size).ok
+
+
+def test_rollback_and_undo_progress_moves_within_each_hive(
+        broken_system_volume: Path) -> None:
+    """What the progress screen is fed (issue 14, seen on tty1: "0 B of 12.0 MB, elapsed
+    0:30"): each phase that copies files has its total in bytes and reports every block
+    written, not each whole hive once it is done; the read-back says what it does."""
+    image = broken_system_volume
+    seen: list[Event] = []
+    rollback(RollbackRequest(image, "vss-1", hives=("SYSTEM",), confirmed=True), seen.append)
+    undo(UndoRequest(image, confirmed=True), seen.append)
+    started = [e for e in seen if isinstance(e, PhaseStarted)]
+    assert [e.phase for e in started] == ["undo-record", "rollback", "check", "undo", "check"]
+    for event in started:
+        if event.phase == "check":  # no byte count: its words say what it does
+            assert event.description.startswith("Reading the "), event
+            continue
+        done = [e.done_bytes for e in seen
+                if isinstance(e, Progress) and e.phase == event.phase]
+        assert event.total_bytes > BLOCK, event  # a whole hive or more
+        assert done and done[0] <= BLOCK, (event, done[:3])  # the first block, not a hive
+        assert done[-1] == event.total_bytes, (event, done[-1])
