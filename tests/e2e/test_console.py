@@ -7,7 +7,10 @@ getunimap reads it), in a colour other than its background (/dev/vcsa1's attribu
 the console driver draws them: a 512-glyph font leaves vgacon 8 text colours). Both walk
 home, every capture step, the restore wizard's four steps and restore points' first step.
 BIOS captures for real (a first capture onto a new store on the USB drive, its result,
-home listing that store, the action log); UEFI walks the restore wizard on a store
+home listing that store, the action log) and rolls a registry back on a third disk
+(virtio: a Windows volume whose SYSTEM hive is corrupt, a restore point holding the good
+one, as test_rollback builds it): the point's diff, the rollback's progress (every screen
+of it read while it runs), its result, then the undo; UEFI walks the restore wizard on a store
 made on the host, then the capture wizard up to its summary, never starting it (no second
 capture under TCG).
 The serial console runs a shell for the checks: its own TUI starts only when a key arrives
@@ -23,13 +26,15 @@ import json
 import os
 import re
 import shlex
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from qemu import VM, BootMedium, load_machine
+from qemu import VM, BootMedium, DiskSpec, load_machine
 from tests.e2e.conftest import BOOT_TIMEOUT, LiveImage
 from tests.e2e.test_boot import READY
+from tests.e2e.test_rollback import broken_windows_disk
 from tests.e2e.windisk import make_gpt_disk, make_mbr_disk, make_store_disk, store_with_image
 
 GiB = 1 << 30
@@ -107,8 +112,13 @@ def test_every_glyph_on_tty1_is_in_the_console_font(live_image: LiveImage, tmp_p
         store_with_image(store, 1 * GiB, "NEWSTICK", system, tmp_path / "stick")
     dumps = Path(os.environ.get("RECOVERY_SCREENDUMPS") or tmp_path / "dumps") / machine
     dumps.mkdir(parents=True, exist_ok=True)
-    with VM(load_machine(machine), BootMedium(live_image.iso), tmp_path / "vm",
-            {"system": system, "store": store}, timeout=CONSOLE_BOOT_TIMEOUT + 1500) as vm:
+    config, disks = load_machine(machine), {"system": system, "store": store}
+    if whole_flow:  # the registry rollback's volume, on a virtio disk (vda)
+        disks["rollback"] = broken_windows_disk(tmp_path / "rollback")
+        config = replace(config, disks=(*config.disks, DiskSpec(
+            "rollback", "virtio", "VIRTIO-SYS-0001", disks["rollback"].stat().st_size)))
+    with VM(config, BootMedium(live_image.iso), tmp_path / "vm", disks,
+            timeout=CONSOLE_BOOT_TIMEOUT + 1500) as vm:
         ready = vm.wait_for(READY, timeout=CONSOLE_BOOT_TIMEOUT)
         # These two CD boots are also test_boot's BIOS and UEFI CD cases (one boot each).
         assert (ready.group(2), ready.group(3)) == (machine.split("-")[0], "off")
@@ -133,6 +143,7 @@ def test_every_glyph_on_tty1_is_in_the_console_font(live_image: LiveImage, tmp_p
             # Step 3 is checked once it lists the captured disk, offered first ("[source
             # of this image]", wrapped at 80 columns).
             restore_and_points(vm, dumps, "[source of")
+            roll_back_and_undo(vm, dumps)
             checker_sees_hidden_text(vm)  # vgacon (BIOS text mode)
         else:
             # The store made on the host is listed once home's scan has mounted its drive;
@@ -203,3 +214,90 @@ def restore_and_points(vm: VM, dumps: Path, target: str) -> None:
     wait_on_tty1(vm, "Image stores")
     vm.keys("p")
     step(vm, "points-1-volume", "Restore points 1/3", dumps)
+
+
+def as_read(text: str) -> str:
+    """tty1's text as sentences: borders (box drawing or their ASCII fallbacks) and line
+    breaks gone, so a sentence wrapped at 80 columns reads whole."""
+    return " ".join(re.sub(r"[\u2500-\u259f|]", " ", text).split())
+
+
+def on_screen(vm: VM) -> str:
+    """What tty1 shows now, as sentences."""
+    return as_read(str(check_screen(vm)["text"]))
+
+
+def watch_job(vm: VM, keys: tuple[str, ...], until: str, dumps: Path, name: str
+              ) -> list[str]:
+    """Press `keys` (the last one starts a job) with tty1 watched from before the first
+    until `until` is on it; every distinct screen seen, each glyph checked."""
+    vm.shell("rm -f /tmp/watch.ready; python3 /tmp/vcsu_check.py /dev/tty1 "
+             f"--until={shlex.quote(until)} --seconds=600 --ready=/tmp/watch.ready "
+             "> /tmp/watch.json & "
+             "while [ ! -e /tmp/watch.ready ]; do sleep 0.2; done")
+    vm.keys(*keys)
+    vm.screendump(dumps / f"{name}-progress.png")  # the job's screen, as it runs
+    watched = json.loads(vm.shell("wait; cat /tmp/watch.json", timeout=660).splitlines()[-1])
+    vm.screendump(dumps / f"{name}-result.png")
+    screens: list[str] = watched["screens"]
+    assert watched["seen"], f"{name}: tty1 never showed {until!r}:\n{screens[-1]}"
+    assert watched["missing"] == {}, (
+        f"{name}: characters the console font cannot draw: {watched['missing']}")
+    assert watched["unreadable"] == {}, f"{name}: {watched['unreadable']}"
+    return screens
+
+
+# A job screen that does not move: nothing of a known amount done yet, or no step named.
+STUCK = re.compile(r"(\b0 B of [\d.]+ [kMGT]?B\b|Preparing…).*?elapsed (\d+):(\d\d)", re.S)
+
+
+def check_progress(screens: list[str]) -> None:
+    """A job's screens on tty1 as watched: the amount always has a total ("of ?" was
+    seen) or the screen says what is being done, and no step sits at "0 B of N" or at
+    "Preparing…" for 10 s or more (a 12 MB hive sat at 0 B for 30 s, counted only once
+    written whole; exporting the points' hives was "Preparing…" for 20 s)."""
+    print("on tty1:", *["  ".join(line.strip() for line in screen.splitlines()
+                                  if line.strip()) for screen in screens], sep="\n")
+    stuck: dict[str, list[int]] = {}
+    for screen in screens:
+        assert "of ?" not in screen, screen
+        for total, minutes, seconds in STUCK.findall(screen):
+            stuck.setdefault(total, []).append(int(minutes) * 60 + int(seconds))
+    for total, elapsed in stuck.items():
+        assert max(elapsed) - min(elapsed) < 10, f"{total!r} at elapsed seconds {elapsed}"
+
+
+def roll_back_and_undo(vm: VM, dumps: Path) -> None:
+    """From restore points' first step: the volume on vda (listed last, before "Open a
+    volume ... at a path"), its point, the diff against the corrupt current SYSTEM hive,
+    the rollback (its progress and result read on tty1), then its undo."""
+    vm.keys("end", "up", "ret")
+    step(vm, "points-2-list", "vss-1", dumps)
+    vm.keys("ret")
+    step(vm, "points-3-detail", "Restore points 3/3", dumps)
+    detail = on_screen(vm)
+    assert "The current SYSTEM hive cannot be read" in detail, detail
+    assert "a rollback puts back the point's copy" in detail, detail
+    assert "service removed" not in detail, detail
+    vm.keys("r")
+    wait_on_tty1(vm, "Replace the usable hives")  # the confirmation (the footer has "Roll back")
+    check_progress(watch_job(vm, ("y",), "Rollback finished", dumps, "points-rollback"))
+    result = on_screen(vm)
+    assert "rolled back to restore point vss-1 of 2024-03-01 09:30 UTC" in result, result
+    assert "Checked: every file written was read back" in result, result
+    for raw in ("replaced:", "verified:", "record:", "['", "True"):
+        assert raw not in result, f"{raw!r} on the result screen: {result}"
+    vm.keys("ret")  # back on the volume step: the same volume, then its earlier rollbacks
+    step(vm, "points-again", "Restore points 1/3", dumps)
+    vm.keys("end", "up", "ret")
+    wait_on_tty1(vm, "vss-1")
+    vm.keys("u")
+    step(vm, "points-undo", "[applied]", dumps)
+    vm.keys("ret")
+    wait_on_tty1(vm, "Put back the hives")  # the confirmation
+    check_progress(watch_job(vm, ("y",), "Undo finished", dumps, "points-undo"))
+    result = on_screen(vm)
+    assert "was undone" in result and "Put back as they were before it: SYSTEM" in result, \
+        result
+    vm.keys("ret")
+    wait_on_tty1(vm, "Restore points 1/3")

@@ -13,6 +13,12 @@ with the TUI's redraws: on BIOS's restore-points screen the probe was gone 0.4-1
 it was written (home's 2 s poll redrew the screen in front of it; fixed in the TUI, but
 any screen may redraw). Written again (up to 5 times) when a redraw came in between;
 "probe_seen" says whether the read found it.
+
+--until=TEXT [--seconds=N] [--ready=FILE] watches a screen that changes by itself (a job's
+progress): reads it every half second until TEXT is on it (or N seconds, default 600,
+passed) and prints every distinct screen seen, with the characters missing or unreadable on
+any of them. FILE is created once the first read is done, so the caller can press the key
+that starts the job knowing nothing is missed (python3 takes seconds to start under TCG).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import json
 import os
 import struct
 import sys
+import time
 
 GIO_UNIMAP = 0x4B66
 BLANK = "\u00a0\u2800"  # no-break space, empty braille: nothing to read
@@ -111,8 +118,37 @@ def probed_screen(tty: str, tries: int = 5) -> dict[str, object]:
     return result
 
 
+def watched_screens(tty: str, until: str, seconds: float, ready: str) -> dict[str, object]:
+    screens: list[str] = []
+    missing: dict[str, int] = {}
+    unreadable: dict[str, int] = {}
+    end = time.monotonic() + seconds
+    while True:
+        screen = read_screen(tty)
+        text = str(screen["text"])
+        if not screens or screens[-1] != text:
+            screens.append(text)
+            for found, key in ((missing, "missing"), (unreadable, "unreadable")):
+                seen = screen[key]
+                assert isinstance(seen, dict)
+                for char, count in seen.items():
+                    found[char] = max(found.get(char, 0), count)
+        if ready and not os.path.exists(ready):
+            open(ready, "w").close()
+        if until in text or time.monotonic() > end:
+            return {"screens": screens, "missing": missing, "unreadable": unreadable,
+                    "seen": until in text}
+        time.sleep(0.5)
+
+
 def main(argv: list[str]) -> None:
     tty = next((arg for arg in argv if not arg.startswith("--")), "/dev/tty1")
+    options = dict(arg[2:].split("=", 1) for arg in argv if "=" in arg)
+    if "until" in options:
+        print(json.dumps(watched_screens(tty, options["until"],
+                                         float(options.get("seconds", 600)),
+                                         options.get("ready", ""))))
+        return
     print(json.dumps(probed_screen(tty) if "--probe" in argv else read_screen(tty)))
 
 
