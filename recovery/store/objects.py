@@ -50,11 +50,14 @@ _SYNC_THREADS = 32
 # Chunk files written before they are fsynced together and named. One fsync per file cost
 # about 40 % of the store-write time here (each is a journal commit, and on a shared or USB
 # drive a cache flush); fsynced together they share a commit. A batch is fsynced and named
-# by a thread of its own while the workers go on reading and writing the next one (one
-# batch at a time: a worker that fills the next batch first waits for it). A crash loses
-# at most two batches of unnamed temp files (prune removes them), never a named chunk that
-# is incomplete.
+# by a thread of its own while the workers go on reading and writing: one batch at a time,
+# and the next one takes every file written meanwhile. A worker waits for it only when
+# _PUBLISH_BACKLOG files are waiting: waiting at every full batch kept 16-24 of a capture's
+# 45 worker-seconds off reading (docs/benchmarks.md, "Issue 9, sixth pass"). A crash loses
+# at most the unnamed temp files (prune removes them), never a named chunk that is
+# incomplete.
 _PUBLISH_BATCH = 32
+_PUBLISH_BACKLOG = 4 * _PUBLISH_BATCH
 
 __all__ = ["ChunkStore", "default_image_name"]
 
@@ -160,9 +163,16 @@ class ChunkStore:
         return True
 
     def _publish_in_background(self) -> None:
-        """Start fsyncing and naming the batch written so far in its own thread, after the
-        batch before it is done; that batch's error, if any, is raised here."""
+        """Start fsyncing and naming the chunk files written so far in a thread of their
+        own once the batch before is done; wait for that one only when the backlog is full.
+        The batch before's error, if any, is raised here."""
         with self._publish_lock:
+            running = self._publishing
+            if running is not None and not running.done():
+                with self._dirty_lock:
+                    backlog = len(self._unnamed)
+                if backlog < _PUBLISH_BACKLOG:
+                    return  # a later put starts the next batch
             self._wait_published()
             publishing: Future[None] = Future()
             thread = threading.Thread(target=_settle, args=(publishing, self._publish),

@@ -134,21 +134,57 @@ def test_a_batched_chunk_file_is_named_only_when_durable_and_read_before(
     assert store.get(digest) == data
 
 
-def test_batches_are_named_in_the_background_at_most_two_unnamed(store: ChunkStore) -> None:
+def test_batches_are_named_in_the_background_with_a_bounded_backlog(store: ChunkStore) -> None:
     """Full batches are fsynced and named by a thread of their own while puts go on; at no
-    moment are more than two batches unnamed, and sync() names the rest."""
-    batch = objects._PUBLISH_BATCH
-    blobs = [os.urandom(4096) for _ in range(3 * batch + 5)]
+    moment are more than two backlogs unnamed, and sync() names the rest."""
+    backlog = objects._PUBLISH_BACKLOG
+    blobs = [os.urandom(4096) for _ in range(3 * backlog + 5)]
     most_unnamed = 0
     for data in blobs:
         assert store.put(digest_of(data), store.compress(data), batched=True) is True
         unnamed = len(list((store.root / "chunks").rglob(".*.tmp")))
         most_unnamed = max(most_unnamed, unnamed)
         assert store.has(digest_of(data))
-    assert most_unnamed <= 2 * batch
+    assert most_unnamed <= 2 * backlog
     store.sync()
     assert not list((store.root / "chunks").rglob(".*.tmp"))
     assert all(store.chunk_path(digest_of(data)).is_file() for data in blobs)
+    assert all(store.get(digest_of(data)) == data for data in blobs)
+
+
+def test_puts_wait_for_a_slow_batch_only_when_the_backlog_is_full(
+        store: ChunkStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a batch's fsync is slow (a store drive busy writing back; held here on an
+    event), the workers go on writing chunk files until _PUBLISH_BACKLOG wait to be named;
+    the put that fills the backlog waits for that batch, and nothing is lost."""
+    release = threading.Event()
+    fsync = store_files.fsync_file
+
+    def slow_fsync(path: Path) -> None:
+        release.wait(30)
+        fsync(path)
+
+    monkeypatch.setattr(store_files, "fsync_file", slow_fsync)
+    batch, backlog = objects._PUBLISH_BATCH, objects._PUBLISH_BACKLOG
+    blobs = [os.urandom(4096) for _ in range(batch + backlog)]
+
+    def put_all(which: list[bytes]) -> None:
+        for data in which:
+            store.put(digest_of(data), store.compress(data), batched=True)
+
+    free = threading.Thread(target=put_all, args=(blobs[:batch + backlog - 1],))
+    free.start()
+    free.join(10)  # the first batch's fsync is held: these puts must not wait for it
+    assert not free.is_alive()
+    full = threading.Thread(target=put_all, args=(blobs[-1:],))
+    full.start()
+    full.join(0.3)
+    assert full.is_alive()  # the backlog is full: this put waits for the held batch
+    release.set()
+    full.join(10)
+    assert not full.is_alive()
+    store.sync()
+    assert not list((store.root / "chunks").rglob(".*.tmp"))
     assert all(store.get(digest_of(data)) == data for data in blobs)
 
 
