@@ -23,13 +23,17 @@ CONFIG = "Windows/System32/config"
 
 
 def broken_volume(tmp_path: Path) -> tuple[Path, bytes, bytes]:
+    """SYSTEM corrupt now and good in the point; SAM the same in both."""
     good = unpack_hive("SYSTEM.xz", tmp_path).read_bytes()
     bad = unpack_hive("corrupted_system_hive.xz", tmp_path).read_bytes()
+    sam = unpack_hive("SAM.xz", tmp_path).read_bytes()
     image = tmp_path / "windows-volume.img"
     work = tmp_path / "build"
     work.mkdir()
-    point = Snapshot(datetime(2024, 3, 1, 9, 30, tzinfo=UTC), {f"{CONFIG}/SYSTEM": good})
-    build_vss_volume(image, 96 * MiB, [point], {f"{CONFIG}/SYSTEM": bad}, work)
+    point = Snapshot(datetime(2024, 3, 1, 9, 30, tzinfo=UTC),
+                     {f"{CONFIG}/SYSTEM": good, f"{CONFIG}/SAM": sam})
+    build_vss_volume(image, 96 * MiB, [point],
+                     {f"{CONFIG}/SYSTEM": bad, f"{CONFIG}/SAM": sam}, work)
     return image, good, bad
 
 
@@ -65,6 +69,8 @@ async def test_rollback_then_undo_on_a_volume(tmp_path: Path) -> None:
         assert "The current SYSTEM hive cannot be read: corrupt" in detail
         assert "a rollback puts back the point's copy" in detail
         assert "service removed since the point" not in detail
+        # An unchanged hive is said to be so (tty1 showed "Diff SAM:" and nothing more).
+        assert "SAM: the same as in the point" in detail, detail
         await pilot.press("r")
         assert isinstance(app.screen, ConfirmDialog)
         await pilot.press("y")

@@ -59,8 +59,12 @@ def point_details(report: PointReport) -> list[str]:
         current = report.current.get(name)
         if current is None or not current.usable:
             continue  # read as empty, it would list every key and service as removed
-        counts = ", ".join(f"{kind} {sum(n.values())}" for kind, n in diff.counts.items())
-        lines.append(f"Diff {name}: {counts}")
+        if not diff.counts:  # was "Diff SAM:" and nothing after it, on tty1
+            lines.append(f"{name}: the same as in the point (no key added, removed or "
+                         "changed since).")
+            continue
+        counts = ", ".join(f"{top} {sum(n.values())}" for top, n in diff.counts.items())
+        lines.append(f"{name}: keys changed since the point, by top key: {counts}")
         lines += [f"  service added since the point: {s}" for s in diff.services_added[:8]]
         lines += [f"  service removed since the point: {s}" for s in diff.services_removed[:8]]
     return lines
