@@ -17,15 +17,20 @@ reads it back. Two times per job: the job's own (its JSON `seconds`: plan, work,
 inside the mount, as cat's time is) and the command's wall time (Python's start, the mount
 and unmount too). The ratios go to docs/benchmarks.md with the host's load; nothing is
 asserted about time. BENCH_KINDS="nfs" (a list of smb, nfs, ssh) runs only those and prints
-without writing, unless BENCH_WRITE=1.
+without writing, unless BENCH_WRITE=1. Each command also runs under threadstat
+(guest_threadstat.py: each thread's CPU, sampled stacks) with each vCPU's busy share
+sampled every 0.5 s, printed. BENCH_ALT=REF: an A/B in one boot (below); BENCH_COMPUTE=0
+skips the per-step rates and the local store; BENCH_CPU sets QEMU's -cpu.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +52,7 @@ from tests.netstore.servers import (
 
 ROOT = Path(__file__).resolve().parents[2]
 CPURATE = Path(__file__).with_name("guest_cpurate.py")
+THREADSTAT = Path(__file__).with_name("guest_threadstat.py")
 BEGIN, END = "<!-- netstore bench: begin -->", "<!-- netstore bench: end -->"
 GiB = 1 << 30
 BIG = 256 << 20
@@ -73,10 +79,19 @@ def kthreads():
         if int(fields[6]) & 0x200000:
             total += int(fields[11]) + int(fields[12])
     return total
+def vcpus():
+    with open("/proc/stat") as stat:
+        rows = [line.split() for line in stat if line.startswith("cpu") and line[3] != " "]
+    return [sum(map(int, row[1:4] + row[6:8])) for row in rows]
 def measure(command, **kwargs):
-    seen, done = [], threading.Event()
+    seen, done, busy = [], threading.Event(), []
     def watch():
+        last, then = vcpus(), time.monotonic()
         while not done.wait(0.5):
+            now, at = vcpus(), time.monotonic()
+            # each vCPU's busy share of this half second
+            busy.append([round((b - a) / HZ / (at - then), 2) for a, b in zip(last, now)])
+            last, then = now, at
             with open("/proc/mounts") as mounts:
                 seen.extend(line.strip() for line in mounts
                             if (" cifs " in line or " nfs" in line) and line.strip() not in seen)
@@ -95,7 +110,7 @@ def measure(command, **kwargs):
             "ours_sys": round(rafter.ru_stime - rbefore.ru_stime, 2),
             "kthreads": round((kafter - kbefore) / HZ, 2),
             **{key: round((after[key] - before[key]) / HZ, 2) for key in after},
-            "mounts": seen[:2]}
+            "mounts": seen[:2], "vcpu_busy": busy}
 if __name__ == "__main__":
     with open("/tmp/job.json", "w") as out:
         stats = measure(sys.argv[1:], stdout=out, stderr=subprocess.DEVNULL,
@@ -138,7 +153,9 @@ def test_bench_network_stores_against_cat(live_image: LiveImage,  # noqa: F811
             served(make_samba_server(tmp_path / "samba", ssh.password, ssh.root)) as smb:
         stick = nas_credentials_stick(tmp_path / "creds.img", tmp_path, ssh,
                                       {"catbench.py": CAT_SCRIPT, "jobstat.py": JOBSTAT,
-                                       "cpurate.py": CPURATE.read_text()})
+                                       "cpurate.py": CPURATE.read_text(),
+                                       "threadstat.py": THREADSTAT.read_text(),
+                                       **alt_package()})
         medium = BootMedium(live_image.iso, mode="kernel", append="recovery.run=shell")
         # BENCH_CPU: QEMU's -cpu for this run, e.g. "max,-avx,-avx2" (default max)
         machine = dataclasses.replace(load_machine("uefi-nvme-usb"),
@@ -150,18 +167,52 @@ def test_bench_network_stores_against_cat(live_image: LiveImage,  # noqa: F811
             vm.wait_for("Shell: type 'exit'", timeout=BOOT_TIMEOUT)
             vm.wait_for(r"# $", timeout=60)
             vm.shell("mkdir -p /mnt/creds && mount -o ro LABEL=CREDS /mnt/creds")
-            compute = bench_compute(vm, windows.start, machine.cpu)
+            if ALT:
+                unpack_alt(vm)
+            # BENCH_COMPUTE=0: no per-step rates and no local store (nothing is written)
+            compute = bench_compute(vm, windows.start, machine.cpu) \
+                if os.environ.get("BENCH_COMPUTE", "1") != "0" else None
             kinds = {"smb": (f"smb://{TEST_USER}@{NAS}/images/bench-smb", "smb.cred"),
                      "nfs": (f"nfs://{NAS}/images/bench-nfs", "-"),
                      "ssh": (f"ssh://{TEST_USER}@{NAS}{ssh.root}/bench-ssh", "ssh.cred")}
-            for kind in os.environ.get("BENCH_KINDS", "smb nfs ssh").split():
+            # a kind named twice (BENCH_KINDS="smb smb") runs again into a store of its own
+            order = os.environ.get("BENCH_KINDS", "smb nfs ssh").split()
+            for number, kind in enumerate(order):
                 url, creds = kinds[kind]
-                rows.append(bench_one(vm, kind, url, creds, ssh.root / f"bench-{kind}"))
-    if len(rows) == len(kinds) or os.environ.get("BENCH_WRITE"):  # else only printed
+                again = order[:number].count(kind)
+                name = f"bench-{kind}" + (f"-{again}" if again else "")
+                rows.append(bench_one(vm, kind, url.replace(f"bench-{kind}", name), creds,
+                                      ssh.root / name))
+    if compute and (len(rows) == len(kinds) or os.environ.get("BENCH_WRITE")):  # else printed
         write_results(rows, compute)
 
 
 Stats = dict[str, Any]  # one command's JOBSTAT: wall, CPU seconds, mounts
+# BENCH_ALT=REF (a git commit or branch): an A/B in the same boot. The recovery package of
+# REF is unpacked into the guest's /tmp and each capture and restore runs first with it
+# (PYTHONPATH), then with the image's own code; only the latter goes into the tables.
+ALT = os.environ.get("BENCH_ALT", "")
+ALT_DIR = "/tmp/alt"
+ALT_ENV = f"PYTHONPATH={ALT_DIR}"
+
+
+def unpack_alt(vm: VM) -> None:
+    """REF's package into the guest's /tmp, compiled; then both codes read their modules
+    once before any is timed (the first command after the boot reads them from the
+    squashfs)."""
+    vm.shell(f"mkdir -p {ALT_DIR} && base64 -d /mnt/creds/alt.b64 | tar -xz -C {ALT_DIR} && "
+             f"python3 -m compileall -q {ALT_DIR}", timeout=600)
+    vm.shell(f"python3 -m recovery --help >/dev/null; {ALT_ENV} python3 -m recovery --help "
+             ">/dev/null", timeout=600)
+
+
+def alt_package() -> dict[str, str]:
+    """The stick's alt.b64: REF's recovery package, a base64 tar.gz (the stick takes text)."""
+    if not ALT:
+        return {}
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar.gz", ALT,
+                              "recovery"], capture_output=True, check=True).stdout
+    return {"alt.b64": base64.b64encode(archive).decode()}
 
 
 @dataclass
@@ -176,10 +227,16 @@ class Row:
 def bench_one(vm: VM, kind: str, url: str, creds: str, store: Path) -> Row:
     option = f"--credentials /mnt/creds/{creds}" if creds != "-" else ""
     vm.shell("sync; echo 3 > /proc/sys/vm/drop_caches")
+    if ALT:  # the same capture with the code of ALT (into a store of its own) first
+        timed_job(vm, f"capture --store {url}-alt {option} --name b /dev/nvme0n1", ALT_ENV)
+        vm.shell("sync; echo 3 > /proc/sys/vm/drop_caches")
     capture_run, captured = timed_job(vm, f"capture --store {url} {option} --name b "
                                           "/dev/nvme0n1")
     stored = sum(p.stat().st_size for p in (store / "chunks").rglob("*") if p.is_file())
     vm.shell("sync; echo 3 > /proc/sys/vm/drop_caches")
+    if ALT:
+        timed_job(vm, f"restore --store {url}-alt {option} --yes b /dev/nvme0n1", ALT_ENV)
+        vm.shell("sync; echo 3 > /proc/sys/vm/drop_caches")
     restore_run, restored = timed_job(vm, f"restore --store {url} {option} --yes b "
                                           "/dev/nvme0n1")
     # cat's source: as many bytes as the image stored, in RAM (the live system's /tmp)
@@ -244,16 +301,21 @@ def bench_compute(vm: VM, volume_start: int, cpu: str) -> Compute:
                    stored)
 
 
-def timed_job(vm: VM, arguments: str) -> tuple[Stats, dict[str, Any]]:
-    """A recovery command's CPU and wall times in the guest (jobstat) and its JSON."""
-    out = vm.shell(f"python3 /mnt/creds/jobstat.py python3 -m recovery {arguments} --json",
-                   timeout=1800)
+def timed_job(vm: VM, arguments: str, env: str = "") -> tuple[Stats, dict[str, Any]]:
+    """A recovery command's CPU and wall times in the guest (jobstat, and threadstat per
+    thread) and its JSON. `env`: NAME=VALUE words for the command (e.g. PYTHONPATH)."""
+    out = vm.shell(f"python3 /mnt/creds/jobstat.py env {env} python3 /mnt/creds/threadstat.py "
+                   f"/tmp/threads.json recovery {arguments} --json", timeout=1800)
     match = re.search(r"JOBSTAT (\{.*\})", out)
     assert match, out
     stats: Stats = json.loads(match.group(1))
-    print(f"guest: recovery {arguments.split()[0]}: {stats['wall']:.1f} s wall")
+    stats["threads"] = json.loads(vm.shell("cat /tmp/threads.json"))
     document: dict[str, Any] = json.loads(vm.shell("cat /tmp/job.json"))
     assert document.get("ok"), (arguments, document)
+    stats["seconds"] = document.get("seconds")
+    print(f"guest: {env} recovery {arguments.split()[0]}: {stats['wall']:.1f} s wall, "
+          f"job {stats['seconds']} s; threads {json.dumps(stats['threads'])}; vCPU busy "
+          f"{json.dumps(stats['vcpu_busy'])}")
     return stats, document
 
 
