@@ -279,6 +279,7 @@ def roll_back_and_undo(vm: VM, dumps: Path) -> None:
     assert "The current SYSTEM hive cannot be read" in detail, detail
     assert "a rollback puts back the point's copy" in detail, detail
     assert "service removed" not in detail, detail
+    assert "SAM: the same as in the point" in detail, detail  # was "Diff SAM:" alone
     vm.keys("r")
     wait_on_tty1(vm, "Replace the usable hives")  # the confirmation (the footer has "Roll back")
     check_progress(watch_job(vm, ("y",), "Rollback finished", dumps, "points-rollback"))

@@ -243,7 +243,7 @@ def test_dhcp_nfs_capture_restore_and_ssh_verify_in_one_boot(
             check_dhcp_and_nothing_listens(vm)
             nfs_store = f"nfs://{NAS}/images/shop"
             job(vm, f"capture --store {nfs_store} --name win-nfs /dev/nvme0n1")
-            port = check_port_without_dhcp_answer(vm)
+            port, silent = check_port_without_dhcp_answer(vm)
             vm.shell("dd if=/dev/zero of=/dev/nvme0n1 bs=1M count=200 conv=fsync status=none")
             restore_while_another_job_captures(vm, nfs_store, ssh.root / "shop")
             vm.shell("mkdir -p /mnt/creds && mount -o ro LABEL=CREDS /mnt/creds")
@@ -256,7 +256,8 @@ def test_dhcp_nfs_capture_restore_and_ssh_verify_in_one_boot(
             # session sets its own password (sshd then said "Failed password" here).
             ensure_test_user(ssh.password)
             check_tui_opens_an_ssh_share(vm, f"ssh://{TEST_USER}@{NAS}{ssh.root}/shop",
-                                         ssh.password, ssh.host_key_fingerprint(), "win-nfs")
+                                         ssh.password, ssh.host_key_fingerprint(), "win-nfs",
+                                         silent_port=silent)
             check_smb_fallback_to_2_1(vm)
             vm.shell("umount /mnt/creds; sync")
         serial = (tmp_path / "vm" / "serial.log").read_bytes()
@@ -392,10 +393,11 @@ def wait_for_address(vm: VM, address: str) -> str:
     return shown
 
 
-def check_port_without_dhcp_answer(vm: VM) -> str:
+def check_port_without_dhcp_answer(vm: VM) -> tuple[str, str]:
     """The second NIC (silent_nic: a link, no DHCP server) is named with what to do, and
     nothing waited for it: the shell came up and the first port got its address and did a
-    capture meanwhile. Returns the DHCP port's name (the one with the address)."""
+    capture meanwhile. Returns the names of the DHCP port (the one with the address) and
+    of the silent one."""
     before = vm.elapsed
     deadline = time.monotonic() + 300
     while True:  # networkd counts as "no answer" after NO_ANSWER_SECONDS of asking
@@ -422,7 +424,8 @@ def check_port_without_dhcp_answer(vm: VM) -> str:
         == [], jobs
     print(f"guest: the port without DHCP answer ({name}) named after "
           f"{silent['waiting_seconds']} s of asking; its checks took {vm.elapsed - before:.0f} s")
-    return str(next(link["name"] for link in links if "10.0.2.15/24" in link["addresses"]))
+    return (str(next(link["name"] for link in links if "10.0.2.15/24" in link["addresses"])),
+            str(name))
 
 
 def check_static_address_and_back_to_dhcp(vm: VM, port: str) -> None:

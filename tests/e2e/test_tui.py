@@ -79,17 +79,28 @@ def type_into_field(vm: VM, text: str, masked: bool, since: int) -> int:
     return since
 
 
+NETWORK_LINE = re.compile(r"Network: [^\r\n]*?\(n: network\)")
+
+
 def check_tui_opens_an_ssh_share(vm: VM, url: str, password: str, fingerprint: str,
-                                 image: str, address: str = "10.0.2.15/24") -> None:
-    """From the guest's shell on serial: the TUI's home shows the port's address; `a` asks
-    the store's URL; the password goes into a masked field; the SSH server's host key is
-    not known in the guest, so its fingerprint is shown and trusted with `y`; the store is
-    listed and the restore wizard lists its image. (Called from a boot that has the network
-    and the servers: tests/e2e/test_netstore.py.)"""
+                                 image: str, address: str = "10.0.2.15/24",
+                                 silent_port: str = "") -> None:
+    """From the guest's shell on serial: the TUI's home shows the port's address (and
+    names `silent_port`, a port whose DHCP requests nobody answers, "no DHCP answer");
+    `a` asks the store's URL; the password goes into a masked field; the SSH server's host
+    key is not known in the guest, so its fingerprint is shown and trusted with `y`; the
+    store is listed and the restore wizard lists its image. (Called from a boot that has
+    the network and the servers: tests/e2e/test_netstore.py.)"""
     start = len(vm.output)
     started = vm.elapsed
     vm.send("recovery tui\r")
     wait_on_screen(vm, address, start)  # on the home screen's network line
+    if silent_port:
+        # Polled every 5 s; networkd asked again from scratch when the static address
+        # test restarted it, so "no DHCP answer" may take NO_ANSWER_SECONDS more.
+        wait_on_screen(vm, f"{silent_port}: no DHCP answer in ", start, timeout=180)
+        lines = NETWORK_LINE.findall(ESCAPES.sub("", vm.output[start:]))
+        print(f"guest: TUI home on serial: {lines[-1] if lines else '(no network line)'}")
     asked = len(vm.output)
     vm.send("a")
     wait_on_screen(vm, "Directory or URL of the image store", asked, timeout=120)
