@@ -49,6 +49,9 @@ SYSTEM_SHOWN = "536.9 MB"
 NEW_STORE = "/recovery-images  ("
 HOST_STORE = "/images  ("  # UEFI: the store made on the host, as home lists it
 PHASES = ("looking for the recovery medium", "recovery medium mounted; starting the system")
+# A result screen's footer (keys in words on TERM=linux): the technician's way back. The
+# results' screendumps once showed no footer: taken before Textual had drawn it.
+DONE_KEY = "Esc Done"
 
 
 def install_checker(vm: VM) -> None:
@@ -184,7 +187,8 @@ def capture_onto_a_new_store(vm: VM, dumps: Path) -> None:
     step(vm, "capture-3-store", "New store on", dumps)
     walk(vm, dumps, [("capture-4-name", "Capture 4/5"), ("capture-5-summary", "Capture 5/5")])
     vm.keys("ret")  # "Start the capture": onto the new store on the USB drive
-    step(vm, "capture-result", "Capture finished", dumps, timeout=900)
+    wait_on_tty1(vm, "Capture finished", timeout=900)
+    step(vm, "capture-result", DONE_KEY, dumps)  # the footer: how to leave the result
     # The job is over: the drive the new store went onto is not mounted read-write.
     assert vm.shell("findmnt -rn -O rw -o TARGET | grep -c '^/run/recovery/stores' "
                     "|| true").strip().splitlines()[-1] == "0"
@@ -238,6 +242,7 @@ def watch_job(vm: VM, keys: tuple[str, ...], until: str, dumps: Path, name: str
     vm.keys(*keys)
     vm.screendump(dumps / f"{name}-progress.png")  # the job's screen, as it runs
     watched = json.loads(vm.shell("wait; cat /tmp/watch.json", timeout=660).splitlines()[-1])
+    wait_on_tty1(vm, DONE_KEY)  # the result's footer: how to leave it
     vm.screendump(dumps / f"{name}-result.png")
     screens: list[str] = watched["screens"]
     assert watched["seen"], f"{name}: tty1 never showed {until!r}:\n{screens[-1]}"
