@@ -27,7 +27,6 @@ from recovery.errors import RecoveryError
 from recovery.model.disk import Disk
 from recovery.model.health import NOT_CHECKED
 from recovery.ui.tui.screens.dialogs import ConfirmDialog
-from recovery.ui.tui.screens.wizard import Wizard
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.disk_table import DiskTable, row_details
 from recovery.ui.tui.widgets.plain import PlainOption
@@ -101,9 +100,15 @@ class HomeScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(DiskTable).focus()
+        self.query_one("#network", Static).display = False
+        # The workers (the engine's imports, udev, smartctl, the network) start once the
+        # first frame is on screen: started here, their threads took the interpreter from
+        # the first layout and paint for seconds on a slow CPU (boot time, issue 14).
+        self.call_after_refresh(self.start_workers)
+
+    def start_workers(self) -> None:
         self.refresh_devices()
         self.start_watching()
-        self.query_one("#network", Static).display = False
         self.look_at_network()
         self.polls = [self.set_interval(JOB_POLL_SECONDS, self.look_for_job),
                       self.set_interval(NETWORK_POLL_SECONDS, self.look_at_network)]
@@ -187,6 +192,8 @@ class HomeScreen(Screen[None]):
                      notes: dict[PartKey, VolumeNotes]) -> None:
         self.log_changes(disks, stores)
         self.disks, self.stores, self.notes = disks, stores, notes
+        # Here, not at the top: the wizards load the engine, which the first frame waits for.
+        from recovery.ui.tui.screens.wizard import Wizard
         for screen in self.app.screen_stack:
             if isinstance(screen, Wizard):  # opened before this listing ended
                 screen.stores_found(stores)
