@@ -34,7 +34,7 @@ from recovery.ui.tui.screens.dialogs import ChoiceDialog, TypeToConfirmDialog
 from recovery.ui.tui.screens.home import HomeScreen
 from recovery.units import human_size
 from tests.tui.conftest import SIZE, asynctest, wait_for
-from tests.tui.test_console_results import check_result, read_as_technician
+from tests.tui.test_console_results import check_result, read_as_technician, says
 from tests.tui.test_flows import (
     _mounted_under,
     open_capture_of,
@@ -155,7 +155,7 @@ async def test_a_blank_drive_is_formatted_from_the_store_step_and_captured_into(
             store = wizard.store.path
             assert store == root / f"{blank_drive.name}-1" / NEW_STORE_DIR
             result = await capture_named(app, pilot, wizard, "first-on-new-drive")
-            assert f"in the store {store}" in result, result
+            assert says(result, f"in the store {store}"), result
             # The job is over: the new store's drive is not held read-write any more.
             assert "rw" not in [mode for _point, mode in _mounted_under(root)]
             await pilot.press("enter")  # close the result: home lists the new store
@@ -194,7 +194,7 @@ async def test_a_blank_drive_formatted_exfat_by_default_is_captured_into_and_ver
             # Held read-write on the drive being captured into (fuseblk: exfat-fuse).
             assert [mode for _point, mode in _mounted_under(root)] == ["rw"]
             result = await capture_named(app, pilot, wizard, "first-on-exfat")
-            assert f"in the store {store}" in result, result
+            assert says(result, f"in the store {store}"), result
             # The read-write FUSE mount ended with the job (a rescan may mount it "ro").
             assert "rw" not in [mode for _point, mode in _mounted_under(root)]
             await pilot.press("enter")  # home: the scan mounts it read-only, lists it
