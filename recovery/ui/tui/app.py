@@ -14,6 +14,7 @@ to show it: quit asks first, cancels the job and leaves only once the engine has
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import subprocess
 import threading
@@ -29,12 +30,13 @@ from textual.drivers.linux_driver import LinuxDriver
 
 from recovery.errors import RecoveryError
 from recovery.ui.tui.actionlog import ActionLog
-from recovery.ui.tui.screens.dialogs import ConfirmDialog, ErrorDialog
 from recovery.ui.tui.screens.home import HomeScreen
-from recovery.ui.tui.screens.job import JobScreen
 
 if TYPE_CHECKING:
+    # Dialogs and the job screen load when first shown: the first frame does not wait for
+    # their modules (tests/tui/test_start_imports.py).
     from recovery.ui.tui.backend import Backend
+    from recovery.ui.tui.screens.job import JobScreen
     from recovery.ui.tui.tuiapp import TuiApp
 
 
@@ -77,11 +79,13 @@ class RecoveryApp(App[int]):
         self.log_file.detach()
 
     def show_error(self, error: RecoveryError) -> None:
+        from recovery.ui.tui.screens.dialogs import ErrorDialog
         self.log_file.error(error)
         self.push_screen(ErrorDialog(error))
 
     def running_job(self) -> JobScreen[object] | None:
         """The job screen whose engine thread has not returned yet."""
+        from recovery.ui.tui.screens.job import JobScreen
         for screen in reversed(self.screen_stack):
             if isinstance(screen, JobScreen) and screen.running:
                 return screen
@@ -96,6 +100,7 @@ class RecoveryApp(App[int]):
             return
         if job.quit_when_done:
             return  # asked and answered already; the job is stopping
+        from recovery.ui.tui.screens.dialogs import ConfirmDialog
 
         def answered(stop: bool | None) -> None:
             if stop and job.running:
@@ -110,6 +115,7 @@ class RecoveryApp(App[int]):
 
     def stop_jobs(self, timeout: float = 600) -> None:
         """Leaving anyway (the process is ending): cancel what runs and wait for it."""
+        from recovery.ui.tui.screens.job import JobScreen
         for screen in self.screen_stack:
             if isinstance(screen, JobScreen) and screen.running:
                 screen.cancel_event.set()
@@ -207,6 +213,7 @@ def run_tui(argv: list[str]) -> int:
     try:
         result = app.run()
     finally:
+        gc.enable()  # if it ended before its first frame
         app.stop_jobs()
         app.close_backend()
     return result or 0

@@ -10,6 +10,7 @@ say why they do nothing instead of opening a wizard (recovery.sys.joblock).
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -24,9 +25,6 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Label, OptionList, Static
 
 from recovery.errors import RecoveryError
-from recovery.model.disk import Disk
-from recovery.model.health import NOT_CHECKED
-from recovery.ui.tui.screens.dialogs import ConfirmDialog
 from recovery.ui.tui.tuiapp import tui_app
 from recovery.ui.tui.widgets.disk_table import DiskTable, row_details
 from recovery.ui.tui.widgets.plain import PlainOption
@@ -36,6 +34,7 @@ if TYPE_CHECKING:
     # The engine behind these loads in the device worker, after the first screen is drawn.
     from recovery.engine.storescan import StoreLocation
     from recovery.engine.volumes import PartKey, VolumeNotes
+    from recovery.model.disk import Disk
     from recovery.sys.joblock import JobHolder
     from recovery.sys.network import Link
     from recovery.ui.tui.backend import Watcher
@@ -107,6 +106,9 @@ class HomeScreen(Screen[None]):
         self.call_after_refresh(self.start_workers)
 
     def start_workers(self) -> None:
+        if not gc.isenabled():  # `recovery tui` starts without it (recovery.ui.entry)
+            gc.freeze()  # what the start loaded stays: later collections skip it
+            gc.enable()
         self.refresh_devices()
         self.start_watching()
         self.look_at_network()
@@ -224,6 +226,7 @@ class HomeScreen(Screen[None]):
 
     def log_changes(self, disks: list[Disk], stores: list[StoreLocation]) -> None:
         """Device events reach the log only as what they changed on screen."""
+        from recovery.model.health import NOT_CHECKED
         log = tui_app(self.app).log_file
         before = {d.node: d for d in self.disks}
         after = {d.node: d for d in disks}
@@ -373,6 +376,8 @@ class HomeScreen(Screen[None]):
         self._power("poweroff", "Power off the PC now?")
 
     def _power(self, action: str, question: str) -> None:
+        from recovery.ui.tui.screens.dialogs import ConfirmDialog
+
         def answered(yes: bool | None) -> None:
             if yes:
                 tui_app(self.app).power(action)

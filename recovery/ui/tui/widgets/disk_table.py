@@ -7,13 +7,15 @@ cursor is on whichever row it sits.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.widgets import DataTable
 
-from recovery.model.disk import Disk, DiskPartition
-from recovery.model.health import NOT_CHECKED
 from recovery.units import human_size
+
+if TYPE_CHECKING:  # the first frame, an empty table, is drawn before the model loads
+    from recovery.model.disk import Disk, DiskPartition
 
 DISK_KEY = "disk:"
 PART_KEY = "part:"
@@ -116,6 +118,7 @@ def _notes_style(disk: Disk) -> str:
 
 def health_line(disk: Disk) -> str:
     """'health FAILING: Current pending sectors: 12', empty before it was read."""
+    from recovery.model.health import NOT_CHECKED
     return "" if disk.health == NOT_CHECKED else f"health {disk.health.describe()}"
 
 
