@@ -109,6 +109,9 @@ rm -rf "$ROOT/tmp/ours"
 # match their sources and Python would recompile every module of Textual, rich, ... on
 # each boot (into the RAM overlay, lost at power-off): 9 s of a TCG boot. Compile again.
 chroot "$ROOT" python3 -m compileall -q -j 0 /usr/local/lib/python3.11/dist-packages
+# What the TUI reads up to its first frame, for recovery-console to read ahead of it.
+mkdir -p "$ROOT/usr/share/recovery"
+chroot "$ROOT" python3 -m recovery.ui.tui.prefetch /usr/share/recovery/first-frame-files
 # pip builds the binary wheels (zstandard, libyal's bindings, PyYAML) with their symbols
 # and debug information: 40 MiB unpacked; stripped, the squashfs is 6.5 MiB smaller.
 find "$ROOT/usr/local/lib" -name '*.so' -exec strip --strip-unneeded {} +

@@ -52,6 +52,7 @@ PHASES = ("looking for the recovery medium", "recovery medium mounted; starting 
 # A result screen's footer (keys in words on TERM=linux): the technician's way back. The
 # results' screendumps once showed no footer: taken before Textual had drawn it.
 DONE_KEY = "Esc Done"
+FIRST_FRAME_FILES = "/usr/share/recovery/first-frame-files"
 
 
 def install_checker(vm: VM) -> None:
@@ -138,6 +139,11 @@ def test_every_glyph_on_tty1_is_in_the_console_font(live_image: LiveImage, tmp_p
         print(f"{machine}: home screen on tty1 {home + offset:.1f} s after QEMU started "
               f"(guest uptime {home:.1f} s; console marker at {float(ready.group(1)):.1f} s)")
         install_checker(vm)
+        # recovery-console read these ahead of the TUI (recovery/ui/tui/prefetch.py): the
+        # build's list names the image's own files, all there.
+        listed = vm.shell(f"xargs -a {FIRST_FRAME_FILES} ls -d >/dev/null "
+                          f"&& wc -l < {FIRST_FRAME_FILES}")
+        assert int(listed.split()[-1]) > 100
         # The home screen is drawn before the disks are listed: wait for the system disk.
         step(vm, "home", SYSTEM_SHOWN, dumps)
         if whole_flow:
