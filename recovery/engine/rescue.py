@@ -27,17 +27,13 @@ unread and only its unreadable ranges are tried again (ddrescue's map file).
 
 from __future__ import annotations
 
-import mmap
-import queue
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from recovery.engine.chunking import ChunkSpan, _zero_unused, chunk_spans
-from recovery.engine.pipeline import default_workers, ordered_map
+from recovery.engine.pipeline import CAPTURE_DEPTH, ordered_map
 from recovery.errors import CancelledError, DeviceIOError, Hint
 from recovery.events import EventSink, Notice
 from recovery.model.extents import Extent, clip, normalise, total
@@ -49,7 +45,11 @@ from recovery.units import KiB, MiB, align_down, align_up, human_size
 # (partition number, chunk content, used bytes) -> (digest, all zero), once stored
 StoreChunk = Callable[[int, memoryview | bytes, int], tuple[bytes, bool]]
 ChunkSource = Callable[[bytes], bytes]  # digest -> uncompressed chunk from the store
-READ_AHEAD = 4  # first-pass chunk reads in flight while the disk reads well
+# First-pass reads at once: from START_DEPTH up to a normal capture's CAPTURE_DEPTH while
+# reads come back fast (a normal capture's depth is what keeps a disk, or a loop device's
+# server, busy: docs/benchmarks.md, "Issue 9, seventh pass"); a slow healthy disk (USB 2)
+# stays shallow, so a read's time still tells a weak area from a long queue.
+START_DEPTH = 4
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,57 @@ class _Read:
         return self.ended - self.started
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """A first-pass chunk back from a worker: stored (`ref`), failed, or not read (`read`
+    None: the disk was in trouble when its turn came)."""
+
+    target: RescueTarget
+    span: ChunkSpan
+    read: _Read | None
+    ref: ChunkRef | None
+
+
+class _ReadDepth:
+    """How many first-pass reads go to the disk at once. One more after each fast read (an
+    eighth of the slow-read time) up to CAPTURE_DEPTH, half after a sluggish one (a
+    quarter), none after an error or a slow read: the workers then hand their chunks back
+    unread and the first pass reads them one at a time until the disk reads well again."""
+
+    def __init__(self, slow_seconds: float) -> None:
+        self.slow = slow_seconds
+        self.limit = START_DEPTH
+        self.busy = 0
+        self._changed = threading.Condition()
+
+    def enter(self) -> bool:
+        """Wait for a free place; False (nothing to read) while the disk is in trouble."""
+        with self._changed:
+            while self.limit and self.busy >= self.limit:
+                self._changed.wait()
+            if not self.limit:
+                return False
+            self.busy += 1
+            return True
+
+    def leave(self, read: _Read) -> None:
+        with self._changed:
+            self.busy -= 1
+            if read.error is not None or read.seconds > self.slow:
+                self.limit = 0
+            elif self.limit and read.seconds < self.slow / 8:
+                self.limit = min(self.limit + 1, CAPTURE_DEPTH)
+            elif self.limit and read.seconds > self.slow / 4:
+                self.limit = max(1, self.limit // 2)
+            self._changed.notify_all()
+
+    def resume(self) -> None:
+        with self._changed:
+            if not self.limit:
+                self.limit = START_DEPTH
+                self._changed.notify_all()
+
+
 @dataclass
 class _Pending:
     """A chunk with used ranges still unread; `data` holds what was read (zeros elsewhere)."""
@@ -149,6 +200,7 @@ class Rescuer:
         self.skip_size = options.first_skip
         self.direct = DirectDevice(device)
         self._reads_until = 0.0  # end of the latest first-pass read counted in the stats
+        self._stats_lock = threading.Lock()  # the first pass's workers count their reads
 
     def run(self, targets: list[RescueTarget]) -> RescueResult:
         try:
@@ -188,71 +240,67 @@ class Rescuer:
 
     # --- pass 1 ---------------------------------------------------------------------------
     def _first_pass(self, jobs: list[tuple[RescueTarget, ChunkSpan]]) -> None:
-        workers = default_workers()
-        # Each chunk read waits in its own buffer until a worker has stored it: at most
-        # workers * 3 in flight (ordered_map's window), READ_AHEAD being read, one handed
-        # back. A buffer is free again once its chunk is stored or went to the pending list.
-        ring = [mmap.mmap(-1, self.chunk_size + 2 * ALIGN)
-                for _ in range(workers * 3 + READ_AHEAD + 2)]
-        free: queue.SimpleQueue[int] = queue.SimpleQueue()
-        for slot in range(len(ring)):
-            free.put(slot)
+        """While the disk reads well, a normal capture's pipeline: each worker reads its chunk
+        and stores it, up to `_ReadDepth.limit` reads at once. The decisions (skip, read in
+        blocks, slow area) are taken here, in disk order, as the results come back; from
+        the first error or slow read until the disk reads well again, this thread reads
+        the chunks one at a time, as ddrescue does."""
+        depth = _ReadDepth(self.options.slow_read_seconds)
 
-        def work(item: tuple[RescueTarget, ChunkSpan, memoryview, int]
-                 ) -> tuple[int, ChunkRef, int]:
-            target, span, content, slot = item
+        def work(job: tuple[RescueTarget, ChunkSpan]) -> _Outcome:
+            target, span = job
+            if not depth.enter():
+                return _Outcome(target, span, None, None)  # read here, one at a time
+            read = self._read_whole(target, span, thread_buffer(self.chunk_size + 2 * ALIGN,
+                                                                "rescue-chunk"))
+            depth.leave(read)
+            self._count(read)
+            if read.error is not None:
+                return _Outcome(target, span, read, None)
+            _zero_unused(read.content, span)
+            chunk_digest, zero = self.store(target.number, read.content, span.used_bytes)
+            return _Outcome(target, span, read, ChunkRef(span.number, chunk_digest, zero))
+
+        for done in ordered_map(work, jobs, workers=CAPTURE_DEPTH, cancel=self.cancel):
+            self._decide(done)
+            if self._reading_well():
+                depth.resume()
+
+    def _decide(self, done: _Outcome) -> None:
+        """One first-pass chunk, in disk order: kept, read here, split or deferred."""
+        target, span, read, ref = done.target, done.span, done.read, done.ref
+        if read is None:  # not read while the disk was in trouble
+            if self.skip_left > 0:
+                self._defer(target, span, None, self._used_on_disk(target, span))
+                self.skip_left -= span.used_bytes
+                return
+            read = self._read_whole(target, span, thread_buffer(self.chunk_size + 2 * ALIGN,
+                                                                "rescue-chunk"))
+            self._count(read)
+            if read.error is None:
+                _zero_unused(read.content, span)
+        if read.error is not None:
+            self._failed(read.error, 0.0)  # its time is counted already
+            content = self._read_in_blocks(target, span)
+            if content is None:
+                return
+        else:
+            content = read.content
+            if read.seconds > self.options.slow_read_seconds:
+                self._note_slow(target.offset + span.start, read.seconds)
+            elif self.skip_left == 0:
+                self.skip_size = self.options.first_skip
+        if ref is None:
             chunk_digest, zero = self.store(target.number, content, span.used_bytes)
-            free.put(slot)
-            return target.number, ChunkRef(span.number, chunk_digest, zero), span.used_bytes
-
-        with ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="rescue-read") as readers:
-            produce = self._produce(jobs, ring, free, readers)
-            # The ring is freed with its last view (an error may leave views in tracebacks).
-            for number, ref, used in ordered_map(work, produce, workers=workers,
-                                                 cancel=self.cancel):
-                self.refs[number].append(ref)
-                self.advance(used)
-
-    def _produce(self, jobs: list[tuple[RescueTarget, ChunkSpan]], ring: list[mmap.mmap],
-                 free: queue.SimpleQueue[int], readers: ThreadPoolExecutor
-                 ) -> Iterator[tuple[RescueTarget, ChunkSpan, memoryview, int]]:
-        """Chunks read whole, in order. While the disk reads well, READ_AHEAD reads are in
-        flight (a normal capture's readers read in parallel too: one read at a time leaves
-        the disk idle between requests); after an error, one at a time, as ddrescue reads.
-        The decisions (skip, read in blocks) are taken in order as results come back; a
-        chunk whose read was in flight when an error showed is kept if it read well."""
-        ahead: deque[tuple[RescueTarget, ChunkSpan, int, Future[_Read]]] = deque()
-        position = 0
-        try:
-            while True:
-                depth = READ_AHEAD if self._reading_well() else 1
-                while position < len(jobs) and len(ahead) < depth:
-                    target, span = jobs[position]
-                    position += 1
-                    if self.skip_left > 0:
-                        self._defer(target, span, None, self._used_on_disk(target, span))
-                        self.skip_left -= span.used_bytes
-                        continue
-                    slot = free.get()
-                    ahead.append((target, span, slot, readers.submit(
-                        self._read_whole, target, span, memoryview(ring[slot]))))
-                if not ahead:
-                    return
-                target, span, slot, read = ahead.popleft()
-                content = self._take(target, span, read.result())
-                if content is None:
-                    free.put(slot)
-                else:
-                    yield target, span, content, slot
-        finally:
-            for *_, pending in ahead:
-                pending.cancel()
+            ref = ChunkRef(span.number, chunk_digest, zero)
+        self.refs[target.number].append(ref)
+        self.advance(span.used_bytes)
 
     def _reading_well(self) -> bool:
         return self.skip_left == 0 and self.skip_size == self.options.first_skip
 
     def _read_whole(self, target: RescueTarget, span: ChunkSpan, buffer: memoryview) -> _Read:
-        """One read of the chunk from its first to its last used byte (a reader thread)."""
+        """One read of the chunk from its first to its last used byte."""
         base = target.offset + span.start
         low = align_down(base, ALIGN)
         content = buffer[base - low: base - low + span.length]
@@ -267,24 +315,18 @@ class Rescuer:
             return _Read(content, started, time.monotonic(), exc)
         return _Read(content, started, time.monotonic(), None)
 
-    def _take(self, target: RescueTarget, span: ChunkSpan, read: _Read) -> memoryview | None:
-        """The chunk's masked content, or None when it went to the pending list."""
-        if read.error is not None:
-            self._failed(read.error, read.seconds)
-            return self._read_in_blocks(target, span, read.content)
-        # Reads overlap: the time counted is the time any of them was under way.
-        self.stats.good_read_seconds += max(0.0, read.ended - max(read.started,
-                                                                  self._reads_until))
-        self._reads_until = max(self._reads_until, read.ended)
-        _zero_unused(read.content, span)
-        if read.seconds > self.options.slow_read_seconds:
-            self._note_slow(target.offset + span.start, read.seconds)
-        elif self.skip_left == 0:
-            self.skip_size = self.options.first_skip
-        return read.content
+    def _count(self, read: _Read) -> None:
+        """A first-pass read's time, as it ends. Reads overlap: each adds only the time no
+        read counted before it was under way, to the good or the failing reads' time."""
+        with self._stats_lock:
+            seconds = max(0.0, read.ended - max(read.started, self._reads_until))
+            self._reads_until = max(self._reads_until, read.ended)
+            if read.error is None:
+                self.stats.good_read_seconds += seconds
+            else:
+                self.stats.bad_read_seconds += seconds
 
-    def _read_in_blocks(self, target: RescueTarget, span: ChunkSpan, content: memoryview
-                        ) -> memoryview | None:
+    def _read_in_blocks(self, target: RescueTarget, span: ChunkSpan) -> memoryview | None:
         """A chunk that failed whole, block by block; the first bad block starts a skip."""
         data = bytearray(span.length)
         todo: list[Extent] = []
@@ -300,8 +342,7 @@ class Rescuer:
         if todo:
             self._defer(target, span, data, todo)
             return None
-        content[:] = data  # only free space inside the chunk failed
-        return content
+        return memoryview(data)  # only free space inside the chunk failed
 
     def _used_on_disk(self, target: RescueTarget, span: ChunkSpan) -> list[Extent]:
         return [(target.offset + start, length) for start, length in span.used]
