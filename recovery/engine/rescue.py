@@ -280,7 +280,7 @@ class Rescuer:
             if read.error is None:
                 _zero_unused(read.content, span)
         if read.error is not None:
-            self._failed(read.error, 0.0)  # its time is counted already
+            self._failed(read.error)
             content = self._read_in_blocks(target, span)
             if content is None:
                 return
@@ -316,8 +316,9 @@ class Rescuer:
         return _Read(content, started, time.monotonic(), None)
 
     def _count(self, read: _Read) -> None:
-        """A first-pass read's time, as it ends. Reads overlap: each adds only the time no
-        read counted before it was under way, to the good or the failing reads' time."""
+        """A read's time, as it ends. First-pass reads overlap (the workers' with each other
+        and with this thread's reads in blocks): each adds only the time no read counted
+        before it was under way, to the good or the failing reads' time."""
         with self._stats_lock:
             seconds = max(0.0, read.ended - max(read.started, self._reads_until))
             self._reads_until = max(self._reads_until, read.ended)
@@ -361,10 +362,10 @@ class Rescuer:
                            "is read after the rest.", "warning"))
         self._skip_ahead()
 
-    def _failed(self, error: DeviceIOError, seconds: float) -> None:
+    def _failed(self, error: DeviceIOError) -> None:
+        """A failed read, its time already counted (`_count`)."""
         if error.gone:  # not a bad sector: nothing more can be read, the image stays open
             raise error
-        self.stats.bad_read_seconds += seconds
         self.stats.reads_failed += 1
 
     def _read_piece(self, offset: int, dest: memoryview) -> bool:
@@ -375,9 +376,10 @@ class Rescuer:
             if not self.direct.read_into(offset, scratch, self.sector):
                 scratch[:] = self.device.read_at(offset, len(dest))
         except DeviceIOError as exc:
-            self._failed(exc, time.monotonic() - started)
+            self._count(_Read(scratch, started, time.monotonic(), exc))
+            self._failed(exc)
             return False
-        self.stats.good_read_seconds += time.monotonic() - started
+        self._count(_Read(scratch, started, time.monotonic(), None))
         dest[:] = scratch
         return True
 
