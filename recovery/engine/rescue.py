@@ -156,7 +156,10 @@ class _ReadDepth:
                 self.limit = min(self.limit + 1, CAPTURE_DEPTH)
             elif self.limit and read.seconds > self.slow / 4:
                 self.limit = max(1, self.limit // 2)
-            self._changed.notify_all()
+            if self.limit:  # as many waiting workers as there are free places
+                self._changed.notify(max(0, self.limit - self.busy))
+            else:  # every waiting worker hands its chunk back
+                self._changed.notify_all()
 
     def resume(self) -> None:
         with self._changed:
