@@ -29,11 +29,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 from recovery.engine.chunking import ChunkSpan, _zero_unused, chunk_spans
-from recovery.engine.pipeline import CAPTURE_DEPTH, ordered_map
+from recovery.engine.pipeline import CAPTURE_DEPTH
 from recovery.errors import CancelledError, DeviceIOError, Hint
 from recovery.events import EventSink, Notice
 from recovery.model.extents import Extent, clip, normalise, total
@@ -50,6 +53,7 @@ ChunkSource = Callable[[bytes], bytes]  # digest -> uncompressed chunk from the 
 # server, busy: docs/benchmarks.md, "Issue 9, seventh pass"); a slow healthy disk (USB 2)
 # stays shallow, so a read's time still tells a weak area from a long queue.
 START_DEPTH = 4
+_POLL_SECONDS = 0.05  # how often the first pass, waiting in order, looks for trouble
 
 
 @dataclass(frozen=True)
@@ -128,24 +132,42 @@ class _Outcome:
 class _ReadDepth:
     """How many first-pass reads go to the disk at once. One more after each fast read (an
     eighth of the slow-read time) up to CAPTURE_DEPTH, half after a sluggish one (a
-    quarter), none after an error or a slow read: the workers then hand their chunks back
-    unread and the first pass reads them one at a time until the disk reads well again."""
+    quarter), none after an error or a slow read: the workers then wait, and the first
+    pass claims the chunks in disk order and reads them one at a time until the disk reads
+    well again (`resume`); the workers go on with the chunks nobody claimed."""
 
     def __init__(self, slow_seconds: float) -> None:
         self.slow = slow_seconds
         self.limit = START_DEPTH
         self.busy = 0
+        self.closed = False
+        self._owner: dict[int, bool] = {}  # chunk job -> True: a worker's, False: claimed
         self._changed = threading.Condition()
 
-    def enter(self) -> bool:
-        """Wait for a free place; False (nothing to read) while the disk is in trouble."""
+    def enter(self, job: int) -> bool:
+        """Wait for a free place to read `job`; False when the first pass claimed it."""
         with self._changed:
-            while self.limit and self.busy >= self.limit:
+            while not (self.limit and self.busy < self.limit) and job not in self._owner \
+                    and not self.closed:
                 self._changed.wait()
-            if not self.limit:
+            if job in self._owner or self.closed:
                 return False
+            self._owner[job] = True
             self.busy += 1
             return True
+
+    def claim(self, job: int) -> bool:
+        """While the disk is in trouble, take `job` from the workers unless one reads it."""
+        with self._changed:
+            if self.limit or job in self._owner:
+                return False
+            self._owner[job] = False
+            self._changed.notify_all()
+            return True
+
+    def done(self, job: int) -> None:
+        with self._changed:
+            self._owner.pop(job, None)
 
     def leave(self, read: _Read) -> None:
         with self._changed:
@@ -156,16 +178,20 @@ class _ReadDepth:
                 self.limit = min(self.limit + 1, CAPTURE_DEPTH)
             elif self.limit and read.seconds > self.slow / 4:
                 self.limit = max(1, self.limit // 2)
-            if self.limit:  # as many waiting workers as there are free places
-                self._changed.notify(max(0, self.limit - self.busy))
-            else:  # every waiting worker hands its chunk back
-                self._changed.notify_all()
+            # As many waiting workers as there are free places.
+            self._changed.notify(max(0, self.limit - self.busy))
 
     def resume(self) -> None:
         with self._changed:
             if not self.limit:
                 self.limit = START_DEPTH
                 self._changed.notify_all()
+
+    def close(self) -> None:
+        """The first pass ends (or failed): waiting workers return without reading."""
+        with self._changed:
+            self.closed = True
+            self._changed.notify_all()
 
 
 @dataclass
@@ -250,10 +276,10 @@ class Rescuer:
         the chunks one at a time, as ddrescue does."""
         depth = _ReadDepth(self.options.slow_read_seconds)
 
-        def work(job: tuple[RescueTarget, ChunkSpan]) -> _Outcome:
-            target, span = job
-            if not depth.enter():
-                return _Outcome(target, span, None, None)  # read here, one at a time
+        def work(job: int) -> _Outcome | None:
+            target, span = jobs[job]
+            if not depth.enter(job):
+                return None  # claimed: read by the first pass itself
             read = self._read_whole(target, span, thread_buffer(self.chunk_size + 2 * ALIGN,
                                                                 "rescue-chunk"))
             depth.leave(read)
@@ -264,15 +290,43 @@ class Rescuer:
             chunk_digest, zero = self.store(target.number, read.content, span.used_bytes)
             return _Outcome(target, span, read, ChunkRef(span.number, chunk_digest, zero))
 
-        for done in ordered_map(work, jobs, workers=CAPTURE_DEPTH, cancel=self.cancel):
-            self._decide(done)
-            if self._reading_well():
-                depth.resume()
+        window: deque[tuple[int, Future[_Outcome | None]]] = deque()
+        with ThreadPoolExecutor(CAPTURE_DEPTH, thread_name_prefix="rescue") as pool:
+            try:
+                for job in range(len(jobs)):
+                    window.append((job, pool.submit(work, job)))
+                    if len(window) >= 3 * CAPTURE_DEPTH:
+                        self._next_in_order(window.popleft(), jobs, depth)
+                while window:
+                    self._next_in_order(window.popleft(), jobs, depth)
+            finally:
+                depth.close()
+                for _job, future in window:
+                    future.cancel()
+
+    def _next_in_order(self, item: tuple[int, Future[_Outcome | None]],
+                       jobs: list[tuple[RescueTarget, ChunkSpan]], depth: _ReadDepth) -> None:
+        """The oldest chunk's outcome, or the chunk itself when the disk is in trouble and
+        no worker has started it; decided, and the workers resumed once it reads well."""
+        job, future = item
+        while True:
+            self._check_cancel()
+            try:
+                done = future.result(timeout=_POLL_SECONDS)
+                break
+            except FutureTimeout:
+                if depth.claim(job):
+                    done = None
+                    break
+        depth.done(job)
+        self._decide(done or _Outcome(*jobs[job], None, None))
+        if self._reading_well():
+            depth.resume()
 
     def _decide(self, done: _Outcome) -> None:
         """One first-pass chunk, in disk order: kept, read here, split or deferred."""
         target, span, read, ref = done.target, done.span, done.read, done.ref
-        if read is None:  # not read while the disk was in trouble
+        if read is None:  # claimed while the disk was in trouble: read here
             if self.skip_left > 0:
                 self._defer(target, span, None, self._used_on_disk(target, span))
                 self.skip_left -= span.used_bytes
@@ -421,10 +475,7 @@ class Rescuer:
         self.pending = still
 
     def _retry(self, pending: _Pending, piece: Extent, deadline: float | None) -> bool:
-        if self.cancel is not None and self.cancel.is_set():
-            raise CancelledError("Stopped on request.", "Nothing half-done is shown as "
-                                 "complete; capturing again continues.",
-                                 hint=Hint.RESUME_CAPTURE)
+        self._check_cancel()
         if deadline is not None and time.monotonic() > deadline:
             self.stats.stopped_by_time = True
         if self.stats.stopped_by_time:
@@ -432,6 +483,12 @@ class Rescuer:
         self.stats.reads_retried += 1
         at = pending.place(piece[0])
         return self._read_piece(piece[0], memoryview(pending.buffer())[at: at + piece[1]])
+
+    def _check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise CancelledError("Stopped on request.", "Nothing half-done is shown as "
+                                 "complete; capturing again continues.",
+                                 hint=Hint.RESUME_CAPTURE)
 
     def _store_pending(self, pending: _Pending) -> None:
         """Store a pending chunk; what is still in its todo list is zeros."""
