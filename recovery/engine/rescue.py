@@ -130,9 +130,10 @@ class _Outcome:
 
 
 class _ReadDepth:
-    """How many first-pass reads go to the disk at once. One more after each fast read (an
-    eighth of the slow-read time) up to CAPTURE_DEPTH, half after a sluggish one (a
-    quarter), none after an error or a slow read: the workers then wait, and the first
+    """How many first-pass reads go to the disk at once. One more after each fast read (under
+    a quarter of the slow-read time) up to CAPTURE_DEPTH, half after a sluggish one (over
+    half of it: a queue that long on a slow disk would make healthy reads look slow), none
+    after an error or a slow read: the workers then wait, and the first
     pass claims the chunks in disk order and reads them one at a time until the disk reads
     well again (`resume`); the workers go on with the chunks nobody claimed."""
 
@@ -174,9 +175,9 @@ class _ReadDepth:
             self.busy -= 1
             if read.error is not None or read.seconds > self.slow:
                 self.limit = 0
-            elif self.limit and read.seconds < self.slow / 8:
+            elif self.limit and read.seconds < self.slow / 4:
                 self.limit = min(self.limit + 1, CAPTURE_DEPTH)
-            elif self.limit and read.seconds > self.slow / 4:
+            elif self.limit and read.seconds > self.slow / 2:
                 self.limit = max(1, self.limit // 2)
             # As many waiting workers as there are free places.
             self._changed.notify(max(0, self.limit - self.busy))

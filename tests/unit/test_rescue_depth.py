@@ -37,9 +37,9 @@ def test_sluggish_reads_halve_the_depth_and_ordinary_ones_keep_it() -> None:
     for _ in range(12):
         _finish(depth, 0.01)
     assert depth.limit == 16
-    _finish(depth, SLOW / 2)  # a long queue on a slow disk, not yet a slow read
+    _finish(depth, SLOW * 0.75)  # a long queue on a slow disk, not yet a slow read
     assert depth.limit == 8
-    _finish(depth, SLOW / 6)  # between an eighth and a quarter: unchanged
+    _finish(depth, SLOW / 3)  # between a quarter and a half: unchanged
     assert depth.limit == 8
 
 
