@@ -120,8 +120,8 @@ class _Read:
 
 @dataclass(frozen=True)
 class _Outcome:
-    """A first-pass chunk back from a worker: stored (`ref`), failed, or not read (`read`
-    None: the disk was in trouble when its turn came)."""
+    """A first-pass chunk: stored by a worker (`ref`), failed, or claimed by the first
+    pass while the disk was in trouble (`read` None: it reads the chunk itself)."""
 
     target: RescueTarget
     span: ChunkSpan
@@ -133,9 +133,9 @@ class _ReadDepth:
     """How many first-pass reads go to the disk at once. One more after each fast read (under
     a quarter of the slow-read time) up to CAPTURE_DEPTH, half after a sluggish one (over
     half of it: a queue that long on a slow disk would make healthy reads look slow), none
-    after an error or a slow read: the workers then wait, and the first
-    pass claims the chunks in disk order and reads them one at a time until the disk reads
-    well again (`resume`); the workers go on with the chunks nobody claimed."""
+    after an error or a slow read: the workers then wait, and the first pass claims the
+    chunks in disk order and reads them one at a time until the disk reads well again
+    (`resume`); the workers go on with the chunks nobody claimed."""
 
     def __init__(self, slow_seconds: float) -> None:
         self.slow = slow_seconds
