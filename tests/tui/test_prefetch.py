@@ -23,3 +23,4 @@ def test_the_prefetch_list_is_what_the_first_frame_reads(tmp_path: Path) -> None
     for module in ("app", "home", "console", "disk_table", "_header", "_data_table"):
         assert module in names, module  # ours (the console's too) and Textual's widgets
     assert not any("/recovery/engine/" in f or "/recovery/store/" in f for f in files)
+    assert "_emoji_codes" not in names  # no markup parsed before the first frame

@@ -67,7 +67,9 @@ class DiskTable(DataTable[str | Text]):
         for title, key in [("Disk", "disk"), ("Model / file system", "what"),
                            ("Serial / label", "id"), ("Bus", "bus"), ("Size", "size"),
                            ("Notes", "notes")]:
-            self.add_column(title, width=WIDTHS[key], key=key)
+            # As Text: a str title is parsed as markup, which loads rich's emoji table
+            # (a cold read and a large module under TCG) before the first frame.
+            self.add_column(Text(title), width=WIDTHS[key], key=key)
 
     def show(self, disks: list[Disk],
              warnings: dict[tuple[str, int], tuple[str, ...]] | None = None) -> None:
