@@ -107,6 +107,14 @@ def test_shell_has_the_tools_and_no_swap_no_network_no_automount(bios_guest: Bio
     assert aslr == ["recovery: address-space randomisation off while the initramfs runs",
                     "recovery: address-space randomisation on again (randomize_va_space=2)",
                     "2"]
+    # The boot's cuts of docs/live-image.md "session 11": live-boot's Netbase step did not
+    # run (it writes loopback lines over the image's /etc/network/interfaces and re-runs
+    # udev over every device), the kernel's crypto self-tests did not hold up its start, and
+    # the consoles start without waiting for local-fs, tmpfiles and udevd.
+    assert "iface lo" not in vm.shell("cat /etc/network/interfaces")
+    assert vm.shell("dmesg | grep -c 'self-tests for CTR-KDF' || true") == "0"
+    after = vm.shell("systemctl show -p After --value recovery-console@tty1.service").split()
+    assert not {"local-fs.target", "systemd-udevd.service"} & set(after), after
     # SMART health through the image's smartctl: QEMU's AHCI disk answers, its usb-storage
     # bridge does not (not even through -d sat), which is "unknown", not an error.
     listing = json.loads(vm.shell("dmesg -n 1; recovery disks --json"))
