@@ -281,8 +281,7 @@ class Rescuer:
             target, span = jobs[job]
             if not depth.enter(job):
                 return None  # claimed: read by the first pass itself
-            read = self._read_whole(target, span, thread_buffer(self.chunk_size + 2 * ALIGN,
-                                                                "rescue-chunk"))
+            read = self._read_whole(target, span)
             depth.leave(read)
             self._count(read)
             if read.error is not None:
@@ -332,8 +331,7 @@ class Rescuer:
                 self._defer(target, span, None, self._used_on_disk(target, span))
                 self.skip_left -= span.used_bytes
                 return
-            read = self._read_whole(target, span, thread_buffer(self.chunk_size + 2 * ALIGN,
-                                                                "rescue-chunk"))
+            read = self._read_whole(target, span)
             self._count(read)
             if read.error is None:
                 _zero_unused(read.content, span)
@@ -357,8 +355,10 @@ class Rescuer:
     def _reading_well(self) -> bool:
         return self.skip_left == 0 and self.skip_size == self.options.first_skip
 
-    def _read_whole(self, target: RescueTarget, span: ChunkSpan, buffer: memoryview) -> _Read:
-        """One read of the chunk from its first to its last used byte."""
+    def _read_whole(self, target: RescueTarget, span: ChunkSpan) -> _Read:
+        """One read of the chunk from its first to its last used byte, into this thread's
+        chunk buffer (a worker stores the chunk before it reads the next)."""
+        buffer = thread_buffer(self.chunk_size + 2 * ALIGN, "rescue-chunk")
         base = target.offset + span.start
         low = align_down(base, ALIGN)
         content = buffer[base - low: base - low + span.length]
