@@ -49,7 +49,7 @@ from recovery.engine.resize import (
     plan_layout,
     resize_system,
 )
-from recovery.engine.table import compare_tables, read_table, write_table
+from recovery.engine.table import compare_tables, load_table_tools, read_table, write_table
 from recovery.engine.verify import check_boot_areas
 from recovery.errors import (
     CancelledError,
@@ -263,6 +263,7 @@ RESUME_ADVICE = ("The target is only partly restored. Check its cable and health
 def _run_restore(plan: RestorePlan, store: ChunkStore, summary: RestoreSummary,
                  events: EventSink, cancel: threading.Event | None) -> None:
     request, manifest, node = plan.request, plan.manifest, plan.target.node
+    load_table_tools(plan.table)
     # sgdisk syncs the whole system and sleeps a second before it exits; the table's sectors
     # and the partitions never overlap, so the partitions are written meanwhile. The boot
     # areas wait for the table: sector 0 holds both the boot code and the (protective) MBR.

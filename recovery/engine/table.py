@@ -295,6 +295,21 @@ def write_table(target: Path | BlockDevice, table: PartitionTable) -> None:
         _restore_usable_range(target, table, target.size == table.disk_size)
 
 
+def load_table_tools(table: PartitionTable) -> None:
+    """Have the tools write_table(table) runs in memory before the disk gets busy.
+
+    A restore writes the table beside the partitions' data: a tool whose program is read
+    from the same disk then waits behind dozens of chunk-sized requests on every page it
+    faults in. sgdisk took 2.1-2.6 s there instead of its usual 1.1 s (most of it its own
+    one-second sleep), which ended the restore up to 0.6 s after the last chunk was
+    written; loaded first, it ends long before.
+    """
+    if table.scheme != "gpt" or any(":" in part.name for part in table.partitions):
+        sfdisk.load()
+    if table.scheme == "gpt":
+        sgdisk.load()
+
+
 def _clear_old_tables(disk: BlockDevice, table: PartitionTable) -> None:
     """Zero what is outside the new partitions at both ends of the disk: old MBR, GPT and
     backup GPT. sgdisk gives up (exit 2) on some damaged tables, and a damaged table is why

@@ -20,6 +20,12 @@ def write_mbr(device: Path, table: PartitionTable) -> None:
         input_bytes=mbr_script(table).encode())
 
 
+def load() -> None:
+    """Run sfdisk once idle, so its program and libraries are in memory (see
+    engine.table.load_table_tools)."""
+    run(["sfdisk", "--version"], quiet=True)
+
+
 def mbr_script(table: PartitionTable) -> str:
     """An sfdisk script: each line names its slot ("pN"), so empty slots stay empty and
     logical partitions follow their extended container in chain order."""

@@ -16,6 +16,12 @@ def write_gpt(device: Path, table: PartitionTable) -> None:
     run(["sgdisk", *gpt_arguments(table), str(device)])
 
 
+def load() -> None:
+    """Run sgdisk once idle, so its program and libraries are in memory (see
+    engine.table.load_table_tools)."""
+    run(["sgdisk", "--version"], quiet=True)
+
+
 def gpt_arguments(table: PartitionTable) -> list[str]:
     """sgdisk options in the order it must apply them: clear, table shape, disk, partitions.
 
