@@ -62,7 +62,7 @@ def thread_buffer(size: int, slot: str = "data") -> memoryview:
 # instead of one per 4 KiB page (virtio-blk here takes at most 254 segments a request, so
 # a 4 MiB chunk went out as five requests). Measured on the bench's restore + read-back:
 # 1.76-1.91 s instead of 2.20-2.38 s, system time 0.41-0.48 s instead of 0.66-0.81 s
-# (docs/benchmarks.md, "Issue 9, session 12"). Private mappings only: Python's default
+# (docs/benchmarks.md, "Issue 9, eighth pass"). Private mappings only: Python's default
 # shared anonymous mapping is shmem, which gets no huge pages.
 HUGE_PAGE = 2 * 1024 * 1024
 

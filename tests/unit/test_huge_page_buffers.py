@@ -1,5 +1,5 @@
 """A chunk's buffer is in 2 MiB huge pages, so a direct request reaches the disk as a few
-large segments rather than one per 4 KiB page (docs/benchmarks.md, issue 9, session 12)."""
+large segments rather than one per 4 KiB page (docs/benchmarks.md, "Issue 9, eighth pass")."""
 
 from __future__ import annotations
 
