@@ -76,7 +76,8 @@ class _Buffer:
     @classmethod
     def huge_paged(cls, size: int) -> _Buffer:
         """`size` bytes of private memory whose whole 2 MiB stretches are huge pages where
-        the kernel offers them (THP "madvise", Debian's default); plain pages otherwise."""
+        the kernel offers them (THP "always" in the live image's kernel, "madvise" on the
+        test machines: both honour MADV_HUGEPAGE); plain pages otherwise."""
         flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
         if size < HUGE_PAGE:
             return cls(mmap.mmap(-1, size, flags=flags), 0, size)
