@@ -287,7 +287,7 @@ def write_table(target: Path | BlockDevice, table: PartitionTable) -> None:
         if table.scheme == "gpt":
             sgdisk.write_gpt(node, table)
             for part in table.partitions:
-                if ":" in part.name:
+                if not sgdisk.names_itself(part.name):
                     sfdisk.set_gpt_name(node, part.number, part.name)
         else:
             sfdisk.write_mbr(node, table)
@@ -304,7 +304,8 @@ def load_table_tools(table: PartitionTable) -> None:
     one-second sleep), which ended the restore up to 0.6 s after the last chunk was
     written; loaded first, it ends long before.
     """
-    if table.scheme != "gpt" or any(":" in part.name for part in table.partitions):
+    if table.scheme != "gpt" or not all(sgdisk.names_itself(part.name)
+                                        for part in table.partitions):
         sfdisk.load()
     if table.scheme == "gpt":
         sgdisk.load()

@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from recovery.errors import DeviceIOError
+from recovery.units import MiB
 
 if TYPE_CHECKING:  # BlockDevice reads past the cache through this module
     from recovery.sys.blockdev import BlockDevice
@@ -64,7 +65,7 @@ def thread_buffer(size: int, slot: str = "data") -> memoryview:
 # 1.76-1.91 s instead of 2.20-2.38 s, system time 0.41-0.48 s instead of 0.66-0.81 s
 # (docs/benchmarks.md, "Issue 9, eighth pass"). Private mappings only: Python's default
 # shared anonymous mapping is shmem, which gets no huge pages.
-HUGE_PAGE = 2 * 1024 * 1024
+HUGE_PAGE = 2 * MiB
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,12 @@ def write_gpt(device: Path, table: PartitionTable) -> None:
     run(["sgdisk", *gpt_arguments(table), str(device)])
 
 
+def names_itself(name: str) -> bool:
+    """Whether `--change-name` can set `name`: sgdisk cuts a name at a colon, so those are
+    set afterwards with sfdisk.set_gpt_name."""
+    return ":" not in name
+
+
 def load() -> None:
     """Run sgdisk once idle, so its program and libraries are in memory (see
     engine.table.load_table_tools)."""
@@ -37,7 +43,7 @@ def gpt_arguments(table: PartitionTable) -> list[str]:
         argv += [f"--new={n}:{part.start // sector}:{part.end // sector - 1}",
                  f"--typecode={n}:{part.type_id}",
                  f"--partition-guid={n}:{part.guid}"]
-        if part.name and ":" not in part.name:  # see sfdisk.set_gpt_name
+        if part.name and names_itself(part.name):
             argv.append(f"--change-name={n}:{part.name}")
         if part.attributes:
             argv.append(f"--attributes={n}:=:{part.attributes:016X}")
